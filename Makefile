@@ -1,0 +1,42 @@
+# Every target builds its own virtualenv; a fresh machine needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test unit integration lint bench system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Debian tools the integration tests use as real peers: promtool (prometheus) and kcat.
+system-deps:
+	@command -v promtool >/dev/null && command -v kcat >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq prometheus kcat >/dev/null; }
+
+demo: $(STAMP)
+	$(BIN)/liveroom demo
+
+test: $(STAMP) system-deps
+	$(BIN)/ruff check streams tests loadtest
+	$(BIN)/pytest -q
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+integration: $(STAMP) system-deps
+	$(BIN)/pytest -q tests/integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check streams tests loadtest
+	$(BIN)/ruff format --check streams tests loadtest
+
+bench: $(STAMP)
+	$(BIN)/python -m loadtest.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache loadtest-reports

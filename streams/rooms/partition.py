@@ -1,0 +1,128 @@
+"""All rooms of one partition of the room-events topic, and what makes them exact.
+
+Exactness across a worker crash rests on two numbers, not on Kafka transactions:
+- `applied_offset`: the last room-events record folded into this partition. A record
+  at or below it is a replay and is skipped whole.
+- each room's own `applied_offset`, written into its checkpoint: after a restart a
+  room restored from a newer checkpoint than the partition marker skips the records
+  it already holds while the others replay them.
+Events re-sent by the ingest stage after its own restart carry the same `event_id`
+and are dropped as duplicates by the room.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.events import F_ROOM
+from streams.rooms.metrics import snapshot
+from streams.rooms.room import DUPLICATE, LATE, RoomSettings, RoomState
+
+KIND_COUNT = 4
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a batch did, per event kind (index = kind)."""
+
+    applied: list[int] = field(default_factory=lambda: [0] * KIND_COUNT)
+    late: list[int] = field(default_factory=lambda: [0] * KIND_COUNT)
+    duplicates: list[int] = field(default_factory=lambda: [0] * KIND_COUNT)
+    skipped_replays: int = 0
+
+
+class RoomPartition:
+    def __init__(self, partition: int, settings: RoomSettings) -> None:
+        self.partition = partition
+        self.settings = settings
+        self.rooms: dict[str, RoomState] = {}
+        self.applied_offset = -1
+        self.last_active: dict[str, float] = {}  # room -> processing time of last event
+        self.latest: dict[str, dict[str, Any]] = {}  # room -> last emitted snapshot
+        self._last_emit: dict[str, float] = {}
+        self._dirty_emit: set[str] = set()
+        self._dirty_checkpoint: set[str] = set()
+
+    # -- applying ----------------------------------------------------------------------
+
+    def apply(
+        self,
+        offset: int,
+        events: Sequence[Sequence[Any]],
+        now: float,
+        outcome: Outcome,
+        score: Callable[[str], float] | None = None,
+    ) -> None:
+        """Fold the events of room-events record `offset` into their rooms."""
+        if offset <= self.applied_offset:
+            outcome.skipped_replays += 1
+            return
+        rooms = self.rooms
+        for event in events:
+            room_id = event[F_ROOM]
+            room = rooms.get(room_id)
+            if room is None:
+                room = rooms[room_id] = RoomState(room_id, self.settings)
+            elif offset <= room.applied_offset:
+                continue  # already inside this room's restored checkpoint
+            sentiment = score(event[5]) if score is not None and event[0] == 1 else None
+            result = room.apply(event, sentiment)
+            kind = event[0]
+            if result == DUPLICATE:
+                outcome.duplicates[kind] += 1
+                continue
+            outcome.applied[kind] += 1
+            if result == LATE:
+                outcome.late[kind] += 1
+            self.last_active[room_id] = now
+            self._dirty_emit.add(room_id)
+            self._dirty_checkpoint.add(room_id)
+        self.applied_offset = offset
+
+    # -- snapshots out -----------------------------------------------------------------
+
+    def due_snapshots(self, now: float, min_interval: float = 1.0) -> list[dict[str, Any]]:
+        """Snapshots of rooms changed since their last one, at most one per room per interval."""
+        out = []
+        for room_id in list(self._dirty_emit):
+            if now - self._last_emit.get(room_id, 0.0) < min_interval:
+                continue
+            snap = snapshot(self.rooms[room_id])
+            self.latest[room_id] = snap
+            self._last_emit[room_id] = now
+            self._dirty_emit.discard(room_id)
+            out.append(snap)
+        return out
+
+    def evict_idle(self, now: float, ttl: float) -> list[str]:
+        """Forget rooms with no event for `ttl` seconds of processing time."""
+        idle = [r for r, t in self.last_active.items() if now - t >= ttl]
+        for room_id in idle:
+            for table in (self.rooms, self.last_active, self.latest, self._last_emit):
+                table.pop(room_id, None)
+            self._dirty_emit.discard(room_id)
+            self._dirty_checkpoint.discard(room_id)
+        return idle
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def checkpoint(self) -> dict[str, dict[str, Any]]:
+        """States of the rooms changed since the last checkpoint, stamped with the
+        partition offset they include. Write them before the partition marker."""
+        states = {}
+        for room_id in self._dirty_checkpoint:
+            room = self.rooms[room_id]
+            room.applied_offset = self.applied_offset
+            states[room_id] = room.to_state()
+        self._dirty_checkpoint.clear()
+        return states
+
+    def restore(self, marker_offset: int, states: Iterable[tuple[str, dict[str, Any]]], now: float):
+        """Load checkpointed rooms; replay must start after `marker_offset`."""
+        self.applied_offset = marker_offset
+        for room_id, state in states:
+            self.rooms[room_id] = RoomState.from_state(room_id, self.settings, state)
+            self.last_active[room_id] = now
+            self._dirty_emit.add(room_id)

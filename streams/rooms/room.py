@@ -1,0 +1,197 @@
+"""Per-room state: cumulative session totals, sliding event-time windows, presence.
+
+Plain Python with an explicit clock: `apply` takes compact events (see
+`streams.events`) and never looks at Kafka, wall time or Prometheus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from streams.events import CART, COMMENT, ORDER, VIEW
+from streams.rooms.windows import LastSeen, SecondSums
+
+WINDOW_HORIZON_S = 300  # the longest sliding window (5 min)
+DEDUP_HORIZON_S = 600  # a repeated event_id within 10 min of event time is a duplicate
+
+# Columns of the per-second sums.
+S_VIEWS, S_COMMENTS, S_CARTS, S_ORDERS, S_GMV, S_REFUNDS, S_NEGATIVE, S_SCORED = range(8)
+SUM_COLUMNS = 8
+
+# What `apply` did with an event.
+APPLIED, LATE, DUPLICATE = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSettings:
+    allowed_lateness_ms: int = 5_000
+    session_timeout_s: int = 600
+
+
+class RoomState:
+    """Everything one live room needs to answer SPEC.md's metric definitions."""
+
+    def __init__(self, room_id: str, settings: RoomSettings) -> None:
+        self.room_id = room_id
+        self.settings = settings
+        self.watermark_ms = 0  # highest event time seen in the room
+        self.applied_offset = -1  # source offset this state is known to include
+        # Session (cumulative) totals.
+        self.views = 0
+        self.comments = 0
+        self.cart_adds = 0
+        self.orders = 0
+        self.refunds = 0
+        self.gmv = 0.0
+        self.refund_amount = 0.0
+        self.negative_comments = 0
+        self.scored_comments = 0
+        self.peak_online = 0
+        self.viewers: set[str] = set()
+        self.commenters: set[str] = set()
+        self.carters: set[str] = set()
+        self.buyers: set[str] = set()
+        # Sliding windows: sums per second, and distinct users by last-seen second.
+        self.sums = SecondSums(SUM_COLUMNS, WINDOW_HORIZON_S)
+        self.recent_viewers = LastSeen(WINDOW_HORIZON_S)
+        self.recent_commenters = LastSeen(WINDOW_HORIZON_S)
+        self.recent_carters = LastSeen(WINDOW_HORIZON_S)
+        self.recent_buyers = LastSeen(WINDOW_HORIZON_S)
+        # Online viewers: entered, not left, and active within the session timeout.
+        self.present = LastSeen(settings.session_timeout_s)
+        self.seen_event_ids = LastSeen(DEDUP_HORIZON_S)
+        self._trackers = (
+            self.recent_viewers,
+            self.recent_commenters,
+            self.recent_carters,
+            self.recent_buyers,
+            self.present,
+            self.seen_event_ids,
+        )
+
+    @property
+    def online(self) -> int:
+        return len(self.present)
+
+    def _advance(self, ts: int) -> None:
+        old_second = self.watermark_ms // 1000
+        self.watermark_ms = ts
+        second = ts // 1000
+        if second != old_second:
+            self.sums.expire(second)
+            for tracker in self._trackers:
+                tracker.expire(second)
+
+    def apply(self, event: tuple | list, sentiment: float | None = None) -> int:
+        """Fold one compact event into the room; return APPLIED, LATE or DUPLICATE.
+
+        `sentiment` is the comment's score in [-1, 1] when a scorer is configured.
+        """
+        kind, event_id, user, ts = event[0], event[1], event[2], event[3]
+        second = ts // 1000
+        if event_id in self.seen_event_ids:
+            return DUPLICATE
+        if ts > self.watermark_ms:
+            self._advance(ts)
+        self.seen_event_ids.touch(event_id, second)
+        in_window = ts >= self.watermark_ms - self.settings.allowed_lateness_ms
+        row = self.sums.row(second) if in_window else None
+
+        if kind == VIEW:
+            if event[5]:
+                self.views += 1
+                self.viewers.add(user)
+                self.present.touch(user, second)
+                if len(self.present) > self.peak_online:
+                    self.peak_online = len(self.present)
+                if row is not None:
+                    row[S_VIEWS] += 1
+                    self.recent_viewers.touch(user, second)
+            else:
+                self.present.remove(user)
+        else:
+            if user in self.present:  # any activity keeps a viewer online
+                self.present.touch(user, second)
+            if kind == COMMENT:
+                self.comments += 1
+                self.commenters.add(user)
+                negative = sentiment is not None and sentiment < 0
+                if sentiment is not None:
+                    self.scored_comments += 1
+                    self.negative_comments += negative
+                if row is not None:
+                    row[S_COMMENTS] += 1
+                    self.recent_commenters.touch(user, second)
+                    if sentiment is not None:
+                        row[S_SCORED] += 1
+                        row[S_NEGATIVE] += negative
+            elif kind == CART:
+                self.cart_adds += 1
+                self.carters.add(user)
+                if row is not None:
+                    row[S_CARTS] += 1
+                    self.recent_carters.touch(user, second)
+            elif kind == ORDER:
+                amount = event[8]
+                if event[9]:
+                    self.orders += 1
+                    self.gmv += amount
+                    self.buyers.add(user)
+                    if row is not None:
+                        row[S_ORDERS] += 1
+                        row[S_GMV] += amount
+                        self.recent_buyers.touch(user, second)
+                else:
+                    self.refunds += 1
+                    self.refund_amount += amount
+                    if row is not None:
+                        row[S_REFUNDS] += amount
+        return APPLIED if in_window else LATE
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    _SCALARS = (
+        "watermark_ms",
+        "applied_offset",
+        "views",
+        "comments",
+        "cart_adds",
+        "orders",
+        "refunds",
+        "gmv",
+        "refund_amount",
+        "negative_comments",
+        "scored_comments",
+        "peak_online",
+    )
+    _SETS = ("viewers", "commenters", "carters", "buyers")
+    _INDEXES = (
+        "recent_viewers",
+        "recent_commenters",
+        "recent_carters",
+        "recent_buyers",
+        "present",
+        "seen_event_ids",
+    )
+
+    def to_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {name: getattr(self, name) for name in self._SCALARS}
+        for name in self._SETS:
+            state[name] = list(getattr(self, name))
+        for name in self._INDEXES:
+            state[name] = getattr(self, name).to_state()
+        state["sums"] = self.sums.to_state()
+        return state
+
+    @classmethod
+    def from_state(cls, room_id: str, settings: RoomSettings, state: dict[str, Any]) -> RoomState:
+        room = cls(room_id, settings)
+        for name in cls._SCALARS:
+            setattr(room, name, state[name])
+        for name in cls._SETS:
+            setattr(room, name, set(state[name]))
+        for name in cls._INDEXES:
+            getattr(room, name).load_state(state[name])
+        room.sums.load_state(state["sums"])
+        return room

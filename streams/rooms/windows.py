@@ -1,0 +1,133 @@
+"""Event-time building blocks: second-granular sliding sums and last-seen indexes.
+
+Both keep state per whole second of event time and expire whole seconds once the
+watermark has moved past their horizon, so every update is O(1) and memory is
+proportional to what is inside the horizon, not to the event rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from typing import Any
+
+
+class LastSeen:
+    """Distinct keys by the second they were last seen, for a bounded horizon.
+
+    Answers "how many distinct keys were seen in the last N seconds" exactly (at
+    one-second granularity) and "was this key seen within the horizon". Each key
+    lives in exactly one bucket (its latest second), so memory is O(distinct keys).
+    """
+
+    __slots__ = ("_buckets", "_oldest", "horizon", "last")
+
+    def __init__(self, horizon_s: int) -> None:
+        self.horizon = horizon_s
+        self.last: dict[Hashable, int] = {}
+        self._buckets: dict[int, set] = {}
+        self._oldest: int | None = None  # no bucket is older than this second
+
+    def __len__(self) -> int:
+        return len(self.last)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self.last
+
+    def touch(self, key: Hashable, second: int) -> None:
+        """Record `key` as seen at `second` (never moves a key back in time)."""
+        last = self.last
+        prev = last.get(key)
+        if prev is not None:
+            if prev >= second:
+                return
+            self._buckets[prev].discard(key)
+        last[key] = second
+        bucket = self._buckets.get(second)
+        if bucket is None:
+            self._buckets[second] = {key}
+            if self._oldest is None or second < self._oldest:
+                self._oldest = second
+        else:
+            bucket.add(key)
+
+    def remove(self, key: Hashable) -> None:
+        prev = self.last.pop(key, None)
+        if prev is not None:
+            self._buckets[prev].discard(key)
+
+    def count_since(self, first_second: int) -> int:
+        """Distinct keys last seen at or after `first_second`."""
+        return sum(len(b) for s, b in self._buckets.items() if s >= first_second)
+
+    def expire(self, watermark_s: int) -> None:
+        """Forget keys last seen at or before `watermark_s - horizon`."""
+        cutoff = watermark_s - self.horizon
+        if self._oldest is None or self._oldest > cutoff:
+            return
+        last = self.last
+        for s in _seconds_up_to(self._buckets, self._oldest, cutoff):
+            for key in self._buckets.pop(s):
+                del last[key]
+        self._oldest = cutoff + 1
+
+    def to_state(self) -> list[list[Any]]:
+        return [[s, list(keys)] for s, keys in self._buckets.items() if keys]
+
+    def load_state(self, state: Iterable[list[Any]]) -> None:
+        for second, keys in state:
+            self._buckets[second] = set(keys)
+            for key in keys:
+                self.last[key] = second
+        self._oldest = min(self._buckets, default=None)
+
+
+class SecondSums:
+    """Per-second sums of a fixed set of counters, summed over any trailing window."""
+
+    __slots__ = ("_oldest", "_rows", "horizon", "width")
+
+    def __init__(self, width: int, horizon_s: int) -> None:
+        self.width = width
+        self.horizon = horizon_s
+        self._rows: dict[int, list[float]] = {}
+        self._oldest: int | None = None
+
+    def row(self, second: int) -> list[float]:
+        row = self._rows.get(second)
+        if row is None:
+            row = self._rows[second] = [0] * self.width
+            if self._oldest is None or second < self._oldest:
+                self._oldest = second
+        return row
+
+    def sum_since(self, first_second: int) -> list[float]:
+        total = [0] * self.width
+        for s, row in self._rows.items():
+            if s >= first_second:
+                for i, v in enumerate(row):
+                    total[i] += v
+        return total
+
+    def expire(self, watermark_s: int) -> None:
+        cutoff = watermark_s - self.horizon
+        if self._oldest is None or self._oldest > cutoff:
+            return
+        for s in _seconds_up_to(self._rows, self._oldest, cutoff):
+            del self._rows[s]
+        self._oldest = cutoff + 1
+
+    def to_state(self) -> list[list[Any]]:
+        return [[s, row] for s, row in self._rows.items()]
+
+    def load_state(self, state: Iterable[list[Any]]) -> None:
+        for second, row in state:
+            self._rows[second] = list(row)
+        self._oldest = min(self._rows, default=None)
+
+
+def _seconds_up_to(buckets: dict[int, Any], oldest: int, cutoff: int) -> list[int]:
+    """Keys of `buckets` in [oldest, cutoff]: walk the seconds when the span is short
+    (the usual one-second step), scan the keys when the watermark jumped far."""
+    if cutoff - oldest < 4 * len(buckets):
+        return [s for s in range(oldest, cutoff + 1) if s in buckets]
+    return [s for s in buckets if s <= cutoff]
