@@ -1,0 +1,66 @@
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.exporter import build_registry
+from streams.rooms.metrics import snapshot
+from streams.rooms.room import RoomSettings, RoomState
+
+from .helpers import comment, enter, order
+
+
+def samples(registry):
+    text = generate_latest(registry).decode()
+    assert "NaN" not in text
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def room_snapshot(room_id, viewers, orders=0):
+    room = RoomState(room_id, RoomSettings())
+    for i in range(viewers):
+        room.apply(enter(f"u{i}", room=room_id))
+    for i in range(orders):
+        room.apply(order(f"u{i}", 10.0, room=room_id))
+    return snapshot(room)
+
+
+def test_room_families_and_no_ratio_without_denominator():
+    talk = RoomState("talk", RoomSettings())  # a room with a comment and no viewers
+    talk.apply(comment("x", room="talk"))
+    snaps = [room_snapshot("busy", 4, orders=1), snapshot(talk)]
+    registry, _ = build_registry(lambda: snaps, max_rooms=10)
+    got = samples(registry)
+    assert got[("liveroom_views_total", (("room_id", "busy"),))] == 4
+    assert got[("liveroom_gmv_yuan_total", (("room_id", "busy"),))] == 10.0
+    assert got[("liveroom_conversion_ratio", (("room_id", "busy"), ("window", "1m")))] == 0.25
+    assert got[("liveroom_unique_viewers", (("room_id", "busy"), ("window", "session")))] == 4
+    assert ("liveroom_conversion_ratio", (("room_id", "talk"), ("window", "1m"))) not in got
+    assert got[("liveroom_comments_total", (("room_id", "talk"),))] == 1
+    assert got[("liveroom_live_rooms", ())] == 2
+
+
+def test_room_cap_keeps_the_busiest_and_counts_the_rest():
+    snaps = [room_snapshot(f"r{n}", n) for n in range(1, 6)]
+    registry, _ = build_registry(lambda: snaps, max_rooms=2)
+    got = samples(registry)
+    exported = {dict(labels)["room_id"] for (name, labels) in got if name == "liveroom_views_total"}
+    assert exported == {"r5", "r4"}
+    assert got[("liveroom_rooms_unexported", ())] == 3
+
+
+def test_health_metrics_and_lag_histogram():
+    registry, health = build_registry(lambda: [], max_rooms=10)
+    health.rejected.labels("liveroom.views", "invalid_json").inc(2)
+    health.lag.observe_many([0.01, 0.3, 7.0])
+    got = samples(registry)
+    key = (
+        "liveroom_events_rejected_total",
+        (("reason", "invalid_json"), ("topic", "liveroom.views")),
+    )
+    assert got[key] == 2
+    assert got[("liveroom_event_lag_seconds_bucket", (("le", "0.05"),))] == 1
+    assert got[("liveroom_event_lag_seconds_bucket", (("le", "0.5"),))] == 2
+    assert got[("liveroom_event_lag_seconds_count", ())] == 3
