@@ -8,8 +8,8 @@ from .helpers import T0, cart, comment, enter, leave, order
 S = 1000  # one second in ms
 
 
-def room_with(events, settings=RoomSettings()):
-    room = RoomState("r", settings)
+def room_with(events):
+    room = RoomState("r", RoomSettings())
     results = [room.apply(e) for e in events]
     return room, results
 
@@ -77,7 +77,7 @@ def test_duplicate_event_id_counts_once():
 
 
 def test_duplicate_horizon_is_ten_minutes_of_event_time():
-    room, results = room_with(
+    _, results = room_with(
         [
             enter("u1", event_id="x"),
             enter("u2", ts=T0 + 601 * S),  # the watermark moves 10 min past x
