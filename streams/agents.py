@@ -9,14 +9,17 @@ tick:   snapshots -> room-metrics topic (<= 1 per room per second); checkpoints.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
 from streams.app import add_web_pages, create_app
 from streams.checkpoints import RoomStore
@@ -24,13 +27,41 @@ from streams.config import Settings
 from streams.events import KIND_NAMES, Reject, decode_record
 from streams.exporter import build_registry
 from streams.kafka import partition_for
+from streams.offsets import GapFiller, committed_offsets
 from streams.rooms.partition import Outcome
 
 log = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_RECORD = 512
 MAX_RECORD_BYTES = 900_000  # below Kafka's default 1 MB message limit
-TAKE_WITHIN_S = 0.05
+
+
+async def buffered_batches(
+    stream: faust.StreamT, max_records: int
+) -> AsyncIterator[list[faust.EventT]]:
+    """Records in batches of whatever is already buffered (up to `max_records`).
+
+    Each batch is acked only after the caller has finished with it, so a committed
+    offset never covers an unprocessed record. (Faust's `take_events` was seen to ack
+    and drop records that arrived while a batch was being processed.)
+    """
+    manual = stream.noack()
+    queue = manual.channel.queue
+    batch: list[faust.EventT] = []
+    import os
+
+    dbg = os.environ.get("LIVEROOM_DEBUG_INGEST")
+    async for event in manual.events():
+        if dbg:
+            m = event.message
+            with open(dbg, "a") as f:
+                f.write(f"EV {m.topic} {m.partition} {m.offset}\n")
+        batch.append(event)
+        if len(batch) >= max_records or queue.empty():
+            yield batch
+            for done in batch:
+                await manual.ack(done)
+            batch = []
 
 
 def encode_chunks(events: list[tuple]) -> list[bytes]:
@@ -76,6 +107,8 @@ class Pipeline:
         self.settings = settings
         self.app, self.topics, self.table = create_app(settings)
         self.store = RoomStore(settings, self.table)
+        self.gaps = GapFiller(self.store.options)
+        self._ingest_lock = asyncio.Lock()
         self.registry, self.health = build_registry(self._snapshots, settings.max_rooms)
         self.kind_by_topic = {name: kind for kind, name in enumerate(settings.input_topics)}
         self._room_partition: dict[str, int] = {}
@@ -101,12 +134,15 @@ class Pipeline:
 
     # -- ingest ------------------------------------------------------------------------
 
-    async def ingest(self, records: list[Any]) -> None:
+    async def ingest(self, messages: list[Any]) -> None:
+        async with self._ingest_lock:
+            await self._forward(await self.gaps.admit(messages))
+
+    async def _forward(self, messages: list[Any]) -> None:
         now_ms = int(time.time() * 1000)
         by_partition: dict[int, list[tuple]] = defaultdict(list)
         rejected = self.health.rejected
-        for record in records:
-            message = record.message
+        for message in messages:
             kind = self.kind_by_topic[message.topic]
             events, rejects = decode_record(message.value, kind, now_ms)
             for event in events:
@@ -125,18 +161,10 @@ class Pipeline:
 
     # -- rooms -------------------------------------------------------------------------
 
-    async def fold(self, records: list[Any]) -> None:
-        now = time.time()
+    async def fold(self, messages: list[Any]) -> None:
         outcome = Outcome()
         lags: list[float] = []
-        for record in records:
-            message = record.message
-            part = await self.store.partition(message.partition)
-            if message.offset <= part.applied_offset:
-                continue  # already folded by the catch-up after a restore
-            events = orjson.loads(message.value)
-            part.apply(message.offset, events, now, outcome, self.store.score)
-            lags.extend([now - e[3] / 1000.0 for e in events])
+        await self.store.fold(messages, outcome, lags)
         self._count(outcome)
         self.health.lag.observe_many(lags)
 
@@ -152,7 +180,22 @@ class Pipeline:
 
     # -- tick --------------------------------------------------------------------------
 
+    def _highwater(self, topic: str, partition: int) -> int | None:
+        return self.app.consumer.highwater(TP(topic, partition))
+
+    async def refill_stalled(self) -> None:
+        """Records Faust skipped at the end of a quiet partition (see streams.offsets)."""
+        for tp, start, end in self.gaps.stalled_tails(lambda tp: self._highwater(*tp)):
+            async with self._ingest_lock:
+                await self._forward(await self.gaps.refill_tail(tp, start, end))
+        outcome = Outcome()
+        room_events = self.settings.topic_room_events
+        await self.store.refill_tails(lambda p: self._highwater(room_events, p), outcome)
+        self._count(outcome)
+
     async def tick(self) -> None:
+        if not self.app.rebalancing:
+            await self.refill_stalled()
         now = time.time()
         for part in list(self.store.partitions.values()):
             for snap in part.due_snapshots(now):
@@ -172,13 +215,13 @@ class Pipeline:
 
         @app.agent(self.topics.inputs, name="ingest")
         async def ingest_agent(stream: faust.StreamT) -> None:
-            async for records in stream.take_events(batch, within=TAKE_WITHIN_S):
-                await self.ingest(records)
+            async for records in buffered_batches(stream, batch):
+                await self.ingest([record.message for record in records])
 
         @app.agent(self.topics.room_events, name="rooms")
         async def rooms_agent(stream: faust.StreamT) -> None:
-            async for records in stream.take_events(batch, within=TAKE_WITHIN_S):
-                await self.fold(records)
+            async for records in buffered_batches(stream, batch):
+                await self.fold([record.message for record in records])
 
         @app.timer(0.25)
         async def tick_timer() -> None:
@@ -186,19 +229,19 @@ class Pipeline:
 
         @self.table.on_recover
         async def adopt_partitions() -> None:
-            mine = {
-                tp.partition
-                for tp in app.assignor.assigned_actives()
-                if tp.topic == settings.topic_room_events
-            }
+            actives = app.assignor.assigned_actives()
+            mine = {tp.partition for tp in actives if tp.topic == settings.topic_room_events}
             self.store.revoke(set(self.store.partitions) - mine)
             await self.store.adopt(mine)
+            inputs = [(tp.topic, tp.partition) for tp in actives if tp.topic in self.kind_by_topic]
+            self.gaps.reset(await committed_offsets(self.store.options, settings.app_id, inputs))
 
         @app.on_partitions_revoked.connect
         async def drop_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
             self.store.revoke(
                 {tp.partition for tp in revoked if tp.topic == settings.topic_room_events}
             )
+            self.gaps.forget((tp.topic, tp.partition) for tp in revoked)
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:

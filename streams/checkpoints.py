@@ -4,10 +4,9 @@ The room-state table (a Faust table with a changelog) holds one checkpoint per r
 plus one marker per partition: "every room of partition p is checkpointed up to
 room-events offset N". Rooms are written before their marker, into the same changelog
 partition, so any prefix of the changelog is consistent. After an assignment the
-worker restores the checkpoints, then reads room-events itself from marker + 1 to
-the partition's end (the high-water mark of a Fetch, which is right even on brokers
-whose ListOffsets answer is not). Records the agent is then handed again are skipped
-by offset. Faust's committed offsets therefore never decide correctness.
+worker restores the checkpoints, then reads room-events itself from marker + 1 up to
+the group's committed offset, where the agent resumes. Records the agent is handed
+that a newer room checkpoint already holds are skipped by offset.
 """
 
 from __future__ import annotations
@@ -15,15 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 
 from streams.config import Settings
 from streams.kafka import aiokafka_options, partition_for
+from streams.offsets import IDLE_BEFORE_TAIL_CHECK_S, committed_offsets, read_range
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.room import RoomSettings
 
@@ -68,6 +66,9 @@ class RoomStore:
         self._restoring: dict[int, asyncio.Future[RoomPartition]] = {}
         self._marked: dict[int, int] = {}  # partition -> offset of the last marker written
         self._last_checkpoint = 0.0
+        self.options = aiokafka_options(settings)
+        self.refilled = 0  # records read directly because the stream skipped them
+        self._last_delivery: dict[int, float] = {}
 
     # -- ownership ---------------------------------------------------------------------
 
@@ -108,6 +109,7 @@ class RoomStore:
         part.restore(marker, states, now)
         replayed = await self._catch_up(part)
         self.partitions[p] = part
+        self._last_delivery[p] = time.monotonic()  # give the stream time to deliver first
         log.info(
             "partition %d restored: %d rooms, marker %d, %d records replayed in %.2fs",
             p,
@@ -119,38 +121,72 @@ class RoomStore:
         return part
 
     async def _catch_up(self, part: RoomPartition) -> int:
-        """Fold room-events from the marker to the partition's end into `part`."""
-        tp = TopicPartition(self.settings.topic_room_events, part.partition)
-        consumer = AIOKafkaConsumer(
-            enable_auto_commit=False,
-            fetch_max_bytes=16 * 1024 * 1024,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            **aiokafka_options(self.settings),
+        """Fold room-events from the marker up to where the agent will resume.
+
+        The agent resumes at the group's committed offset, so that is the end: every
+        record before it is folded here, every record from it on by the agent."""
+        topic = self.settings.topic_room_events
+        committed = await committed_offsets(
+            self.options, self.settings.app_id, [(topic, part.partition)]
         )
-        await consumer.start()
-        replayed = 0
-        outcome = Outcome()
-        try:
-            consumer.assign([tp])
-            consumer.seek(tp, part.applied_offset + 1)
-            empty_polls = 0
-            while True:
-                batches = await consumer.getmany(tp, timeout_ms=200)
-                now = time.time()
-                for record in batches.get(tp, ()):
-                    part.apply(record.offset, orjson.loads(record.value), now, outcome, self.score)
-                    replayed += 1
-                highwater = consumer.highwater(tp)
-                position = await consumer.position(tp)
-                if highwater is not None and position >= highwater:
-                    break
-                if not batches:
-                    empty_polls += 1
-                    if highwater is None and empty_polls >= 3:
-                        break  # an empty partition answers no high-water mark
-        finally:
-            await consumer.stop()
-        return replayed
+        end = committed[(topic, part.partition)] or 0
+        return await self._fold_range(part, part.applied_offset + 1, end, Outcome())
+
+    async def _fold_range(self, part: RoomPartition, start: int, end: int, outcome: Outcome) -> int:
+        count = 0
+        topic = self.settings.topic_room_events
+        async for batch in read_range(self.options, topic, part.partition, start, end):
+            now = time.time()
+            for record in batch:
+                part.apply(record.offset, orjson.loads(record.value), now, outcome, self.score)
+            count += len(batch)
+        return count
+
+    async def fold(self, messages: Iterable[Any], outcome: Outcome, lags: list[float]) -> None:
+        """Fold room-events records as the agent receives them, in offset order per
+        partition; a record beyond the next expected offset first refills the gap."""
+        now = time.time()
+        for message in messages:
+            part = await self.partition(message.partition)
+            offset = message.offset
+            if offset <= part.applied_offset:
+                continue  # already folded (catch-up, or a newer room checkpoint)
+            if offset > part.applied_offset + 1:
+                start = part.applied_offset + 1
+                count = await self._fold_range(part, start, offset, outcome)
+                self.refilled += count
+                log.warning(
+                    "refilled %d room-events records of partition %d [%d, %d) "
+                    "that the stream skipped",
+                    count,
+                    part.partition,
+                    start,
+                    offset,
+                )
+            events = orjson.loads(message.value)
+            part.apply(offset, events, now, outcome, self.score)
+            self._last_delivery[message.partition] = time.monotonic()
+            lags.extend([now - e[3] / 1000.0 for e in events])
+
+    async def refill_tails(self, highwater: Callable[[int], int | None], outcome: Outcome) -> None:
+        """Fold what the stream skipped at the end of quiet partitions (see offsets.py)."""
+        now = time.monotonic()
+        for p, part in list(self.partitions.items()):
+            end = highwater(p)
+            start = part.applied_offset + 1
+            quiet = now - self._last_delivery.get(p, 0.0) > IDLE_BEFORE_TAIL_CHECK_S
+            if end is not None and end > start and quiet:
+                count = await self._fold_range(part, start, end, outcome)
+                self.refilled += count
+                self._last_delivery[p] = time.monotonic()
+                log.warning(
+                    "refilled %d room-events records at the end of partition %d "
+                    "[%d, %d) that the stream skipped",
+                    count,
+                    p,
+                    start,
+                    end,
+                )
 
     # -- checkpoints -------------------------------------------------------------------
 

