@@ -27,7 +27,7 @@ from streams.config import Settings
 from streams.events import KIND_NAMES, Reject, decode_record
 from streams.exporter import build_registry
 from streams.kafka import partition_for
-from streams.offsets import GapFiller, committed_offsets
+from streams.offsets import AckRange, GapFiller, committed_offsets, defer_faust_gap_acks
 from streams.rooms.partition import Outcome
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,10 @@ def deadletter_record(source_topic: str, partition: int, offset: int, reject: Re
     )
 
 
+async def _ack_nothing(topic: str, partition: int, start: int, end: int) -> None:
+    return None
+
+
 class Pipeline:
     """One worker's agents, state and metrics."""
 
@@ -109,6 +113,7 @@ class Pipeline:
         self.store = RoomStore(settings, self.table)
         self.gaps = GapFiller(self.store.options)
         self._ingest_lock = asyncio.Lock()
+        self._ack_range: AckRange = _ack_nothing  # set once the consumer exists
         self.registry, self.health = build_registry(self._snapshots, settings.max_rooms)
         self.kind_by_topic = {name: kind for kind, name in enumerate(settings.input_topics)}
         self._room_partition: dict[str, int] = {}
@@ -136,7 +141,10 @@ class Pipeline:
 
     async def ingest(self, messages: list[Any]) -> None:
         async with self._ingest_lock:
-            await self._forward(await self.gaps.admit(messages))
+            admitted, refilled = await self.gaps.admit(messages)
+            await self._forward(admitted)
+            for (topic, partition), start, end in refilled:
+                await self._ack_range(topic, partition, start, end)
 
     async def _forward(self, messages: list[Any]) -> None:
         now_ms = int(time.time() * 1000)
@@ -164,8 +172,10 @@ class Pipeline:
     async def fold(self, messages: list[Any]) -> None:
         outcome = Outcome()
         lags: list[float] = []
-        await self.store.fold(messages, outcome, lags)
+        refilled = await self.store.fold(messages, outcome, lags)
         self._count(outcome)
+        for partition, start, end in refilled:
+            await self._ack_range(self.settings.topic_room_events, partition, start, end)
         self.health.lag.observe_many(lags)
 
     def _count(self, outcome: Outcome) -> None:
@@ -187,11 +197,16 @@ class Pipeline:
         """Records Faust skipped at the end of a quiet partition (see streams.offsets)."""
         for tp, start, end in self.gaps.stalled_tails(lambda tp: self._highwater(*tp)):
             async with self._ingest_lock:
-                await self._forward(await self.gaps.refill_tail(tp, start, end))
+                records = await self.gaps.refill_tail(tp, start, end)
+                await self._forward(records)
+                if records:
+                    await self._ack_range(*tp, start, end)
         outcome = Outcome()
         room_events = self.settings.topic_room_events
-        await self.store.refill_tails(lambda p: self._highwater(room_events, p), outcome)
+        refilled = await self.store.refill_tails(lambda p: self._highwater(room_events, p), outcome)
         self._count(outcome)
+        for partition, start, end in refilled:
+            await self._ack_range(room_events, partition, start, end)
 
     async def tick(self) -> None:
         if not self.app.rebalancing:
@@ -229,6 +244,8 @@ class Pipeline:
 
         @self.table.on_recover
         async def adopt_partitions() -> None:
+            if self._ack_range is _ack_nothing:
+                self._ack_range = defer_faust_gap_acks(app.consumer)
             actives = app.assignor.assigned_actives()
             mine = {tp.partition for tp in actives if tp.topic == settings.topic_room_events}
             self.store.revoke(set(self.store.partitions) - mine)

@@ -142,10 +142,14 @@ class RoomStore:
             count += len(batch)
         return count
 
-    async def fold(self, messages: Iterable[Any], outcome: Outcome, lags: list[float]) -> None:
+    async def fold(
+        self, messages: Iterable[Any], outcome: Outcome, lags: list[float]
+    ) -> list[tuple[int, int, int]]:
         """Fold room-events records as the agent receives them, in offset order per
-        partition; a record beyond the next expected offset first refills the gap."""
+        partition; a record beyond the next expected offset first refills the gap.
+        Returns the refilled (partition, start, end) ranges."""
         now = time.time()
+        refilled: list[tuple[int, int, int]] = []
         for message in messages:
             part = await self.partition(message.partition)
             offset = message.offset
@@ -155,6 +159,7 @@ class RoomStore:
                 start = part.applied_offset + 1
                 count = await self._fold_range(part, start, offset, outcome)
                 self.refilled += count
+                refilled.append((message.partition, start, offset))
                 log.warning(
                     "refilled %d room-events records of partition %d [%d, %d) "
                     "that the stream skipped",
@@ -167,10 +172,15 @@ class RoomStore:
             part.apply(offset, events, now, outcome, self.score)
             self._last_delivery[message.partition] = time.monotonic()
             lags.extend([now - e[3] / 1000.0 for e in events])
+        return refilled
 
-    async def refill_tails(self, highwater: Callable[[int], int | None], outcome: Outcome) -> None:
-        """Fold what the stream skipped at the end of quiet partitions (see offsets.py)."""
+    async def refill_tails(
+        self, highwater: Callable[[int], int | None], outcome: Outcome
+    ) -> list[tuple[int, int, int]]:
+        """Fold what the stream skipped at the end of quiet partitions (see offsets.py).
+        Returns the refilled (partition, start, end) ranges."""
         now = time.monotonic()
+        refilled: list[tuple[int, int, int]] = []
         for p, part in list(self.partitions.items()):
             end = highwater(p)
             start = part.applied_offset + 1
@@ -178,6 +188,7 @@ class RoomStore:
             if end is not None and end > start and quiet:
                 count = await self._fold_range(part, start, end, outcome)
                 self.refilled += count
+                refilled.append((p, start, end))
                 self._last_delivery[p] = time.monotonic()
                 log.warning(
                     "refilled %d room-events records at the end of partition %d "
@@ -187,6 +198,7 @@ class RoomStore:
                     start,
                     end,
                 )
+        return refilled
 
     # -- checkpoints -------------------------------------------------------------------
 

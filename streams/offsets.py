@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -104,9 +104,11 @@ class GapFiller:
             self.expected.pop(tp, None)
             self.last_delivery.pop(tp, None)
 
-    async def admit(self, messages: Iterable[Any]) -> list[Any]:
-        """The messages to process, in order: refilled gaps first, replays dropped."""
+    async def admit(self, messages: Iterable[Any]) -> tuple[list[Any], list[tuple[TP, int, int]]]:
+        """The messages to process, in order (refilled gaps first, replays dropped),
+        and the refilled ranges, to be acknowledged once the messages are processed."""
         out: list[Any] = []
+        refilled: list[tuple[TP, int, int]] = []
         expected = self.expected
         for message in messages:
             tp = (message.topic, message.partition)
@@ -120,6 +122,7 @@ class GapFiller:
                     async for batch in read_range(self.options, *tp, want, offset):
                         out.extend(batch)
                     self.refilled += len(out) - before
+                    refilled.append((tp, want, offset))
                     log.warning(
                         "refilled %d records of %s [%d, %d) that the stream skipped",
                         len(out) - before,
@@ -130,7 +133,7 @@ class GapFiller:
             out.append(message)
             expected[tp] = offset + 1
             self.last_delivery[tp] = time.monotonic()
-        return out
+        return out, refilled
 
     def stalled_tails(
         self, highwater: Callable[[TP], int | None], idle_s: float = IDLE_BEFORE_TAIL_CHECK_S
@@ -162,3 +165,28 @@ class GapFiller:
             end,
         )
         return records
+
+
+AckRange = Callable[[str, int, int, int], Awaitable[None]]
+
+
+def defer_faust_gap_acks(consumer: Any) -> AckRange:
+    """Stop Faust from acknowledging skipped offsets the moment it sees a gap.
+
+    Returns the function that acknowledges [start, end) of a topic partition; call it
+    once the refilled records of that range have been processed, so no commit can
+    move past records nobody processed.
+    """
+    from faust.types import TP as FaustTP
+
+    add_gap = consumer._add_gap  # bound method: Faust's own gap bookkeeping
+
+    async def ignore_gap(tp: Any, offset_from: int, offset_to: int) -> None:
+        return None
+
+    async def ack_range(topic: str, partition: int, start: int, end: int) -> None:
+        if start < end:
+            await add_gap(FaustTP(topic, partition), start, end - 1)  # Faust's end is inclusive
+
+    consumer._add_gap = ignore_gap
+    return ack_range

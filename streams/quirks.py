@@ -49,7 +49,7 @@ async def fetched_highwaters(
     await consumer.start()
     result = {tp: value or 0 for tp, value in listed.items()}
     try:
-        tps = {TopicPartition(tp.topic, tp.partition): tp for tp in listed}
+        tps = {TopicPartition(*tp): tp for tp in listed}  # (topic, partition) pairs
         consumer.assign(list(tps))
         for kafka_tp, tp in tps.items():
             consumer.seek(kafka_tp, max((listed[tp] or 0) - 1, 0))

@@ -205,6 +205,19 @@ class Stack:
             consumer.close()
         return values
 
+    def record_counts(self, kind: str) -> list[int]:
+        """Records per partition of a topic: log end offsets from a Fetch (the embedded
+        broker's ListOffsets answer is short, see streams/quirks.py)."""
+        from streams.quirks import fetched_highwaters
+
+        topic = self.topic(kind)
+        ends = asyncio.run(
+            fetched_highwaters(
+                {"bootstrap_servers": self.bootstrap}, {(topic, p): 0 for p in range(PARTITIONS)}
+            )
+        )
+        return [ends[(topic, p)] for p in range(PARTITIONS)]
+
     def close(self) -> None:
         for worker in self.workers:
             worker.stop()
