@@ -1,0 +1,256 @@
+"""`make bench`: events/s of the pure core and of the whole worker, each beside the raw
+ceiling (aiokafka getmany + orjson.loads of the same records) measured in this run.
+
+Prints figures; asserts nothing (a timed test would fail on a slow machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams import config
+from streams.broker import EmbeddedBroker, all_topics, create_topics, free_port
+from streams.events import decode_record
+from streams.rooms.partition import Outcome, RoomPartition
+from streams.rooms.room import RoomSettings
+from streams.traffic.model import TrafficModel
+
+KINDS = ("views", "comments", "carts", "orders")
+
+
+def traffic(events: int, seed: int = 5) -> Iterator[tuple[str, dict]]:
+    """(kind, event) pairs from the shared traffic model, timestamped around now."""
+    model = TrafficModel(rooms=200, total_viewers=200_000, seed=seed, ramp_s=5)
+    now = int(time.time() * 1000)
+    produced, t = 0, 0
+    while produced < events:
+        for kind, batch in model.second(t, now - 60_000 + t * 10).items():
+            for event in batch:
+                yield kind, event
+                produced += 1
+                if produced >= events:
+                    return
+        t += 1
+
+
+def records(events: int, per_record: int) -> dict[str, list[bytes]]:
+    """JSON records per kind: arrays of `per_record` events (or single events)."""
+    by_kind: dict[str, list[dict]] = {k: [] for k in KINDS}
+    for kind, event in traffic(events):
+        by_kind[kind].append(event)
+    out: dict[str, list[bytes]] = {}
+    for kind, items in by_kind.items():
+        if per_record == 1:
+            out[kind] = [orjson.dumps(e) for e in items]
+        else:
+            out[kind] = [
+                orjson.dumps(items[i : i + per_record]) for i in range(0, len(items), per_record)
+            ]
+    return out
+
+
+def rate(events: int, seconds: float) -> str:
+    return f"{events / seconds:>12,.0f} events/s"
+
+
+# -- pure core ---------------------------------------------------------------------------
+
+
+def bench_core(events: int) -> None:
+    data = records(events, 100)
+    now_ms = int(time.time() * 1000)
+    kinds = {k: i for i, k in enumerate(KINDS)}
+    started = time.perf_counter()
+    decoded: list[list[tuple]] = []
+    for kind, recs in data.items():
+        for rec in recs:
+            valid, _ = decode_record(rec, kinds[kind], now_ms)
+            decoded.append(valid)
+    decode_s = time.perf_counter() - started
+    total = sum(len(d) for d in decoded)
+
+    part, outcome = RoomPartition(0, RoomSettings()), Outcome()
+    started = time.perf_counter()
+    for offset, batch in enumerate(decoded):
+        part.apply(offset, batch, 0.0, outcome)
+    apply_s = time.perf_counter() - started
+    started = time.perf_counter()
+    snaps = part.due_snapshots(10.0)
+    snap_s = time.perf_counter() - started
+    print(f"core: decode+validate (arrays of 100)  {rate(total, decode_s)}")
+    print(f"core: fold into room state             {rate(total, apply_s)}")
+    print(f"core: decode + fold                    {rate(total, decode_s + apply_s)}")
+    print(f"core: snapshot all {len(snaps)} rooms           {snap_s * 1000:>9.1f} ms")
+    single = [(kinds[k], orjson.dumps(e)) for k, e in traffic(min(events, 50_000))]
+    started = time.perf_counter()
+    for kind, rec in single:
+        decode_record(rec, kind, now_ms)
+    elapsed = time.perf_counter() - started
+    print(f"core: decode single-event records      {rate(len(single), elapsed)}")
+
+
+# -- on the broker -------------------------------------------------------------------------
+
+
+async def produce(bootstrap: str, settings: config.Settings, data: dict[str, list[bytes]]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=20,
+        max_batch_size=1024 * 1024,
+        max_request_size=8 * 1024 * 1024,
+    )
+    await producer.start()
+    topics = dict(zip(KINDS, settings.input_topics, strict=True))
+    try:
+        for kind, recs in data.items():
+            for i, rec in enumerate(recs):
+                await producer.send(topics[kind], rec, partition=i % settings.partitions)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def raw_ceiling(bootstrap: str, topics: list[str], expected_records: int) -> float:
+    """Seconds for aiokafka getmany + orjson.loads of every record of `topics`."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_bytes=32 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    seen, loads = 0, orjson.loads
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, 0)
+        started = time.perf_counter()
+        while seen < expected_records:
+            for batch in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
+                for record in batch:
+                    loads(record.value)
+                seen += len(batch)
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+def processed(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name in ("liveroom_events_processed_total", "liveroom_duplicate_events_total")
+    )
+
+
+def bench_worker(broker: EmbeddedBroker, events: int, per_record: int, label: str) -> None:
+    import subprocess
+
+    tag = f"bench{per_record}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    env = {
+        **os.environ,
+        "LIVEROOM_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "LIVEROOM_APP_ID": f"{tag}-app",
+        "LIVEROOM_METRICS_HOST": "127.0.0.1",
+        "LIVEROOM_METRICS_PORT": str(free_port()),
+        **{
+            f"LIVEROOM_TOPIC_{k.upper()}": f"{tag}.{k}"
+            for k in (
+                "views",
+                "comments",
+                "carts",
+                "orders",
+                "room_metrics",
+                "alerts",
+                "deadletter",
+                "room_events",
+            )
+        },
+    }
+    settings = config.load(env)
+    asyncio.run(
+        create_topics(
+            {"bootstrap_servers": broker.bootstrap}, all_topics(settings), settings.partitions
+        )
+    )
+    data = records(events, per_record)
+    n_records = sum(len(r) for r in data.values())
+    asyncio.run(produce(broker.bootstrap, settings, data))
+    ceiling_s = asyncio.run(raw_ceiling(broker.bootstrap, list(settings.input_topics), n_records))
+
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the worker writes it until it exits
+        prefix="bench-worker-", suffix=".log", delete=False
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "streams", "worker", "--loglevel", "warning"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    port = int(env["LIVEROOM_METRICS_PORT"])
+    try:
+        first = last = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                done = processed(port)
+            except OSError:
+                done = 0
+            now = time.monotonic()
+            if done and first is None:
+                first = (now, done)
+            if done >= events:
+                last = now
+                break
+            time.sleep(0.05)
+        if first is None or last is None:
+            print(f"worker: {label}: did not finish (log: {log.name})")
+            return
+        # From the first scrape that saw progress: excludes start-up and group join.
+        worker_s = last - first[0]
+        worker_events = events - first[1]
+        print(
+            f"worker: {label:<28} {rate(worker_events, worker_s)}"
+            f"   raw ceiling {rate(events, ceiling_s)}"
+            f"   ratio {(worker_events / worker_s) / (events / ceiling_s):.2f}"
+            f"   ({n_records:,} records)"
+        )
+    finally:
+        worker.terminate()
+        worker.wait(20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--core-events", type=int, default=300_000)
+    parser.add_argument("--array-events", type=int, default=300_000)
+    parser.add_argument("--single-events", type=int, default=30_000)
+    parser.add_argument("--skip-worker", action="store_true")
+    args = parser.parse_args()
+    print(f"liveroom-streams bench — {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    bench_core(args.core_events)
+    if args.skip_worker:
+        return
+    with EmbeddedBroker() as broker:
+        bench_worker(broker, args.array_events, 100, "arrays of 100 events/record")
+        bench_worker(broker, args.single_events, 1, "one event per record")
+
+
+if __name__ == "__main__":
+    main()
