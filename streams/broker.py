@@ -48,9 +48,10 @@ def _die_with_parent() -> None:
 class EmbeddedBroker:
     """A broker child process on 127.0.0.1:`port`."""
 
-    def __init__(self, port: int = 0, binary: str = "") -> None:
+    def __init__(self, port: int = 0, binary: str = "", log_path: str | None = None) -> None:
         self.port = port or free_port()
         self.binary = binary or default_binary()
+        self.log_path = log_path  # None: the broker writes to our stdout/stderr
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,6 +61,7 @@ class EmbeddedBroker:
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         self.process = subprocess.Popen(
             [
                 self.binary,
@@ -73,8 +75,15 @@ class EmbeddedBroker:
             ],
             env=env,
             stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            # Its own session: a Ctrl-C in the terminal reaches only us, and we stop the
+            # broker last, after the worker has left its group and committed.
+            start_new_session=True,
             preexec_fn=_die_with_parent,
         )
+        if log is not None:
+            log.close()  # the child holds its own descriptor
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -129,8 +138,10 @@ def all_topics(settings: Settings) -> list[str]:
     return [*settings.input_topics, *settings.output_topics, settings.topic_room_events]
 
 
-def start_with_topics(settings: Settings, port: int = 0) -> EmbeddedBroker:
-    broker = EmbeddedBroker(port, settings.broker_bin).start()
+def start_with_topics(
+    settings: Settings, port: int = 0, log_path: str | None = None
+) -> EmbeddedBroker:
+    broker = EmbeddedBroker(port, settings.broker_bin, log_path).start()
     try:
         options = {"bootstrap_servers": broker.bootstrap}
         asyncio.run(create_topics(options, all_topics(settings), settings.partitions))

@@ -8,8 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,14 +28,23 @@ from streams.traffic.model import CARTS, COMMENTS, ORDERS, VIEWS, TrafficModel
 EVENTS_PER_RECORD = 100
 
 
-def spawn_worker(settings: Settings, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+def spawn_worker(
+    settings: Settings, log_path: str, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """A worker in its own process (what `liveroom worker` runs), tied to this one."""
     env = {**os.environ, env_name("kafka_bootstrap"): settings.kafka_bootstrap, **(extra_env or {})}
-    return subprocess.Popen(
-        [sys.executable, "-m", "streams", "worker", "--loglevel", "warning"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
+    log = open(log_path, "ab")  # noqa: SIM115 - the child holds it
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker", "--loglevel", "info"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # Ctrl-C reaches the demo, which stops it in order
+        )
+    finally:
+        log.close()
 
 
 async def produce_traffic(settings: Settings, model: TrafficModel, stop: asyncio.Event) -> None:
@@ -116,18 +127,20 @@ async def _demo(settings: Settings, console: Console) -> None:
 
 def run_demo(settings: Settings) -> None:
     console = Console()
+    logs = Path(tempfile.mkdtemp(prefix="liveroom-demo-"))
     broker: EmbeddedBroker | None = None
     if not settings.kafka_bootstrap:
-        broker = start_with_topics(settings)
+        broker = start_with_topics(settings, log_path=str(logs / "broker.log"))
         settings = settings.with_overrides(kafka_bootstrap=broker.bootstrap)
         console.print(f"embedded broker on {broker.bootstrap}")
     else:
         asyncio.run(
             create_topics(aiokafka_options(settings), all_topics(settings), settings.partitions)
         )
-    worker = spawn_worker(settings)
+    worker = spawn_worker(settings, str(logs / "worker.log"))
     console.print(
-        f"worker pid {worker.pid}; metrics at http://127.0.0.1:{settings.metrics_port}/metrics"
+        f"worker pid {worker.pid}; metrics at http://127.0.0.1:{settings.metrics_port}/metrics;"
+        f" logs in {logs}"
     )
     try:
         asyncio.run(_demo(settings, console))
@@ -139,4 +152,4 @@ def run_demo(settings: Settings) -> None:
             worker.kill()
         if broker is not None:
             broker.stop()
-        console.print("stopped")
+        console.print(f"stopped (logs in {logs})")

@@ -68,7 +68,7 @@ class Funnel:
     enter_rate: float = 0.02  # new entries per online viewer per second (churn)
     comment_rate: float = 0.02
     cart_rate: float = 0.004
-    order_rate: float = 0.25  # orders per cart add
+    order_rate: float = 1.0  # scales how fast carted users go on to pay
     refund_share: float = 0.03
     negative_share: float = 0.1
 
