@@ -114,7 +114,9 @@ class Pipeline:
         self.gaps = GapFiller(self.store.options)
         self._ingest_lock = asyncio.Lock()
         self._ack_range: AckRange = _ack_nothing  # set once the consumer exists
-        self.registry, self.health = build_registry(self._snapshots, settings.max_rooms)
+        self.registry, self.health = build_registry(
+            self._snapshots, settings.max_rooms, lags=self._consumer_lags
+        )
         self.kind_by_topic = {name: kind for kind, name in enumerate(settings.input_topics)}
         self._room_partition: dict[str, int] = {}
         add_web_pages(self.app, self.registry)
@@ -128,6 +130,20 @@ class Pipeline:
             for room_id, snap in part.latest.items()
             if part.last_active.get(room_id, 0.0) > horizon
         ]
+
+    def _consumer_lags(self) -> list[tuple[str, int, int]]:
+        """Log end minus the next offset each stage will process, per owned partition."""
+        out = []
+        for (topic, partition), expected in list(self.gaps.expected.items()):
+            end = self._highwater(topic, partition)
+            if end is not None:
+                out.append((topic, partition, max(end - expected, 0)))
+        room_events = self.settings.topic_room_events
+        for partition, part in list(self.store.partitions.items()):
+            end = self._highwater(room_events, partition)
+            if end is not None:
+                out.append((room_events, partition, max(end - part.applied_offset - 1, 0)))
+        return out
 
     def _partition_of(self, room_id: str) -> int:
         p = self._room_partition.get(room_id)

@@ -114,6 +114,24 @@ class HealthMetrics:
 
 SnapshotSource = Callable[[], Iterable[dict[str, Any]]]
 AlertSource = Callable[[], Iterable[tuple[str, str, str]]]
+LagSource = Callable[[], Iterable[tuple[str, int, int]]]
+
+
+class ConsumerLagCollector(Collector):
+    """`liveroom_consumer_lag_records{topic,partition}`: records not yet processed."""
+
+    def __init__(self, lags: LagSource) -> None:
+        self.lags = lags
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "liveroom_consumer_lag_records",
+            "Records between the log end and the next record this worker will process.",
+            labels=["topic", "partition"],
+        )
+        for topic, partition, lag in self.lags():
+            family.add_metric([topic, str(partition)], lag)
+        yield family
 
 
 def _activity(snap: dict[str, Any]) -> float:
@@ -204,8 +222,12 @@ class RoomCollector(Collector):
 
 
 def build_registry(
-    snapshots: SnapshotSource, max_rooms: int, firing_alerts: AlertSource = lambda: ()
+    snapshots: SnapshotSource,
+    max_rooms: int,
+    firing_alerts: AlertSource = lambda: (),
+    lags: LagSource = lambda: (),
 ) -> tuple[CollectorRegistry, HealthMetrics]:
     registry = CollectorRegistry()
     registry.register(RoomCollector(snapshots, max_rooms, firing_alerts))
+    registry.register(ConsumerLagCollector(lags))
     return registry, HealthMetrics(registry)

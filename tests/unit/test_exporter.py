@@ -64,3 +64,12 @@ def test_health_metrics_and_lag_histogram():
     assert got[("liveroom_event_lag_seconds_bucket", (("le", "0.05"),))] == 1
     assert got[("liveroom_event_lag_seconds_bucket", (("le", "0.5"),))] == 2
     assert got[("liveroom_event_lag_seconds_count", ())] == 3
+
+
+def test_consumer_lag_gauge_per_partition():
+    registry, _ = build_registry(lambda: [], 10, lags=lambda: [("liveroom.views", 3, 42)])
+    got = samples(registry)
+    assert (
+        got[("liveroom_consumer_lag_records", (("partition", "3"), ("topic", "liveroom.views")))]
+        == 42
+    )
