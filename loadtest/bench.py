@@ -166,22 +166,9 @@ def bench_worker(broker: EmbeddedBroker, events: int, per_record: int, label: st
     env = {
         **os.environ,
         "LIVEROOM_KAFKA_BOOTSTRAP": broker.bootstrap,
-        "LIVEROOM_APP_ID": f"{tag}-app",
         "LIVEROOM_METRICS_HOST": "127.0.0.1",
         "LIVEROOM_METRICS_PORT": str(free_port()),
-        **{
-            f"LIVEROOM_TOPIC_{k.upper()}": f"{tag}.{k}"
-            for k in (
-                "views",
-                "comments",
-                "carts",
-                "orders",
-                "room_metrics",
-                "alerts",
-                "deadletter",
-                "room_events",
-            )
-        },
+        **config.namespaced(tag),
     }
     settings = config.load(env)
     asyncio.run(

@@ -171,6 +171,16 @@ def describe() -> list[tuple[str, Any, str]]:
     return [(env_name(f.name), f.default, f.metadata["doc"]) for f in dataclasses.fields(Settings)]
 
 
+def namespaced(prefix: str) -> dict[str, str]:
+    """Environment for a deployment whose app id and topics all start with `prefix`:
+    several of them (tests, benchmarks, load tests) can share one broker."""
+    env = {env_name("app_id"): f"{prefix}-app"}
+    for f in dataclasses.fields(Settings):
+        if f.name.startswith("topic_"):
+            env[env_name(f.name)] = f"{prefix}.{f.name.removeprefix('topic_').replace('_', '-')}"
+    return env
+
+
 def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings from the environment, then explicit overrides (command-line options)."""
     environ = os.environ if environ is None else environ

@@ -128,23 +128,10 @@ class Stack:
         self.env = {
             **os.environ,
             "LIVEROOM_KAFKA_BOOTSTRAP": broker.bootstrap,
-            "LIVEROOM_APP_ID": f"{prefix}-app",
             "LIVEROOM_PARTITIONS": str(PARTITIONS),
             "LIVEROOM_METRICS_HOST": "127.0.0.1",
             "LIVEROOM_DATA_DIR": str(tmp_path),
-            **{
-                f"LIVEROOM_TOPIC_{name.upper()}": f"{prefix}.{name.replace('_', '-')}"
-                for name in (
-                    "views",
-                    "comments",
-                    "carts",
-                    "orders",
-                    "room_metrics",
-                    "alerts",
-                    "deadletter",
-                    "room_events",
-                )
-            },
+            **config.namespaced(prefix),
         }
         self.settings: Settings = config.load(self.env)
         self.tmp_path = tmp_path

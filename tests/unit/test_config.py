@@ -78,3 +78,12 @@ def test_describe_lists_every_variable():
     names = [name for name, _, _ in config.describe()]
     assert "LIVEROOM_KAFKA_BOOTSTRAP" in names and "LIVEROOM_BROKER_BIN" in names
     assert all(name.startswith("LIVEROOM_") for name in names)
+
+
+def test_namespaced_settings_share_nothing_with_the_defaults():
+    s = config.load(config.namespaced("t1"))
+    defaults = config.load({})
+    assert s.app_id == "t1-app"
+    assert s.topic_room_events == "t1.room-events"
+    names = {*s.input_topics, *s.output_topics, s.topic_room_events}
+    assert len(names) == 8 and not names & {*defaults.input_topics, *defaults.output_topics}
