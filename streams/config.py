@@ -100,7 +100,9 @@ class Settings:
         1.0, "how often changed room state is checkpointed to the changelog", _positive_float
     )
     batch_records: int = _setting(
-        500, "records an agent takes at once (each record may carry many events)", _positive_int
+        500,
+        "most records an agent processes as one batch (each may carry many events)",
+        _positive_int,
     )
     topic_views: str = _setting("liveroom.views", "input: viewer enter/leave events", _topic)
     topic_comments: str = _setting("liveroom.comments", "input: comments (弹幕)", _topic)

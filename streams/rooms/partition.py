@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.events import F_ROOM
+from streams.events import COMMENT, F_ROOM
 from streams.rooms.metrics import snapshot
 from streams.rooms.room import DUPLICATE, LATE, RoomSettings, RoomState
 
@@ -67,7 +67,7 @@ class RoomPartition:
                 room = rooms[room_id] = RoomState(room_id, self.settings)
             elif offset <= room.applied_offset:
                 continue  # already inside this room's restored checkpoint
-            sentiment = score(event[5]) if score is not None and event[0] == 1 else None
+            sentiment = score(event[5]) if score is not None and event[0] == COMMENT else None
             result = room.apply(event, sentiment)
             kind = event[0]
             if result == DUPLICATE:
