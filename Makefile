@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration lint bench system-deps clean
+.PHONY: demo test unit integration lint bench dashboards system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,17 +12,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Debian tools the integration tests use as real peers: promtool (prometheus) and kcat.
+# Debian tools the tests use as real peers: prometheus + promtool, amtool, kcat.
 system-deps:
-	@command -v promtool >/dev/null && command -v kcat >/dev/null || { \
+	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v kcat >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq prometheus kcat >/dev/null; }
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager kcat >/dev/null; }
 
 demo: $(STAMP)
 	$(BIN)/liveroom demo
 
 test: $(STAMP) system-deps
-	$(BIN)/ruff check streams tests loadtest
+	$(BIN)/ruff check streams tests loadtest deploy
 	$(BIN)/pytest -q
 
 unit: $(STAMP)
@@ -32,11 +33,14 @@ integration: $(STAMP) system-deps
 	$(BIN)/pytest -q tests/integration
 
 lint: $(STAMP)
-	$(BIN)/ruff check streams tests loadtest
-	$(BIN)/ruff format --check streams tests loadtest
+	$(BIN)/ruff check streams tests loadtest deploy
+	$(BIN)/ruff format --check streams tests loadtest deploy
 
 bench: $(STAMP)
 	$(BIN)/python -m loadtest.bench
+
+dashboards: $(STAMP)
+	$(BIN)/python deploy/grafana/build_dashboards.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache loadtest-reports

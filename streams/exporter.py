@@ -10,7 +10,7 @@ import bisect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -228,6 +228,7 @@ def build_registry(
     lags: LagSource = lambda: (),
 ) -> tuple[CollectorRegistry, HealthMetrics]:
     registry = CollectorRegistry()
+    ProcessCollector(registry=registry)  # RSS and CPU for the processor dashboard
     registry.register(RoomCollector(snapshots, max_rooms, firing_alerts))
     registry.register(ConsumerLagCollector(lags))
     return registry, HealthMetrics(registry)

@@ -48,3 +48,39 @@ def test_every_alert_rule_has_a_unit_test_and_a_runbook_section():
         assert f"alertname: {alert}" in tests, alert
         assert f"## {alert}" in runbook, alert
         assert f"RUNBOOK.md#{alert.lower()}" in rules, alert
+
+
+def test_alertmanager_config_is_valid():
+    result = subprocess.run(
+        [require_tool("amtool"), "check-config", str(DEPLOY / "alertmanager/alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 inhibit rules" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (["severity=critical", "alertname=ViewerDrop", "room_id=r1"], "oncall-pager"),
+        (["severity=warning", "alertname=NegativeCommentSurge", "room_id=r1"], "ops-chat"),
+        (["severity=warning", "alertname=LiveroomRoomCapReached"], "ops-chat"),
+    ],
+)
+def test_alerts_route_by_severity(labels, receiver):
+    result = subprocess.run(
+        [
+            require_tool("amtool"),
+            "config",
+            "routes",
+            "test",
+            f"--config.file={DEPLOY / 'alertmanager/alertmanager.yml'}",
+            *labels,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == receiver, result.stdout + result.stderr
