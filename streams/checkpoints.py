@@ -24,10 +24,11 @@ from streams.kafka import aiokafka_options, partition_for
 from streams.offsets import IDLE_BEFORE_TAIL_CHECK_S, committed_offsets, read_range
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.room import RoomSettings
+from streams.state_table import RoomStateTable
 
 log = logging.getLogger(__name__)
 
-MARKER_PREFIX = "__checkpoint__:"
+MARKER_PREFIX = "#checkpoint#"  # "#" never appears in a room_id
 
 
 def marker_keys(partitions: int) -> dict[int, str]:
@@ -39,10 +40,6 @@ def marker_keys(partitions: int) -> dict[int, str]:
         keys.setdefault(partition_for(key, partitions), key)
         n += 1
     return keys
-
-
-def _text(key: Any) -> str:
-    return key.decode() if isinstance(key, bytes) else key
 
 
 class RoomStore:
@@ -63,6 +60,7 @@ class RoomStore:
         )
         self.partitions: dict[int, RoomPartition] = {}
         self.markers = marker_keys(settings.partitions)
+        self.states = RoomStateTable(table, settings.partitions, settings.checkpoint_chunk_bytes)
         self._restoring: dict[int, asyncio.Future[RoomPartition]] = {}
         self._marked: dict[int, int] = {}  # partition -> offset of the last marker written
         self._last_checkpoint = 0.0
@@ -98,15 +96,8 @@ class RoomStore:
         part = RoomPartition(p, self.room_settings)
         raw_marker = self.table.get(self.markers[p])
         marker = orjson.loads(raw_marker) if raw_marker is not None else -1
-        now = time.time()
-        states = []
-        for key, value in list(self.table.items()):
-            room_id = _text(key)
-            if room_id.startswith(MARKER_PREFIX) or value is None:
-                continue
-            if partition_for(room_id, self.settings.partitions) == p:
-                states.append((room_id, orjson.loads(value)))
-        part.restore(marker, states, now)
+        states = self.states.read_partition(p)
+        part.restore(marker, states, time.time())
         replayed = await self._catch_up(part)
         self.partitions[p] = part
         self._last_delivery[p] = time.monotonic()  # give the stream time to deliver first
@@ -210,10 +201,10 @@ class RoomStore:
         written = 0
         for p, part in list(self.partitions.items()):
             for room_id in part.evict_idle(now, self.settings.room_ttl_seconds):
-                self.table.pop(room_id, None)
+                self.states.delete(room_id)
             states = part.checkpoint()
             for room_id, state in states.items():
-                self.table[room_id] = orjson.dumps(state)
+                self.states.write(room_id, state)
             written += len(states)
             if self._marked.get(p) != part.applied_offset:
                 self.table[self.markers[p]] = orjson.dumps(part.applied_offset)

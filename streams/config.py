@@ -99,6 +99,12 @@ class Settings:
     checkpoint_interval_seconds: float = _setting(
         1.0, "how often changed room state is checkpointed to the changelog", _positive_float
     )
+    checkpoint_chunk_bytes: int = _setting(
+        900_000,
+        "larger room checkpoints are split into records of this size (keep below the "
+        "brokers' message.max.bytes)",
+        _positive_int,
+    )
     batch_records: int = _setting(
         500,
         "most records an agent processes as one batch (each may carry many events)",

@@ -92,7 +92,10 @@ def test_sigkill_mid_stream_then_restart_is_exact(stack):
         for r in expected.values()
     )
 
-    worker = stack.worker()
+    # Small checkpoint chunks: the busiest rooms' checkpoints are split, so the restart
+    # also proves chunked state reads back exactly.
+    chunked = {"LIVEROOM_CHECKPOINT_CHUNK_BYTES": "50000"}
+    worker = stack.worker(**chunked)
     worker.wait_ready()
 
     def produce() -> None:  # paced so the kill lands mid-stream
@@ -118,7 +121,7 @@ def test_sigkill_mid_stream_then_restart_is_exact(stack):
     assert processed_at_kill < expected_events, "the kill must land mid-stream"
     producer.join()
 
-    restarted = stack.worker()
+    restarted = stack.worker(**chunked)
     restarted.wait_ready()
 
     def converged():
