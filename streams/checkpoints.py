@@ -202,12 +202,11 @@ class RoomStore:
         for p, part in list(self.partitions.items()):
             for room_id in part.evict_idle(now, self.settings.room_ttl_seconds):
                 self.states.delete(room_id)
-            states = part.checkpoint()
-            for room_id, state in states.items():
-                self.states.write(room_id, state)
-            written += len(states)
-            if self._marked.get(p) != part.applied_offset:
-                self.table[self.markers[p]] = orjson.dumps(part.applied_offset)
-                self._marked[p] = part.applied_offset
+            before = self.states.writes
+            marker = part.checkpoint(now, self.states.write)
+            written += self.states.writes - before
+            if self._marked.get(p) != marker:
+                self.table[self.markers[p]] = orjson.dumps(marker)
+                self._marked[p] = marker
         self._last_checkpoint = now
         return written

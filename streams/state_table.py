@@ -37,6 +37,7 @@ class RoomStateTable:
         self.chunk_bytes = chunk_bytes or CHUNK_BYTES
         self._chunks: dict[str, list[str]] = {}  # room -> chunk keys of its current manifest
         self._generation: dict[str, int] = {}
+        self.writes = 0  # room checkpoints written
 
     def chunk_key(self, room_id: str, generation: int, index: int) -> str:
         """`room#generation.index.salt` with the first salt that lands on the room's partition."""
@@ -49,6 +50,7 @@ class RoomStateTable:
             salt += 1
 
     def write(self, room_id: str, state: dict[str, Any]) -> None:
+        self.writes += 1
         data = orjson.dumps(state)
         previous = self._chunks.pop(room_id, [])
         size = self.chunk_bytes

@@ -14,6 +14,15 @@ def fresh():
     return RoomPartition(0, RoomSettings())
 
 
+def checkpoint_all(part, now=NOW):
+    """{room: state} of what a checkpoint writes, and the marker it returns."""
+    written = {}
+    marker = part.checkpoint(
+        now, lambda room, state: written.update({room: orjson.loads(orjson.dumps(state))})
+    )
+    return written, marker
+
+
 def test_a_replayed_record_is_skipped_whole():
     part, outcome = fresh(), Outcome()
     part.apply(0, [enter("a"), enter("b")], NOW, outcome)
@@ -48,10 +57,10 @@ def test_restore_then_replay_is_exact_whatever_the_checkpoint_age():
     live = fresh()
     for offset, events in records[:2]:
         live.apply(offset, events, NOW, Outcome())
-    at_marker = orjson.loads(orjson.dumps(live.checkpoint()))  # both rooms at offset 1
+    at_marker, _ = checkpoint_all(live)  # both rooms at offset 1
     for offset, events in records[2:4]:
         live.apply(offset, events, NOW, Outcome())
-    newer = orjson.loads(orjson.dumps(live.checkpoint()))  # r1 and r2 at offset 3
+    newer, _ = checkpoint_all(live, NOW + 10)  # r1 and r2 at offset 3
     # Crash: the marker for offset 3 was never written, r2's newer state was lost.
     states = {"r2": at_marker["r2"], "r1": newer["r1"]}
     restored = fresh()
@@ -82,7 +91,7 @@ def test_idle_rooms_are_evicted_after_the_ttl():
     part.due_snapshots(NOW + 500)
     assert part.evict_idle(NOW + 600, ttl=600) == ["old"]
     assert set(part.rooms) == {"new"} and set(part.latest) == {"new"}
-    assert list(part.checkpoint()) == ["new"]
+    assert list(checkpoint_all(part, NOW + 600)[0]) == ["new"]
 
 
 def test_marker_keys_land_on_their_partition():
@@ -96,3 +105,25 @@ def test_partitioner_matches_kafka_murmur2():
     # Values from the Java client's DefaultPartitioner (murmur2, positive, mod n).
     assert partition_for("", 1000) == 681
     assert partition_for("a", 1000) == 524
+
+
+def test_costly_rooms_are_checkpointed_less_often_and_hold_the_marker_back():
+    part = fresh()
+    part.apply(0, [enter("a", room="big"), enter("a", room="small")], NOW, Outcome())
+    elapsed = [0.0]
+    written: list[str] = []
+
+    def write(room: str, state: dict) -> None:  # big costs 0.5 s to write, small 1 ms
+        written.append(room)
+        elapsed[0] += 0.5 if room == "big" else 0.001
+
+    def checkpoint(now: float) -> int:
+        written.clear()
+        return part.checkpoint(now, write, clock=lambda: elapsed[0])
+
+    assert checkpoint(NOW) == 0 and sorted(written) == ["big", "small"]
+    part.apply(1, [enter("b", room="big"), enter("b", room="small")], NOW + 1, Outcome())
+    # big is due again only 20 x 0.5 s = 10 s after its last write: the marker stays at
+    # its stamp (0), so a restart replays record 1 for it; small is written now.
+    assert checkpoint(NOW + 1) == 0 and written == ["small"]
+    assert checkpoint(NOW + 10) == 1 and written == ["big"]
