@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_RECORD = 512
 MAX_RECORD_BYTES = 900_000  # below Kafka's default 1 MB message limit
+# A dead letter keeps at most this much of the rejected bytes (base64 adds a third)...
+DEADLETTER_MAX_BYTES = 256 * 1024
+# ...and repeats them as JSON text only up to this size (escaping can grow text 6x).
+DEADLETTER_MAX_TEXT_BYTES = 64 * 1024
 
 
 async def buffered_batches(
@@ -81,10 +85,17 @@ def encode_chunks(events: list[tuple]) -> list[bytes]:
 
 
 def deadletter_record(source_topic: str, partition: int, offset: int, reject: Reject) -> bytes:
-    try:
-        text: str | None = reject.raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
+    """The dead letter of one reject, always below Kafka's default 1 MB record limit.
+
+    `value_base64` holds the original bytes (their first DEADLETTER_MAX_BYTES when
+    `truncated`); `value` repeats them as text when they are short, valid UTF-8."""
+    kept = reject.raw[:DEADLETTER_MAX_BYTES]
+    text: str | None = None
+    if len(kept) <= DEADLETTER_MAX_TEXT_BYTES:
+        try:
+            text = kept.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
     return orjson.dumps(
         {
             "source_topic": source_topic,
@@ -94,7 +105,9 @@ def deadletter_record(source_topic: str, partition: int, offset: int, reject: Re
             "reason": reject.reason,
             "detail": reject.detail,
             "value": text,
-            "value_base64": base64.b64encode(reject.raw).decode(),
+            "value_base64": base64.b64encode(kept).decode(),
+            "value_bytes": len(reject.raw),
+            "truncated": len(kept) < len(reject.raw),
             "rejected_at_ms": int(time.time() * 1000),
         }
     )

@@ -134,6 +134,20 @@ async def create_topics(options: dict[str, Any], names: Iterable[str], partition
         await admin.close()
 
 
+async def partition_count(options: dict[str, Any], topic: str) -> int | None:
+    """Partitions of `topic`, or None if it does not exist."""
+    admin = AIOKafkaAdminClient(**options)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    for entry in described:
+        if entry.get("topic") == topic and entry.get("error_code", 0) == 0:
+            return len(entry.get("partitions") or []) or None
+    return None
+
+
 def all_topics(settings: Settings) -> list[str]:
     return [*settings.input_topics, *settings.output_topics, settings.topic_room_events]
 

@@ -36,7 +36,7 @@ def cmd_broker(args: argparse.Namespace) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> None:
     from streams.agents import run_worker
-    from streams.broker import all_topics, create_topics
+    from streams.broker import all_topics, create_topics, partition_count
     from streams.kafka import aiokafka_options
     from streams.quirks import install_faust_highwater_fix, needs_tansu_fixes
 
@@ -48,11 +48,19 @@ def cmd_worker(args: argparse.Namespace) -> None:
         )
     options = aiokafka_options(settings)
 
-    async def prepare() -> bool:
+    async def prepare() -> tuple[int | None, bool]:
         await create_topics(options, all_topics(settings), settings.partitions)
-        return await needs_tansu_fixes(settings.broker_quirks, options)
+        routed = await partition_count(options, settings.topic_room_events)
+        return routed, await needs_tansu_fixes(settings.broker_quirks, options)
 
-    if asyncio.run(prepare()):
+    routed, tansu = asyncio.run(prepare())
+    if routed is not None and routed != settings.partitions:
+        sys.exit(
+            f"liveroom: {settings.topic_room_events} has {routed} partitions but "
+            f"LIVEROOM_PARTITIONS={settings.partitions}; rooms are routed by it, so set "
+            f"LIVEROOM_PARTITIONS={routed}"
+        )
+    if tansu:
         install_faust_highwater_fix(options)
     sys.argv = [sys.argv[0], "worker"]  # Faust's Worker parses argv itself
     run_worker(settings, loglevel=args.loglevel)

@@ -77,3 +77,28 @@ def test_topics_exist_once_the_command_says_so():
     finally:
         command.terminate()
         command.wait(20)
+
+
+def test_worker_refuses_a_partition_count_that_does_not_match_room_events(broker):
+    import asyncio
+
+    from streams import config
+    from streams.broker import create_topics
+
+    env = {
+        **os.environ,
+        **config.namespaced(f"mismatch-{os.getpid()}"),
+        "LIVEROOM_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "LIVEROOM_PARTITIONS": "4",
+    }
+    room_events = env["LIVEROOM_TOPIC_ROOM_EVENTS"]
+    asyncio.run(create_topics({"bootstrap_servers": broker.bootstrap}, [room_events], 6))
+    result = subprocess.run(
+        [sys.executable, "-m", "streams", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"{room_events} has 6 partitions but LIVEROOM_PARTITIONS=4" in result.stderr
