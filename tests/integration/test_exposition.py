@@ -39,3 +39,45 @@ def test_promtool_accepts_the_exposition(stack):
     )
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert b"NaN" not in exposition
+
+
+def test_stale_rooms_leave_and_the_room_cap_holds(stack):
+    from .conftest import room_value, rooms_in
+
+    worker = stack.worker(LIVEROOM_ROOM_TTL_SECONDS="4", LIVEROOM_MAX_ROOMS="2")
+    worker.wait_ready()
+    now = int(time.time() * 1000)
+    for room, viewers in (("big", 5), ("mid", 3), ("small", 1)):
+        stack.produce(
+            "views",
+            [
+                {"event_id": f"{room}{i}", "room_id": room, "user_id": f"u{i}", "ts": now}
+                for i in range(viewers)
+            ],
+        )
+    stack.flush()
+    samples = wait_until(
+        lambda: (s := worker.scrape()) and rooms_in(s) == {"big", "mid"} and s,
+        30,
+        "the two busiest rooms exported",
+    )
+    assert total(samples, "liveroom_rooms_unexported") == 1
+    assert total(samples, "liveroom_live_rooms") == 3
+    assert room_value(samples, "liveroom_views_total", "big") == 5
+
+    def keep_big_alive():
+        stack.produce(
+            "views",
+            {
+                "event_id": f"big-{time.monotonic_ns()}",
+                "room_id": "big",
+                "user_id": "u0",
+                "ts": int(time.time() * 1000),
+            },
+        )
+        stack.flush()
+        s = worker.scrape()
+        return s if rooms_in(s) == {"big"} and total(s, "liveroom_live_rooms") == 1 else None
+
+    samples = wait_until(keep_big_alive, 30, "idle rooms gone after the TTL", interval=1.0)
+    assert total(samples, "liveroom_rooms_unexported") == 0
