@@ -52,14 +52,7 @@ async def buffered_batches(
     manual = stream.noack()
     queue = manual.channel.queue
     batch: list[faust.EventT] = []
-    import os
-
-    dbg = os.environ.get("LIVEROOM_DEBUG_INGEST")
     async for event in manual.events():
-        if dbg:
-            m = event.message
-            with open(dbg, "a") as f:
-                f.write(f"EV {m.topic} {m.partition} {m.offset}\n")
         batch.append(event)
         if len(batch) >= max_records or queue.empty():
             yield batch

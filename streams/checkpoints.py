@@ -65,7 +65,6 @@ class RoomStore:
         self._marked: dict[int, int] = {}  # partition -> offset of the last marker written
         self._last_checkpoint = 0.0
         self.options = aiokafka_options(settings)
-        self.refilled = 0  # records read directly because the stream skipped them
         self._last_delivery: dict[int, float] = {}
 
     # -- ownership ---------------------------------------------------------------------
@@ -149,7 +148,6 @@ class RoomStore:
             if offset > part.applied_offset + 1:
                 start = part.applied_offset + 1
                 count = await self._fold_range(part, start, offset, outcome)
-                self.refilled += count
                 refilled.append((message.partition, start, offset))
                 log.warning(
                     "refilled %d room-events records of partition %d [%d, %d) "
@@ -178,7 +176,6 @@ class RoomStore:
             quiet = now - self._last_delivery.get(p, 0.0) > IDLE_BEFORE_TAIL_CHECK_S
             if end is not None and end > start and quiet:
                 count = await self._fold_range(part, start, end, outcome)
-                self.refilled += count
                 refilled.append((p, start, end))
                 self._last_delivery[p] = time.monotonic()
                 log.warning(

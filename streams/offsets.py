@@ -89,7 +89,6 @@ class GapFiller:
         self.options = options
         self.expected: dict[TP, int] = {}
         self.last_delivery: dict[TP, float] = {}
-        self.refilled = 0
 
     def reset(self, offsets: Mapping[TP, int | None]) -> None:
         """Where the stream resumes after an assignment: the committed offset, or the
@@ -121,7 +120,6 @@ class GapFiller:
                     before = len(out)
                     async for batch in read_range(self.options, *tp, want, offset):
                         out.extend(batch)
-                    self.refilled += len(out) - before
                     refilled.append((tp, want, offset))
                     log.warning(
                         "refilled %d records of %s [%d, %d) that the stream skipped",
@@ -156,7 +154,6 @@ class GapFiller:
             records.extend(batch)
         self.expected[tp] = end
         self.last_delivery[tp] = time.monotonic()
-        self.refilled += len(records)
         log.warning(
             "refilled %d records at the end of %s [%d, %d) that the stream skipped",
             len(records),
