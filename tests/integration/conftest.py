@@ -16,13 +16,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams import config
@@ -164,34 +164,6 @@ class Stack:
     def flush(self) -> None:
         assert self.producer.flush(30) == 0
 
-    def consume_all(self, kind: str, timeout: float = 20.0) -> list[bytes]:
-        """Every record of a topic, read by partition assignment (no group join)."""
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": "unused",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-            }
-        )
-        topic = self.topic(kind)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
-        values: list[bytes] = []
-        at_end: set[int] = set()
-        deadline = time.monotonic() + timeout
-        try:
-            while len(at_end) < PARTITIONS and time.monotonic() < deadline:
-                message = consumer.poll(0.5)
-                if message is None:
-                    continue
-                if message.error() is None:
-                    values.append(message.value())
-                elif message.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(message.partition())
-        finally:
-            consumer.close()
-        return values
-
     def record_counts(self, kind: str) -> list[int]:
         """Records per partition of a topic: log end offsets from a Fetch (the embedded
         broker's ListOffsets answer is short, see streams/quirks.py)."""
@@ -247,7 +219,3 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: `make test` installs it (make system-deps)")
     return path
-
-
-def events_total(samples: dict, names: Iterable[str]) -> float:
-    return sum(total(samples, name) for name in names)
