@@ -1,0 +1,142 @@
+"""Running statistics the detectors share: decayed means, peaks, CUSUM scores, windows.
+
+Every class keeps a fixed number of floats (a window a fixed number of steps), and
+can be saved to and loaded from a JSON-able list for room checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def decay_for(half_life_steps: float) -> float:
+    return 0.5 ** (1.0 / half_life_steps)
+
+
+class Ewma:
+    """Exponentially weighted mean, bias-corrected so that early values are plain means."""
+
+    __slots__ = ("decay", "mean", "weight")
+
+    def __init__(self, half_life_steps: float) -> None:
+        self.decay = decay_for(half_life_steps)
+        self.mean = 0.0
+        self.weight = 0.0
+
+    def update(self, x: float) -> float:
+        self.weight = self.weight * self.decay + 1.0
+        self.mean += (x - self.mean) / self.weight
+        return self.mean
+
+    def to_state(self) -> list[float]:
+        return [self.mean, self.weight]
+
+    def load_state(self, state: list[float]) -> None:
+        self.mean, self.weight = state
+
+
+class DecayingPeak:
+    """The recent peak of a series: jumps up at once, fades with a long half-life."""
+
+    __slots__ = ("decay", "peak")
+
+    def __init__(self, half_life_steps: float) -> None:
+        self.decay = decay_for(half_life_steps)
+        self.peak = 0.0
+
+    def update(self, x: float) -> float:
+        self.peak = max(x, self.peak * self.decay)
+        return self.peak
+
+    def to_state(self) -> list[float]:
+        return [self.peak]
+
+    def load_state(self, state: list[float]) -> None:
+        (self.peak,) = state
+
+
+class PoissonCusum:
+    """One-sided CUSUM of the log-likelihood ratio "rate is rho x expected" vs "as expected".
+
+    The score is the evidence, in nats, that the shift happened; it never goes below
+    zero, so a long normal stretch cannot bank credit against a later shift. Silence
+    counts as evidence too (a step with 0 observed adds (1 - rho) x expected), which
+    is what lets a drop be seen without waiting for the next event.
+    """
+
+    __slots__ = ("log_rho", "rho", "score")
+
+    def __init__(self, rho: float) -> None:
+        self.rho = rho
+        self.log_rho = math.log(rho)
+        self.score = 0.0
+
+    def update(self, observed: float, expected: float) -> float:
+        llr = observed * self.log_rho - (self.rho - 1.0) * expected
+        self.score = max(0.0, self.score + llr)
+        return self.score
+
+    def to_state(self) -> list[float]:
+        return [self.score]
+
+    def load_state(self, state: list[float]) -> None:
+        (self.score,) = state
+
+
+class BinomialCusum:
+    """One-sided CUSUM of "hits happen with probability p1" vs "with p0", per trial."""
+
+    __slots__ = ("score",)
+
+    def __init__(self) -> None:
+        self.score = 0.0
+
+    def update(self, trials: float, hits: float, p0: float, p1: float) -> float:
+        llr = hits * math.log(p1 / p0) + (trials - hits) * math.log((1 - p1) / (1 - p0))
+        self.score = max(0.0, self.score + llr)
+        return self.score
+
+    def to_state(self) -> list[float]:
+        return [self.score]
+
+    def load_state(self, state: list[float]) -> None:
+        (self.score,) = state
+
+
+class Window:
+    """Sum of the last `size` steps of a few columns (a ring; O(size) memory, O(1) update)."""
+
+    __slots__ = ("columns", "pos", "ring", "size", "totals")
+
+    def __init__(self, size: int, columns: int = 1) -> None:
+        self.size = size
+        self.columns = columns
+        self.ring = [0.0] * (size * columns)
+        self.totals = [0.0] * columns
+        self.pos = 0
+
+    def push(self, *values: float) -> None:
+        base = self.pos * self.columns
+        ring, totals = self.ring, self.totals
+        for i, v in enumerate(values):
+            totals[i] += v - ring[base + i]
+            ring[base + i] = v
+        self.pos = (self.pos + 1) % self.size
+
+    def total(self, column: int = 0) -> float:
+        return self.totals[column]
+
+    def recent(self, steps: int, column: int = 0) -> float:
+        """Sum of the last `steps` (<= size) steps of one column."""
+        out = 0.0
+        for back in range(1, steps + 1):
+            out += self.ring[((self.pos - back) % self.size) * self.columns + column]
+        return out
+
+    def to_state(self) -> list[Any]:
+        return [self.ring, self.pos]
+
+    def load_state(self, state: list[Any]) -> None:
+        self.ring, self.pos = list(state[0]), state[1]
+        self.totals = [sum(self.ring[i :: self.columns]) for i in range(self.columns)]

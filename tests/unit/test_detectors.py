@@ -1,0 +1,235 @@
+"""Detectors on constructed series, including the hard negatives of a live session."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from streams.anomaly import (
+    FIRED,
+    RESOLVED,
+    ConditionalDrop,
+    CountThreshold,
+    LevelDrop,
+    RateDrop,
+    RateSpike,
+    RatioSurge,
+)
+
+
+def poisson(rng: random.Random, mean: float) -> int:
+    if mean > 50:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    k, p, limit = 0, 1.0, math.exp(-mean)
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+def run(detector, series) -> list[tuple[int, int]]:
+    """(step, FIRED/RESOLVED) for every transition."""
+    out = []
+    for t, x in enumerate(series):
+        change = detector.step(*x) if isinstance(x, tuple) else detector.step(x)
+        if change:
+            out.append((t, change))
+    return out
+
+
+def rates(rng: random.Random, shape) -> list[int]:
+    return [poisson(rng, shape(t)) for t in range(900)]
+
+
+# -- RateDrop ----------------------------------------------------------------------------
+
+
+def test_rate_drop_fires_within_seconds_of_a_cut_and_resolves_on_recovery() -> None:
+    rng = random.Random(1)
+    series = rates(rng, lambda t: 0 if 400 <= t < 500 else 20)
+    changes = run(RateDrop(), series)
+    assert changes == [(changes[0][0], FIRED), (changes[1][0], RESOLVED)]
+    assert 400 <= changes[0][0] <= 405
+    assert 500 <= changes[1][0] <= 510
+
+
+def test_rate_drop_ignores_a_one_second_hiccup() -> None:
+    rng = random.Random(2)
+    series = rates(rng, lambda t: 20)
+    series[300] = 0
+    assert run(RateDrop(), series) == []
+
+
+def test_rate_drop_stays_quiet_through_ramp_up_and_end_of_session_decay() -> None:
+    rng = random.Random(3)
+
+    def session(t: float) -> float:
+        if t < 180:
+            return 30 * t / 180  # ramp-up
+        if t < 500:
+            return 30
+        return 30 * 0.5 ** ((t - 500) / 60)  # decay, then the stream ends
+
+    series = rates(rng, session) + [0] * 300
+    assert run(RateDrop(), series) == []
+
+
+def test_rate_drop_is_robust_to_a_burst_before_the_cut() -> None:
+    rng = random.Random(4)
+    series = rates(rng, lambda t: 200 if 300 <= t < 310 else (0 if t >= 600 else 10))
+    changes = run(RateDrop(), series)
+    assert [c for _, c in changes] == [FIRED] and 600 <= changes[0][0] <= 606
+
+
+def test_rate_drop_in_the_first_seconds_needs_an_unmistakable_failure() -> None:
+    rng = random.Random(5)
+    dip = rates(rng, lambda t: 4 if 40 <= t < 43 else 10)[:200]
+    assert run(RateDrop(), dip) == []
+    cut = rates(rng, lambda t: 0 if t >= 40 else 50)[:200]
+    assert [c for _, c in run(RateDrop(), cut)] == [FIRED]
+
+
+# -- RateSpike ---------------------------------------------------------------------------
+
+
+def test_rate_spike_fires_on_a_flood_not_on_launch_bursts() -> None:
+    rng = random.Random(6)
+    launches = rates(rng, lambda t: 25 if t % 150 < 20 else 10)  # x2.5 every product launch
+    assert run(RateSpike(), launches) == []
+    flood = rates(rng, lambda t: 120 if 400 <= t < 460 else 10)
+    changes = run(RateSpike(), flood)
+    assert [c for _, c in changes] == [FIRED, RESOLVED]
+    assert 400 <= changes[0][0] <= 403 and changes[1][0] >= 460
+
+
+def test_rate_spike_needs_a_real_excess_in_a_quiet_series() -> None:
+    rng = random.Random(7)
+    quiet = rates(rng, lambda t: 0.2)
+    quiet[300] = 8  # eight comments at once in a room of one a minute
+    assert run(RateSpike(), quiet) == []
+
+
+def test_an_announced_flash_sale_suppresses_the_spike() -> None:
+    rng = random.Random(8)
+    series = rates(rng, lambda t: 150 if 400 <= t < 460 else 10)
+    detector = RateSpike()
+    detector.suppress(until_step=470)
+    assert run(detector, series) == []
+
+
+def test_rate_spike_learns_a_lasting_new_level() -> None:
+    rng = random.Random(9)
+    series = rates(rng, lambda t: 10 if t < 300 else 80)
+    changes = run(RateSpike(), series)
+    assert [c for _, c in changes] == [FIRED, RESOLVED]  # viral, then the new normal
+
+
+# -- LevelDrop ---------------------------------------------------------------------------
+
+
+def test_level_drop_on_mass_exit_but_not_on_gradual_decline() -> None:
+    exit_ = [5000.0] * 300 + [900.0] * 100 + [5000.0] * 100
+    changes = run(LevelDrop(), exit_)
+    assert changes == [(302, FIRED), (404, RESOLVED)]
+    decline = [5000.0 * 0.5 ** (t / 120) for t in range(900)]
+    assert run(LevelDrop(), decline) == []
+
+
+# -- ConditionalDrop ---------------------------------------------------------------------
+
+
+def cart_order_series(rng, stall_from: int, carts: float, q: float, steps: int = 900):
+    out = []
+    for t in range(steps):
+        c = poisson(rng, carts)
+        o = 0 if stall_from <= t < stall_from + 120 else poisson(rng, carts * q)
+        out.append((c, o))
+    return out
+
+
+def test_checkout_stall_fires_at_small_counts_given_the_rooms_own_conversion() -> None:
+    rng = random.Random(10)
+    series = cart_order_series(rng, stall_from=400, carts=2.0, q=0.3)
+    changes = run(ConditionalDrop(), series)
+    assert [c for _, c in changes] == [FIRED, RESOLVED]
+    # ~0.6 orders/s expected: about 9 nats of silence takes ~15 s
+    assert 400 < changes[0][0] <= 425
+
+
+def test_checkout_stall_not_when_carts_stop_too() -> None:
+    rng = random.Random(11)
+    series = [
+        (0, 0) if 400 <= t < 520 else x
+        for t, x in enumerate(cart_order_series(rng, 10**9, 2.0, 0.3))
+    ]
+    assert run(ConditionalDrop(), series) == []
+
+
+def test_conversion_drop_with_traffic_holding() -> None:
+    rng = random.Random(12)
+    series = []
+    for t in range(900):
+        views = poisson(rng, 50)
+        rate = 0.05 * (0.1 if 400 <= t < 520 else 1)
+        series.append((views, poisson(rng, views * rate)))
+    changes = run(ConditionalDrop(rho=0.3, evidence=12, hold_fraction=0.7), series)
+    assert [c for _, c in changes] == [FIRED, RESOLVED]
+    assert changes[0][0] <= 420
+
+
+# -- RatioSurge --------------------------------------------------------------------------
+
+
+def comments(rng, share, steps=900, per_step=5.0):
+    out = []
+    for t in range(steps):
+        n = poisson(rng, per_step)
+        k = sum(rng.random() < share(t) for _ in range(n))
+        out.append((n, k))
+    return out
+
+
+def test_negative_surge_fires_once_within_seconds_and_resolves() -> None:
+    rng = random.Random(13)
+    series = comments(rng, lambda t: 0.6 if 400 <= t < 500 else 0.1)
+    changes = run(RatioSurge(), series)
+    assert [c for _, c in changes] == [FIRED, RESOLVED]
+    assert 400 <= changes[0][0] <= 410
+
+
+def test_no_surge_in_a_normal_room_or_from_three_angry_comments_in_a_quiet_one() -> None:
+    rng = random.Random(14)
+    assert run(RatioSurge(), comments(rng, lambda t: 0.12)) == []
+    quiet = [(0, 0)] * 900
+    quiet[300] = (3, 3)
+    assert run(RatioSurge(), quiet) == []
+
+
+def test_a_room_that_is_always_critical_is_its_own_baseline() -> None:
+    rng = random.Random(15)
+    changes = run(RatioSurge(), comments(rng, lambda t: 0.4, steps=3000))
+    # Against the prior (10 %) it fires at the start, then learns the room and resolves.
+    assert [c for _, c in changes] == [FIRED, RESOLVED]
+    assert changes[0][0] < 60 and changes[1][0] < 1500
+
+
+# -- CountThreshold ----------------------------------------------------------------------
+
+
+def test_count_threshold_cooldown() -> None:
+    series = [0] * 10 + [1] * 6 + [0] * 100 + [1] * 6 + [0] * 400 + [1] * 6
+    changes = run(CountThreshold(min_hits=5, window=60, clear_after=30, cooldown=300), series)
+    assert [c for _, c in changes] == [FIRED, RESOLVED, FIRED]
+    assert changes[0][0] == 14 and changes[2][0] > 400
+
+
+def test_detector_state_survives_a_checkpoint() -> None:
+    rng = random.Random(16)
+    series = rates(rng, lambda t: 0 if t >= 400 else 20)
+    a = RateDrop()
+    for x in series[:300]:
+        a.step(x)
+    b = RateDrop()
+    b.load_state(a.to_state())
+    assert run(a, series[300:]) == run(b, series[300:])
