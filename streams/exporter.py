@@ -41,6 +41,7 @@ WINDOWED_HELP = {
     "uv_value_yuan": "GMV / unique viewers, yuan.",
     "average_order_value_yuan": "GMV / buyers, yuan.",
     "negative_comment_ratio": "Negative comments / scored comments.",
+    "comment_sentiment_score": "Mean sentiment score of scored comments, -1 (negative) to 1.",
 }
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 

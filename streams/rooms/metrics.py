@@ -11,6 +11,7 @@ from streams.rooms.room import (
     S_NEGATIVE,
     S_ORDERS,
     S_REFUNDS,
+    S_SCORE_SUM,
     S_SCORED,
     S_VIEWS,
     RoomState,
@@ -31,6 +32,7 @@ WINDOWED_GAUGES = (
     "uv_value_yuan",
     "average_order_value_yuan",
     "negative_comment_ratio",
+    "comment_sentiment_score",
 )
 
 
@@ -65,6 +67,7 @@ def funnel(
     refunds_yuan: float,
     negative: int,
     scored: int,
+    score_sum: float = 0.0,
 ) -> dict[str, Any]:
     """Every windowed metric from the raw counts of one window."""
     return {
@@ -86,6 +89,7 @@ def funnel(
         "uv_value_yuan": _per(gmv, unique_viewers),
         "average_order_value_yuan": _per(gmv, buyers),
         "negative_comment_ratio": _ratio(negative, scored),
+        "comment_sentiment_score": _per(score_sum, scored),
     }
 
 
@@ -109,6 +113,7 @@ def snapshot(room: RoomState) -> dict[str, Any]:
             refunds_yuan=sums[S_REFUNDS],
             negative=int(sums[S_NEGATIVE]),
             scored=int(sums[S_SCORED]),
+            score_sum=sums[S_SCORE_SUM],
         )
     windows["session"] = funnel(
         views=room.views,
@@ -123,6 +128,7 @@ def snapshot(room: RoomState) -> dict[str, Any]:
         refunds_yuan=room.refund_amount,
         negative=room.negative_comments,
         scored=room.scored_comments,
+        score_sum=room.score_sum,
     )
     return {
         "room_id": room.room_id,

@@ -17,13 +17,38 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.alerts.ledger import AlertLedger
+from streams.alerts.rules import AlertRules
+from streams.alerts.watch import RoomWatch
 from streams.events import COMMENT, F_ROOM
 from streams.rooms.metrics import snapshot
-from streams.rooms.room import DUPLICATE, LATE, RoomSettings, RoomState
+from streams.rooms.room import (
+    DUPLICATE,
+    LATE,
+    S_CARTS,
+    S_COMMENTS,
+    S_NEGATIVE,
+    S_ORDERS,
+    S_SCORED,
+    S_VIEWS,
+    SUM_COLUMNS,
+    RoomSettings,
+    RoomState,
+)
 
 KIND_COUNT = 4
 COST_FACTOR = 20  # a room's checkpoint may take at most ~5% of the worker's time
 MAX_DEFER_S = 60.0
+# Alert detectors judge a second once the partition's watermark is this far past it,
+# so events a little out of order still land in their second first.
+ALERT_DELAY_MS = 2_000
+# With no record for this long, the partition's event time follows the clock: a room
+# (or a whole partition) that went silent is still judged.
+IDLE_CLOCK_S = 3.0
+MAX_CATCH_UP_S = 600  # a room silent for longer is judged on its last 10 minutes only
+
+
+EMPTY_ROW = (0,) * SUM_COLUMNS
 
 
 @dataclass(slots=True)
@@ -37,10 +62,19 @@ class Outcome:
 
 
 class RoomPartition:
-    def __init__(self, partition: int, settings: RoomSettings) -> None:
+    def __init__(
+        self, partition: int, settings: RoomSettings, rules: AlertRules | None = None
+    ) -> None:
         self.partition = partition
         self.settings = settings
+        self.rules = rules
         self.rooms: dict[str, RoomState] = {}
+        self.watches: dict[str, RoomWatch] = {}
+        self.ledger = AlertLedger()
+        self.outbox: list[dict[str, Any]] = []  # alert transitions not yet sent
+        self.watermark_ms = 0  # highest event time of the partition
+        self._last_record_at = 0.0  # processing time of the last record applied
+        self._closed_through = -1  # last second every watch was closed through
         self.applied_offset = -1
         self.last_active: dict[str, float] = {}  # room -> processing time of last event
         self.latest: dict[str, dict[str, Any]] = {}  # room -> last emitted snapshot
@@ -64,6 +98,8 @@ class RoomPartition:
             outcome.skipped_replays += 1
             return
         rooms = self.rooms
+        keywords = self.rules.keywords if self.rules is not None else None
+        watermark = self.watermark_ms
         for event in events:
             room_id = event[F_ROOM]
             room = rooms.get(room_id)
@@ -71,19 +107,87 @@ class RoomPartition:
                 room = rooms[room_id] = RoomState(room_id, self.settings)
             elif offset <= room.applied_offset:
                 continue  # already inside this room's restored checkpoint
-            sentiment = score(event[5]) if score is not None and event[0] == COMMENT else None
-            result = room.apply(event, sentiment)
             kind = event[0]
+            sentiment = None
+            if kind == COMMENT:
+                text = event[5]
+                if score is not None:
+                    sentiment = score(text)
+                if keywords is not None:
+                    lists = keywords.lists_named(text)
+                    if lists:
+                        self._watch(room_id, event[3]).note_keywords(lists, text)
+            result = room.apply(event, sentiment)
             if result == DUPLICATE:
                 outcome.duplicates[kind] += 1
                 continue
             outcome.applied[kind] += 1
             if result == LATE:
                 outcome.late[kind] += 1
+            elif event[3] > watermark:
+                watermark = event[3]
             self.last_active[room_id] = now
             self._dirty_emit.add(room_id)
             self._dirty_checkpoint.add(room_id)
+            if self.rules is not None and room_id not in self.watches:
+                self._watch(room_id, event[3])
         self.applied_offset = offset
+        self.watermark_ms = watermark
+        self._last_record_at = now
+        if self.rules is not None:
+            self.advance_watches(now)
+
+    # -- alerts ------------------------------------------------------------------------
+
+    def _watch(self, room_id: str, ts_ms: int) -> RoomWatch:
+        watch = self.watches.get(room_id)
+        if watch is None:
+            assert self.rules is not None
+            watch = self.watches[room_id] = RoomWatch(room_id, self.rules.for_room(room_id))
+            watch.last_closed = max(ts_ms // 1000 - 1, self._closed_through)
+        return watch
+
+    def advance_watches(self, now: float) -> None:
+        """Feed every room's detectors the seconds the partition's event time has left
+        behind (by the watermark, or by the clock while no records arrive)."""
+        event_time = self.watermark_ms
+        idle = now - self._last_record_at
+        if self._last_record_at and idle > IDLE_CLOCK_S:
+            event_time += int(idle * 1000)
+        through = (event_time - ALERT_DELAY_MS) // 1000 - 1
+        if through <= self._closed_through:
+            return
+        self._closed_through = through
+        assert self.rules is not None
+        announced = self.rules.announced_at
+        for room_id, watch in self.watches.items():
+            room = self.rooms[room_id]
+            sums = room.sums
+            first = max(watch.last_closed + 1, through - MAX_CATCH_UP_S)
+            for second in range(first, through + 1):
+                row = sums.get(second)
+                if row is None:
+                    row = EMPTY_ROW
+                changes = watch.close(
+                    second,
+                    entries=row[S_VIEWS],
+                    comments=row[S_COMMENTS],
+                    carts=row[S_CARTS],
+                    orders=row[S_ORDERS],
+                    scored=row[S_SCORED],
+                    negative=row[S_NEGATIVE],
+                    online=room.online,
+                    announced=announced(room_id, second * 1000),
+                )
+                if changes:
+                    self.outbox.extend(changes)
+                    self._dirty_checkpoint.add(room_id)
+
+    def take_alerts(self) -> list[dict[str, Any]]:
+        """Transitions to send now: the outbox less what the ledger says was sent."""
+        out = [r for r in map(self.ledger.admit, self.outbox) if r is not None]
+        self.outbox.clear()
+        return out
 
     # -- snapshots out -----------------------------------------------------------------
 
@@ -104,6 +208,10 @@ class RoomPartition:
         """Forget rooms with no event for `ttl` seconds of processing time."""
         idle = [r for r, t in self.last_active.items() if now - t >= ttl]
         for room_id in idle:
+            watch = self.watches.pop(room_id, None)
+            if watch is not None:
+                at_ms = (watch.last_closed + 1) * 1000
+                self.outbox.extend(watch.close_all(at_ms, "the room went idle."))
             for table in (
                 self.rooms,
                 self.last_active,
@@ -138,7 +246,11 @@ class RoomPartition:
             room = self.rooms[room_id]
             room.applied_offset = self.applied_offset
             started = clock()
-            write(room_id, room.to_state())
+            state = room.to_state()
+            watch = self.watches.get(room_id)
+            if watch is not None:
+                state["watch"] = watch.to_state()
+            write(room_id, state)
             cost = clock() - started
             self._next_checkpoint[room_id] = now + min(MAX_DEFER_S, COST_FACTOR * cost)
             self._dirty_checkpoint.discard(room_id)
@@ -149,6 +261,10 @@ class RoomPartition:
         """Load checkpointed rooms; replay must start after `marker_offset`."""
         self.applied_offset = marker_offset
         for room_id, state in states:
-            self.rooms[room_id] = RoomState.from_state(room_id, self.settings, state)
+            room = self.rooms[room_id] = RoomState.from_state(room_id, self.settings, state)
             self.last_active[room_id] = now
             self._dirty_emit.add(room_id)
+            self.watermark_ms = max(self.watermark_ms, room.watermark_ms)
+            if self.rules is not None and "watch" in state:
+                watch = self._watch(room_id, room.watermark_ms)
+                watch.load_state(state["watch"])

@@ -11,13 +11,16 @@ from typing import Any
 
 from streams.events import CART, COMMENT, ORDER, VIEW
 from streams.rooms.windows import LastSeen, SecondSums
+from streams.sentiment.scorer import NEUTRAL_BAND
 
 WINDOW_HORIZON_S = 300  # the longest sliding window (5 min)
 DEDUP_HORIZON_S = 600  # a repeated event_id within 10 min of event time is a duplicate
 
 # Columns of the per-second sums.
-S_VIEWS, S_COMMENTS, S_CARTS, S_ORDERS, S_GMV, S_REFUNDS, S_NEGATIVE, S_SCORED = range(8)
-SUM_COLUMNS = 8
+(S_VIEWS, S_COMMENTS, S_CARTS, S_ORDERS, S_GMV, S_REFUNDS, S_NEGATIVE, S_SCORED, S_SCORE_SUM) = (
+    range(9)
+)
+SUM_COLUMNS = 9
 
 # What `apply` did with an event.
 APPLIED, LATE, DUPLICATE = 0, 1, 2
@@ -47,6 +50,7 @@ class RoomState:
         self.refund_amount = 0.0
         self.negative_comments = 0
         self.scored_comments = 0
+        self.score_sum = 0.0
         self.peak_online = 0
         self.viewers: set[str] = set()
         self.commenters: set[str] = set()
@@ -86,7 +90,9 @@ class RoomState:
     def apply(self, event: tuple | list, sentiment: float | None = None) -> int:
         """Fold one compact event into the room; return APPLIED, LATE or DUPLICATE.
 
-        `sentiment` is the comment's score in [-1, 1] when a scorer is configured.
+        `sentiment` is the comment's score in [-1, 1] when a scorer is configured; a
+        comment is negative when its score is in the negative class (below the neutral
+        band), as `streams.sentiment.classify` says.
         """
         kind, event_id, user, ts = event[0], event[1], event[2], event[3]
         second = ts // 1000
@@ -116,16 +122,18 @@ class RoomState:
             if kind == COMMENT:
                 self.comments += 1
                 self.commenters.add(user)
-                negative = sentiment is not None and sentiment < 0
+                negative = sentiment is not None and sentiment <= -NEUTRAL_BAND
                 if sentiment is not None:
                     self.scored_comments += 1
                     self.negative_comments += negative
+                    self.score_sum += sentiment
                 if row is not None:
                     row[S_COMMENTS] += 1
                     self.recent_commenters.touch(user, second)
                     if sentiment is not None:
                         row[S_SCORED] += 1
                         row[S_NEGATIVE] += negative
+                        row[S_SCORE_SUM] += sentiment
             elif kind == CART:
                 self.cart_adds += 1
                 self.carters.add(user)
@@ -163,6 +171,7 @@ class RoomState:
         "refund_amount",
         "negative_comments",
         "scored_comments",
+        "score_sum",
         "peak_online",
     )
     _SETS = ("viewers", "commenters", "carters", "buyers")

@@ -100,6 +100,10 @@ class SecondSums:
                 self._oldest = second
         return row
 
+    def get(self, second: int) -> list[float] | None:
+        """The sums of one second, None if nothing happened in it."""
+        return self._rows.get(second)
+
     def sum_since(self, first_second: int) -> list[float]:
         total = [0] * self.width
         for s, row in self._rows.items():

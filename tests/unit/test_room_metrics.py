@@ -162,14 +162,15 @@ def test_distinct_counts_exact_for_many_users():
     assert snap["windows"]["session"]["conversion_ratio"] == pytest.approx(1234 / 12_000)
 
 
-def test_negative_comment_ratio_from_sentiment_scores():
+def test_negative_comment_ratio_and_mean_score_from_sentiment_scores():
     room = RoomState("r", RoomSettings())
-    for score in (-0.8, 0.5, -0.1, 0.0):
+    for score in (-0.8, 0.5, -0.3, -0.1, 0.0):  # -0.1 is in the neutral band
         room.apply(comment("u"), sentiment=score)
     room.apply(comment("u"))  # unscored: not in the denominator
     s = snapshot(room)["windows"]
-    assert s["session"]["negative_comment_ratio"] == pytest.approx(2 / 4)
-    assert s["1m"]["negative_comment_ratio"] == pytest.approx(2 / 4)
+    for window in ("1m", "session"):
+        assert s[window]["negative_comment_ratio"] == pytest.approx(2 / 5)
+        assert s[window]["comment_sentiment_score"] == pytest.approx(-0.7 / 5)
 
 
 def test_checkpoint_round_trip_is_exact():
