@@ -21,6 +21,9 @@ import faust
 import orjson
 from faust.types import TP
 
+from streams import sentiment
+from streams.alerts.delivery import AlertDelivery
+from streams.alerts.rules import AlertRules
 from streams.app import add_web_pages, create_app
 from streams.checkpoints import RoomStore
 from streams.config import Settings
@@ -116,13 +119,28 @@ class Pipeline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app, self.topics, self.table = create_app(settings)
-        self.store = RoomStore(settings, self.table)
+        self.rules = AlertRules.load(settings.alert_rules)
+        self.store = RoomStore(
+            settings, self.table, score=sentiment.default_scorer().score, rules=self.rules
+        )
         self.gaps = GapFiller(self.store.options)
         self._ingest_lock = asyncio.Lock()
         self._ack_range: AckRange = _ack_nothing  # set once the consumer exists
         self.registry, self.health = build_registry(
-            self._snapshots, settings.max_rooms, lags=self._consumer_lags
+            self._snapshots,
+            settings.max_rooms,
+            firing_alerts=self._firing_alerts,
+            lags=self._consumer_lags,
         )
+        self.delivery = AlertDelivery(
+            alertmanager_url=settings.alertmanager_url,
+            webhook_url=settings.alert_webhook_url,
+            timeout_s=settings.alert_delivery_timeout_seconds,
+            retries=settings.alert_delivery_retries,
+            resend_s=settings.alertmanager_resend_seconds,
+            outcome=lambda target, result: self.health.deliveries.labels(target, result).inc(),
+        )
+        self.delivery.follow_firing(self._firing_records)
         self.kind_by_topic = {name: kind for kind, name in enumerate(settings.input_topics)}
         self._room_partition: dict[str, int] = {}
         add_web_pages(self.app, self.registry)
@@ -136,6 +154,12 @@ class Pipeline:
             for room_id, snap in part.latest.items()
             if part.last_active.get(room_id, 0.0) > horizon
         ]
+
+    def _firing_records(self) -> list[dict[str, Any]]:
+        return [r for part in list(self.store.partitions.values()) for r in part.ledger.firing()]
+
+    def _firing_alerts(self) -> list[tuple[str, str, str]]:
+        return [(r["room_id"], r["kind"], r["severity"]) for r in self._firing_records()]
 
     def _consumer_lags(self) -> list[tuple[str, int, int]]:
         """Log end minus the next offset each stage will process, per owned partition."""
@@ -239,10 +263,26 @@ class Pipeline:
                 await self.topics.room_metrics.send(
                     key=snap["room_id"].encode(), value=orjson.dumps(snap)
                 )
+            part.advance_watches(now)
+            await self.send_alerts(part.partition, part.take_alerts())
+        # Alerts go out before the checkpoint that holds the detector state behind them.
         if self.store.checkpoint_due(now):
             started = time.perf_counter()
             self.store.checkpoint(now)
             self.health.checkpoint_seconds.set(time.perf_counter() - started)
+
+    async def send_alerts(self, partition: int, records: list[dict[str, Any]]) -> None:
+        """To the alerts topic (the partition of the rooms, where the ledger is read back
+        from), to the Prometheus counter, and to the optional HTTP receivers."""
+        now_ms = int(time.time() * 1000)
+        for record in records:
+            record["emitted_at_ms"] = now_ms
+            await self.topics.alerts.send(
+                key=record["room_id"].encode(), value=orjson.dumps(record), partition=partition
+            )
+            if record["status"] == "firing":
+                self.health.alerts.labels(record["kind"], record["severity"]).inc()
+            self.delivery.submit(record)
 
     # -- wiring ------------------------------------------------------------------------
 
@@ -263,6 +303,10 @@ class Pipeline:
         @app.timer(0.25)
         async def tick_timer() -> None:
             await self.tick()
+
+        @app.task
+        async def deliver_alerts() -> None:
+            await self.delivery.run()
 
         @self.table.on_recover
         async def adopt_partitions() -> None:

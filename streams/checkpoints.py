@@ -19,9 +19,11 @@ from typing import Any
 
 import orjson
 
+from streams.alerts.rules import AlertRules
 from streams.config import Settings
 from streams.kafka import aiokafka_options, partition_for
 from streams.offsets import IDLE_BEFORE_TAIL_CHECK_S, committed_offsets, read_range
+from streams.quirks import fetched_highwaters
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.room import RoomSettings
 from streams.state_table import RoomStateTable
@@ -29,6 +31,7 @@ from streams.state_table import RoomStateTable
 log = logging.getLogger(__name__)
 
 MARKER_PREFIX = "#checkpoint#"  # "#" never appears in a room_id
+SENT_ALERTS_TAIL = 20_000  # alert records read back per partition to rebuild its ledger
 
 
 def marker_keys(partitions: int) -> dict[int, str]:
@@ -50,10 +53,12 @@ class RoomStore:
         settings: Settings,
         table: MutableMapping[Any, Any],
         score: Callable[[str], float] | None = None,
+        rules: AlertRules | None = None,
     ) -> None:
         self.settings = settings
         self.table = table
         self.score = score
+        self.rules = rules
         self.room_settings = RoomSettings(
             allowed_lateness_ms=int(settings.allowed_lateness_seconds * 1000),
             session_timeout_s=settings.session_timeout_seconds,
@@ -92,7 +97,9 @@ class RoomStore:
 
     async def _restore(self, p: int) -> RoomPartition:
         started = time.monotonic()
-        part = RoomPartition(p, self.room_settings)
+        part = RoomPartition(p, self.room_settings, self.rules)
+        if self.rules is not None:
+            part.ledger.load(await self._sent_alerts(p))
         raw_marker = self.table.get(self.markers[p])
         marker = orjson.loads(raw_marker) if raw_marker is not None else -1
         states = self.states.read_partition(p)
@@ -109,6 +116,15 @@ class RoomStore:
             time.monotonic() - started,
         )
         return part
+
+    async def _sent_alerts(self, p: int) -> list[dict[str, Any]]:
+        """The tail of this partition of the alerts topic: what was already sent."""
+        tp = (self.settings.topic_alerts, p)
+        end = (await fetched_highwaters(self.options, {tp: None}))[tp]
+        sent = []
+        async for batch in read_range(self.options, *tp, max(0, end - SENT_ALERTS_TAIL), end):
+            sent.extend(orjson.loads(record.value) for record in batch)
+        return sent
 
     async def _catch_up(self, part: RoomPartition) -> int:
         """Fold room-events from the marker up to where the agent will resume.

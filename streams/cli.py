@@ -48,17 +48,29 @@ def cmd_worker(args: argparse.Namespace) -> None:
         )
     options = aiokafka_options(settings)
 
-    async def prepare() -> tuple[int | None, bool]:
+    async def prepare() -> tuple[dict[str, int | None], bool]:
         await create_topics(options, all_topics(settings), settings.partitions)
-        routed = await partition_count(options, settings.topic_room_events)
-        return routed, await needs_tansu_fixes(settings.broker_quirks, options)
+        # Rooms are routed by LIVEROOM_PARTITIONS, and each room partition's alerts go
+        # to the same partition of the alerts topic (its ledger is read back from there).
+        counts = {
+            topic: await partition_count(options, topic)
+            for topic in (settings.topic_room_events, settings.topic_alerts)
+        }
+        return counts, await needs_tansu_fixes(settings.broker_quirks, options)
 
-    routed, tansu = asyncio.run(prepare())
+    counts, tansu = asyncio.run(prepare())
+    routed = counts[settings.topic_room_events]
     if routed is not None and routed != settings.partitions:
         sys.exit(
             f"liveroom: {settings.topic_room_events} has {routed} partitions but "
             f"LIVEROOM_PARTITIONS={settings.partitions}; rooms are routed by it, so set "
             f"LIVEROOM_PARTITIONS={routed}"
+        )
+    alerts = counts[settings.topic_alerts]
+    if alerts is not None and alerts < settings.partitions:
+        sys.exit(
+            f"liveroom: {settings.topic_alerts} has {alerts} partitions; it needs at least "
+            f"LIVEROOM_PARTITIONS={settings.partitions} (one per room partition)"
         )
     if tansu:
         install_faust_highwater_fix(options)

@@ -66,6 +66,20 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _url(text: str) -> str:
+    value = text.strip()
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError("an http:// or https:// URL (empty turns it off)")
+    return value
+
+
+def _existing_file(text: str) -> str:
+    value = text.strip()
+    if value and not os.path.isfile(value):
+        raise ValueError("the path of a readable TOML file")
+    return value
+
+
 def _topic(text: str) -> str:
     value = text.strip()
     if not value or len(value) > 249 or not all(c.isalnum() or c in "._-" for c in value):
@@ -148,6 +162,27 @@ class Settings:
         _choice("AUTO", "TANSU", "NONE"),
     )
     data_dir: str = _setting("", "worker scratch directory (default: a temporary folder)")
+    alert_rules: str = _setting(
+        "",
+        "TOML file overriding the alert rules (thresholds, keyword lists, per-room values, "
+        "announced events); defaults in streams/alerts/default_rules.toml",
+        _existing_file,
+    )
+    alertmanager_url: str = _setting(
+        "", "Alertmanager to post alerts to (e.g. http://alertmanager:9093); empty = off", _url
+    )
+    alert_webhook_url: str = _setting(
+        "", "URL that receives every alert record as JSON (chat robots); empty = off", _url
+    )
+    alert_delivery_timeout_seconds: float = _setting(
+        5.0, "timeout of one alert post", _positive_float
+    )
+    alert_delivery_retries: int = _setting(
+        3, "retries of a failed alert post, with backoff", _positive_int
+    )
+    alertmanager_resend_seconds: float = _setting(
+        60.0, "how often firing alerts are re-posted to Alertmanager", _positive_float
+    )
 
     @property
     def input_topics(self) -> tuple[str, str, str, str]:

@@ -7,6 +7,7 @@ room per second), so a scrape costs a walk over dicts, not a recomputation.
 from __future__ import annotations
 
 import bisect
+import collections
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -103,6 +104,12 @@ class HealthMetrics:
         )
         self.alerts = Counter(
             "liveroom_alerts", "Alerts fired.", ["kind", "severity"], registry=registry
+        )
+        self.deliveries = Counter(
+            "liveroom_alert_deliveries",
+            "Alert posts to Alertmanager or the webhook, by outcome (sent, failed, dropped).",
+            ["target", "outcome"],
+            registry=registry,
         )
         self.lag = EventLagHistogram()
         registry.register(self.lag)
@@ -217,8 +224,10 @@ class RoomCollector(Collector):
             "Alerts currently firing.",
             labels=["room_id", "kind", "severity"],
         )
-        for room_id, kind, severity in self.firing_alerts():
-            firing.add_metric([room_id, kind, severity], 1)
+        # Two alerts of one kind in one room (spikes of entries and of comments) share
+        # a label set: the value counts them.
+        for labels, count in collections.Counter(self.firing_alerts()).items():
+            firing.add_metric(list(labels), count)
         yield firing
 
 

@@ -39,9 +39,6 @@ from streams.rooms.room import (
 KIND_COUNT = 4
 COST_FACTOR = 20  # a room's checkpoint may take at most ~5% of the worker's time
 MAX_DEFER_S = 60.0
-# Alert detectors judge a second once the partition's watermark is this far past it,
-# so events a little out of order still land in their second first.
-ALERT_DELAY_MS = 2_000
 # With no record for this long, the partition's event time follows the clock: a room
 # (or a whole partition) that went silent is still judged.
 IDLE_CLOCK_S = 3.0
@@ -154,7 +151,9 @@ class RoomPartition:
         idle = now - self._last_record_at
         if self._last_record_at and idle > IDLE_CLOCK_S:
             event_time += int(idle * 1000)
-        through = (event_time - ALERT_DELAY_MS) // 1000 - 1
+        # A second is judged once it is past the allowed lateness: the detectors see
+        # exactly what the windows count, out-of-order events included.
+        through = (event_time - self.settings.allowed_lateness_ms) // 1000 - 1
         if through <= self._closed_through:
             return
         self._closed_through = through

@@ -177,6 +177,23 @@ class Stack:
         )
         return [ends[(topic, p)] for p in range(PARTITIONS)]
 
+    def read_all(self, kind: str) -> list[Any]:
+        """Every record of a topic so far, decoded from JSON, partition by partition."""
+        from streams.offsets import read_range
+
+        topic = self.topic(kind)
+        ends = self.record_counts(kind)
+
+        async def read() -> list[Any]:
+            out: list[Any] = []
+            for p, end in enumerate(ends):
+                options = {"bootstrap_servers": self.bootstrap}
+                async for batch in read_range(options, topic, p, 0, end, timeout_s=30):
+                    out.extend(orjson.loads(r.value) for r in batch)
+            return out
+
+        return asyncio.run(read())
+
     def close(self) -> None:
         for worker in self.workers:
             worker.stop()
