@@ -107,7 +107,9 @@ class AlertDelivery:
         async with aiohttp.ClientSession(timeout=self.timeout) as session:
             while True:
                 try:
-                    record = await asyncio.wait_for(self.queue.get(), timeout=1.0)
+                    record = await asyncio.wait_for(
+                        self.queue.get(), timeout=min(1.0, self.resend_s)
+                    )
                 except TimeoutError:
                     record = None
                 if record is not None:

@@ -58,7 +58,7 @@ def test_alertmanager_config_is_valid():
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 inhibit rules" in result.stdout
+    assert "3 inhibit rules" in result.stdout
 
 
 @pytest.mark.parametrize(
