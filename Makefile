@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test unit integration lint bench dashboards sentiment-data sentiment-eval \
-        system-deps clean
+        alerts-eval system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ sentiment-data: $(STAMP)
 # Accuracy on the held-out test split, once: the figure README.md reports.
 sentiment-eval: $(STAMP)
 	$(BIN)/python -m streams.sentiment.evaluate
+
+# Room alerts on 200 simulated room-hours with labelled incidents and hard negatives.
+alerts-eval: $(STAMP)
+	$(BIN)/python -m streams.anomaly.eval --rooms 200 --hours 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache loadtest-reports

@@ -10,6 +10,7 @@ quiet is still judged).
 from __future__ import annotations
 
 from collections import deque
+from functools import partial
 from typing import Any
 
 from streams.alerts.records import firing_record, resolved_record
@@ -24,6 +25,7 @@ from streams.anomaly import (
 from streams.anomaly.detectors import Detector
 
 Record = dict[str, Any]
+RECOVERY_S = 60  # after a ViewerDrop, spikes stay quiet this long
 
 
 def _rate(x: float) -> str:
@@ -82,64 +84,41 @@ class RoomWatch:
         if announced:
             self.entry_spike.suppress(self.entry_spike.steps + 1)
             self.comment_spike.suppress(self.comment_spike.steps + 1)
+        follow = self._follow
         self.activity.step(entries + comments + carts + orders)
         self.online.step(online)
-        self._follow(
-            out,
-            "ViewerDrop",
-            "",
-            at_ms,
-            self.activity.firing or self.online.firing,
-            self._viewer_drop_text,
-            "viewer_drop",
-        )
-        self.entry_spike.step(entries)
-        self._follow(
-            out,
-            "TrafficSpike",
-            "entries",
-            at_ms,
-            self.entry_spike.firing,
-            lambda: self._spike_text("entries", self.entry_spike),
-            "traffic_spike",
-        )
-        self.comment_spike.step(comments)
-        self._follow(
-            out,
-            "TrafficSpike",
-            "comments",
-            at_ms,
-            self.comment_spike.firing,
-            lambda: self._spike_text("comments", self.comment_spike),
-            "traffic_spike",
-        )
+        dropped = self.activity.firing or self.online.firing
+        follow(out, "ViewerDrop", "", at_ms, dropped, self._viewer_drop_text, "viewer_drop")
+        broken = "ViewerDrop/" in self.active
+        if broken:
+            # Spikes learn nothing from a broken stream, and the audience coming back
+            # after it is a recovery, not a spike.
+            for spike in (self.entry_spike, self.comment_spike):
+                spike.suppress(spike.steps + RECOVERY_S)
+        else:
+            self.entry_spike.step(entries)
+            self.comment_spike.step(comments)
+        for key, spike in (("entries", self.entry_spike), ("comments", self.comment_spike)):
+            text = partial(self._spike_text, key, spike)
+            follow(out, "TrafficSpike", key, at_ms, spike.firing, text, "traffic_spike")
+        # A room whose stream broke also stops buying: the ViewerDrop says it all, so
+        # checkout and conversion alerts do not start while it fires.
         self.stall.step(carts, orders)
-        self._follow(
-            out,
-            "CheckoutStalled",
-            "",
-            at_ms,
-            self.stall.firing,
-            self._stall_text,
-            "checkout_stalled",
-        )
+        stalled = self.stall.firing and not broken
+        follow(out, "CheckoutStalled", "", at_ms, stalled, self._stall_text, "checkout_stalled")
         self.conversion.step(entries, orders)
-        self._follow(
-            out,
-            "ConversionDrop",
-            "",
-            at_ms,
-            self.conversion.firing,
-            self._conversion_text,
-            "conversion_drop",
+        collapsed = self.conversion.firing and not broken
+        follow(
+            out, "ConversionDrop", "", at_ms, collapsed, self._conversion_text, "conversion_drop"
         )
         self.surge.step(scored, negative)
-        self._follow(
+        surging = self.surge.firing
+        follow(
             out,
             "NegativeCommentSurge",
             "",
             at_ms,
-            self.surge.firing,
+            surging,
             self._surge_text,
             "negative_comment_surge",
         )

@@ -20,8 +20,10 @@ from typing import Any
 from streams.anomaly.stats import (
     BinomialCusum,
     DecayingPeak,
+    Dispersion,
     Ewma,
     PoissonCusum,
+    TrackingLevel,
     Window,
 )
 
@@ -74,19 +76,21 @@ class Detector:
 class RateDrop(Detector):
     """A count per step fell far below the series' own recent rate (or went silent).
 
-    Poisson CUSUM against rate x `rho`. Only judged when the recent rate is at
-    least `min_rate` and at least `peak_fraction` of the recent peak: a room winding
-    down at the end of its session is not a room whose stream broke.
+    Poisson CUSUM against rate x `rho`, on a level that rises slowly and falls fast
+    (bursts do not raise the bar, a decay lowers it). Only judged when that level is
+    at least `min_rate` and at least `peak_fraction` of the recent peak: a room
+    winding down at the end of its session is not a room whose stream broke.
     """
 
-    _STATE = ("rate", "peak", "cusum", "recent", "frozen")
+    _STATE = ("rate", "peak", "cusum", "recent", "frozen", "dispersion")
 
     def __init__(
         self,
         *,
-        rho: float = 0.2,
+        rho: float = 0.1,
         evidence: float = 12.0,
-        half_life: float = 30.0,
+        rise_half_life: float = 120.0,
+        fall_half_life: float = 30.0,
         min_rate: float = 0.5,
         peak_fraction: float = 0.25,
         peak_half_life: float = 1800.0,
@@ -102,11 +106,12 @@ class RateDrop(Detector):
         self.evidence, self.min_rate, self.fire_after = evidence, min_rate, fire_after
         self.peak_fraction, self.resolve_fraction = peak_fraction, resolve_fraction
         self.resolve_window, self.clear_after = resolve_window, clear_after
-        self.rate = Ewma(half_life)
+        self.rate = TrackingLevel(rise_half_life, fall_half_life)
         self.peak = DecayingPeak(peak_half_life)
         self.cusum = PoissonCusum(rho)
         self.recent = Window(resolve_window)
         self.frozen = 0.0
+        self.dispersion = Dispersion()
 
     def step(self, x: float) -> int | None:
         self.steps += 1
@@ -126,12 +131,15 @@ class RateDrop(Detector):
             and expected >= self.peak_fraction * self.peak.peak
         )
         if judged:
-            self.cusum.update(x, expected)
+            self.cusum.update(x, expected, self.dispersion.phi)
         else:
             self.cusum.score = 0.0
-        # Learn from a clipped value: a burst must not raise the bar for the next drop.
-        learnt = self.rate.update(min(x, 3.0 * expected + 5.0) if self.steps > 1 else x)
-        self.peak.update(learnt)
+        if self.cusum.score < self.evidence / 2:
+            # Learn unless strong evidence of a drop is building up (then the level
+            # must not follow the drop down). A slow decline keeps learning.
+            self.dispersion.update(x, expected)
+            # A x10 flash sale lifts the level no more than a x1.5 minute would.
+            self.peak.update(self.rate.update(min(x, 1.5 * expected + 1.0) if expected else x))
         # Held for `fire_after` steps: a one-second ingest hiccup is not a broken stream.
         strong = judged and self.cusum.score >= self._evidence_needed(self.evidence)
         if self._held(strong, self.fire_after):
@@ -146,18 +154,18 @@ class RateDrop(Detector):
 class RateSpike(Detector):
     """A count per step far above the series' own rate: a flood, or a viral moment.
 
-    Poisson CUSUM against rate x `rho` (rho = 8 drifts up only above ~3.4x the
+    Poisson CUSUM against rate x `rho` (rho = 20 drifts up only above ~6.3x the
     baseline, so product-launch bursts of 2-3x stay quiet), plus a floor of
     `min_excess` extra events, so a quiet series cannot fire on a handful.
     `suppress()` (an announced flash sale) holds it off.
     """
 
-    _STATE = ("rate", "fast", "cusum", "excess", "suppressed_until")
+    _STATE = ("rate", "fast", "cusum", "excess", "suppressed_until", "dispersion")
 
     def __init__(
         self,
         *,
-        rho: float = 8.0,
+        rho: float = 20.0,
         evidence: float = 15.0,
         half_life: float = 60.0,
         min_excess: float = 50.0,
@@ -175,6 +183,7 @@ class RateSpike(Detector):
         self.cusum = PoissonCusum(rho)
         self.excess = 0.0  # events above expectation since the CUSUM last left zero
         self.suppressed_until = -1
+        self.dispersion = Dispersion()
 
     def suppress(self, until_step: int) -> None:
         self.suppressed_until = max(self.suppressed_until, until_step)
@@ -186,9 +195,8 @@ class RateSpike(Detector):
         suppressed = self.steps <= self.suppressed_until
         # The baseline follows level shifts slowly even while firing (a room that
         # went viral and stays big stops being news), but a spike moves it little.
-        self.rate.update(
-            min(x, expected + 4.0 * math.sqrt(expected) + 2.0) if self.steps > 1 else x
-        )
+        spread = 4.0 * math.sqrt(expected * self.dispersion.phi) + 2.0
+        self.rate.update(min(x, expected + spread) if self.steps > 1 else x)
         if self.firing:
             self.value, self.baseline = fast, self.rate.mean
             if self._held(
@@ -202,7 +210,9 @@ class RateSpike(Detector):
             self.cusum.score = self.excess = 0.0
             return None
         before = self.cusum.score
-        score = self.cusum.update(x, max(expected, 0.05))
+        score = self.cusum.update(x, max(expected, 0.05), self.dispersion.phi)
+        if score == 0.0:
+            self.dispersion.update(x, expected)
         self.excess = self.excess + x - expected if before > 0 or score > 0 else 0.0
         if score >= self._evidence_needed(self.evidence) and self.excess >= self.min_excess:
             self.firing = True
@@ -214,7 +224,10 @@ class RateSpike(Detector):
 
 
 class LevelDrop(Detector):
-    """A level (e.g. online viewers) fell below `ratio` x its recent level and stayed."""
+    """A level (e.g. online viewers) fell below `ratio` x its recent level and stayed.
+
+    The recent level rises slowly and falls fast, so a session's decay lowers it as
+    it goes and only a sudden fall (a mass exit) is judged."""
 
     _STATE = ("level", "peak", "frozen")
 
@@ -223,7 +236,8 @@ class LevelDrop(Detector):
         *,
         ratio: float = 0.5,
         unmistakable_ratio: float = 0.1,
-        half_life: float = 60.0,
+        rise_half_life: float = 120.0,
+        fall_half_life: float = 30.0,
         min_level: float = 20.0,
         peak_fraction: float = 0.25,
         peak_half_life: float = 1800.0,
@@ -238,7 +252,7 @@ class LevelDrop(Detector):
         self.min_level, self.peak_fraction = min_level, peak_fraction
         self.resolve_ratio = resolve_ratio
         self.fire_after, self.clear_after = fire_after, clear_after
-        self.level = Ewma(half_life)
+        self.level = TrackingLevel(rise_half_life, fall_half_life)
         self.peak = DecayingPeak(peak_half_life)
         self.frozen = 0.0
 
@@ -272,14 +286,25 @@ class ConditionalDrop(Detector):
     """Successes stopped coming at the series' own rate per exposure.
 
     Each step brings `exposures` (carts, or entries) and `successes` (orders). The
-    room's own rate q = successes per exposure is learnt slowly; the orders expected
-    this step are q x the recent exposures, and a Poisson CUSUM asks whether they
-    now come at rho x that. Works at small counts: a room that converts 1 cart in 3
-    needs ~30 carts without an order before it fires, however long that takes.
-    Judged only while exposures hold (`hold_fraction` of their usual level).
+    room's own rate q = successes per exposure is learnt slowly; the successes
+    expected this step are q x the recent exposures (smoothed: an order follows its
+    cart by tens of seconds), and a Poisson CUSUM asks whether they now come at rho x
+    that. Works at small counts: a room that converts 1 cart in 3 needs ~30 carts
+    without an order before it fires, however long that takes. Judged only while
+    exposures keep coming: over the last `hold_window` steps at least
+    `hold_fraction` of their usual number.
     """
 
-    _STATE = ("successes", "exposures", "recent_exposures", "cusum", "recent", "frozen_q")
+    _STATE = (
+        "successes",
+        "exposures",
+        "recent_exposures",
+        "held",
+        "cusum",
+        "recent",
+        "frozen_q",
+        "dispersion",
+    )
 
     def __init__(
         self,
@@ -289,9 +314,11 @@ class ConditionalDrop(Detector):
         half_life: float = 120.0,
         exposure_half_life: float = 10.0,
         hold_fraction: float = 0.5,
+        hold_window: int = 3,
         min_success_rate: float = 0.02,
         resolve_fraction: float = 0.5,
         resolve_window: int = 10,
+        fire_after: int = 2,
         clear_after: int = 3,
         min_steps: int = 60,
         warmup_steps: int = 120,
@@ -301,16 +328,23 @@ class ConditionalDrop(Detector):
         self.evidence, self.hold_fraction = evidence, hold_fraction
         self.min_success_rate = min_success_rate
         self.resolve_fraction, self.clear_after = resolve_fraction, clear_after
+        self.resolve_window, self.fire_after = resolve_window, fire_after
         self.successes = Ewma(half_life)
         self.exposures = Ewma(half_life)
         self.recent_exposures = Ewma(exposure_half_life)
+        self.held = Window(hold_window)
+        # What "exposures keep coming" is judged against: a level a flash sale barely
+        # lifts (the slow mean above would stay inflated for minutes after one).
+        self.exposure_level = TrackingLevel(120.0, 30.0)
         self.cusum = PoissonCusum(rho)
         self.recent = Window(resolve_window, columns=2)  # successes, expected
         self.frozen_q = 0.0
+        self.dispersion = Dispersion()
 
     def step(self, exposures: float, successes: float) -> int | None:
         self.steps += 1
         recent_exposures = self.recent_exposures.update(exposures)
+        self.held.push(exposures)
         q = self.frozen_q if self.firing else self._q()
         expected = q * recent_exposures
         self.recent.push(successes, expected)
@@ -322,23 +356,30 @@ class ConditionalDrop(Detector):
                 self.cusum.score = 0.0
                 return RESOLVED
             return None
-        judged = (
-            self.steps > self.min_steps
-            and self.successes.mean >= self.min_success_rate
-            and recent_exposures >= self.hold_fraction * self.exposures.mean
-        )
+        eligible = self.steps > self.min_steps and self.successes.mean >= self.min_success_rate
+        # Exposures paused (a small room with no cart for a few seconds): the evidence
+        # so far is kept, not wiped, but this step adds none.
+        usual = self.exposure_level.mean
+        holding = self.held.total() >= self.hold_fraction * self.held.size * usual
+        judged = eligible and holding
         if judged:
-            self.cusum.update(successes, expected)
-        else:
+            self.cusum.update(successes, expected, self.dispersion.phi)
+        elif not eligible:
             self.cusum.score = 0.0
+        if self.cusum.score == 0.0:
+            self.dispersion.update(successes, expected)
         self.successes.update(successes)
         self.exposures.update(exposures)
-        if judged and self.cusum.score >= self._evidence_needed(self.evidence):
+        self.exposure_level.update(min(exposures, 1.5 * usual + 1.0) if usual else exposures)
+        strong = judged and self.cusum.score >= self._evidence_needed(self.evidence)
+        if self._held(strong, self.fire_after):
             self.firing = True
             self.frozen_q = self.baseline = q
             self.threshold = self.resolve_fraction * q
-            self.value = self.recent.total(0)
+            self.value = 0.0
             self.streak = 0
+            # Resolving is judged on what came after the firing only.
+            self.recent = Window(self.resolve_window, columns=2)
             return FIRED
         return None
 

@@ -36,6 +36,36 @@ class Ewma:
         self.mean, self.weight = state
 
 
+class TrackingLevel:
+    """A level that follows rises slowly and falls quickly.
+
+    For drop detection: a burst (a product launch, a flash sale) barely lifts it, so
+    the normal level after the burst does not look like a drop; a session that winds
+    down pulls it down with it, so a decay does not either."""
+
+    __slots__ = ("down", "mean", "started", "up")
+
+    def __init__(self, up_half_life: float, down_half_life: float) -> None:
+        self.up = decay_for(up_half_life)
+        self.down = decay_for(down_half_life)
+        self.mean = 0.0
+        self.started = False
+
+    def update(self, x: float) -> float:
+        if not self.started:
+            self.mean, self.started = x, True
+        else:
+            d = self.up if x > self.mean else self.down
+            self.mean = d * self.mean + (1.0 - d) * x
+        return self.mean
+
+    def to_state(self) -> list[Any]:
+        return [self.mean, self.started]
+
+    def load_state(self, state: list[Any]) -> None:
+        self.mean, self.started = state
+
+
 class DecayingPeak:
     """The recent peak of a series: jumps up at once, fades with a long half-life."""
 
@@ -56,6 +86,41 @@ class DecayingPeak:
         (self.peak,) = state
 
 
+class Dispersion:
+    """How much wider than Poisson a count series is (at least 1).
+
+    Real per-second counts are over-dispersed (traffic comes in waves), and the more
+    so the bigger the room: a 20 % wobble of 1,000 entries/s is 40x the Poisson
+    variance. Dividing counts and expectations by it (quasi-Poisson) keeps the CUSUMs
+    honest for big rooms and leaves small ones as they are. Estimated from
+    differences of consecutive steps, (x_t - x_t-1)^2 / 2 / expected, so that ramps,
+    decays and the level itself do not count as noise.
+    """
+
+    __slots__ = ("ewma", "last")
+
+    def __init__(self, half_life_steps: float = 300.0) -> None:
+        self.ewma = Ewma(half_life_steps)
+        self.last: float | None = None
+
+    @property
+    def phi(self) -> float:
+        return max(1.0, self.ewma.mean)
+
+    def update(self, observed: float, expected: float) -> None:
+        if self.last is not None and expected > 0:
+            residual = (observed - self.last) ** 2 / (2.0 * expected)
+            self.ewma.update(min(residual, 10.0 * self.phi))  # a launch's edge moves it little
+        self.last = observed
+
+    def to_state(self) -> list[Any]:
+        return [*self.ewma.to_state(), self.last]
+
+    def load_state(self, state: list[Any]) -> None:
+        self.ewma.load_state(state[:2])
+        self.last = state[2]
+
+
 class PoissonCusum:
     """One-sided CUSUM of the log-likelihood ratio "rate is rho x expected" vs "as expected".
 
@@ -72,8 +137,9 @@ class PoissonCusum:
         self.log_rho = math.log(rho)
         self.score = 0.0
 
-    def update(self, observed: float, expected: float) -> float:
-        llr = observed * self.log_rho - (self.rho - 1.0) * expected
+    def update(self, observed: float, expected: float, phi: float = 1.0) -> float:
+        """Add one step; `phi` is the series' dispersion (counts are scaled by 1/phi)."""
+        llr = (observed * self.log_rho - (self.rho - 1.0) * expected) / phi
         self.score = max(0.0, self.score + llr)
         return self.score
 

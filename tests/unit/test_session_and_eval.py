@@ -1,0 +1,70 @@
+"""The session model's shape and labels, and the alert evaluation on a small run."""
+
+from __future__ import annotations
+
+import random
+
+from streams.anomaly.eval import evaluate, render
+from streams.traffic.session import (
+    BOT_FLOOD,
+    CHECKOUT_BROKEN,
+    STREAM_CUT,
+    Incident,
+    SessionShape,
+    random_session,
+)
+
+
+def test_session_ramps_up_plateaus_and_decays() -> None:
+    shape = SessionShape(duration_s=3600, ramp_s=300, decay_s=600)
+    assert shape.audience(0) == 0.1
+    assert shape.audience(150) == 0.55
+    assert shape.audience(1000) == 1.0
+    assert 0.02 < shape.audience(3599) < 0.05
+    assert shape.audience(3600) == 0.0
+
+
+def test_incidents_change_exactly_their_series_in_their_window() -> None:
+    shape = SessionShape(
+        duration_s=3600,
+        ramp_s=0,
+        decay_s=1,
+        incidents=[
+            Incident(STREAM_CUT, 100, 200),
+            Incident(CHECKOUT_BROKEN, 300, 400),
+            Incident(BOT_FLOOD, 500, 600),
+        ],
+    )
+    cut, broken, flood, normal = (shape.factors(t) for t in (150, 350, 550, 700))
+    assert (cut.entries, cut.comments, cut.carts, cut.orders) == (0, 0, 0, 0)
+    assert broken.orders == 0 and broken.carts == 1 and broken.entries == 1
+    assert flood.comments == 12 and flood.entries == 1
+    assert (normal.entries, normal.comments, normal.orders) == (1, 1, 1)
+
+
+def test_random_sessions_are_reproducible_and_keep_sales_off_incidents() -> None:
+    a = random_session(random.Random(3), 3600, incident=STREAM_CUT, flash_sale=True)
+    b = random_session(random.Random(3), 3600, incident=STREAM_CUT, flash_sale=True)
+    assert a == b
+    for seed in range(50):
+        shape = random_session(random.Random(seed), 3600, incident=BOT_FLOOD, flash_sale=True)
+        (incident,) = shape.incidents
+        (sale,) = shape.flash_sales
+        assert incident.start_s >= 600 and 120 <= incident.end_s - incident.start_s <= 300
+        assert not incident.start_s - 120 < sale[0] < incident.end_s + 60
+
+
+def test_evaluation_of_a_small_run_finds_the_incidents() -> None:
+    report = evaluate(rooms=12, hours=0.75, seed=4)
+    assert report["incidents"] == 10
+    assert report["overall"]["recall"] >= 0.9
+    assert report["false_alarms_per_room_hour"] <= 0.5
+    assert set(report["by_kind"]) == {
+        "stream_cut",
+        "checkout_broken",
+        "bot_flood",
+        "conversion_collapse",
+        "negative_wave",
+    }
+    text = render(report)
+    assert "| stream_cut |" in text and "false alarms" in text
