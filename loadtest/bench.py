@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import sys
 import tempfile
 import time
@@ -20,12 +21,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams import config
+from streams import config, sentiment
+from streams.alerts.rules import AlertRules
+from streams.alerts.watch import RoomWatch
+from streams.anomaly import ConditionalDrop, LevelDrop, RateDrop, RateSpike, RatioSurge
 from streams.broker import EmbeddedBroker, all_topics, create_topics, free_port
 from streams.events import decode_record
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.room import RoomSettings
-from streams.traffic.model import TrafficModel
+from streams.traffic.model import TrafficModel, comment_text
 
 KINDS = ("views", "comments", "carts", "orders")
 
@@ -81,16 +85,18 @@ def bench_core(events: int) -> None:
     decode_s = time.perf_counter() - started
     total = sum(len(d) for d in decoded)
 
-    part, outcome = RoomPartition(0, RoomSettings()), Outcome()
+    # Every processor on, as in the worker: metrics, comment sentiment, room alerts.
+    part, outcome = RoomPartition(0, RoomSettings(), AlertRules.load()), Outcome()
+    score = sentiment.default_scorer().score
     started = time.perf_counter()
     for offset, batch in enumerate(decoded):
-        part.apply(offset, batch, 0.0, outcome)
+        part.apply(offset, batch, 0.0, outcome, score)
     apply_s = time.perf_counter() - started
     started = time.perf_counter()
     snaps = part.due_snapshots(10.0)
     snap_s = time.perf_counter() - started
     print(f"core: decode+validate (arrays of 100)  {rate(total, decode_s)}")
-    print(f"core: fold into room state             {rate(total, apply_s)}")
+    print(f"core: fold (metrics+sentiment+alerts)  {rate(total, apply_s)}")
     print(f"core: decode + fold                    {rate(total, decode_s + apply_s)}")
     print(f"core: snapshot all {len(snaps)} rooms           {snap_s * 1000:>9.1f} ms")
     single = [(kinds[k], orjson.dumps(e)) for k, e in traffic(min(events, 50_000))]
@@ -99,6 +105,54 @@ def bench_core(events: int) -> None:
         decode_record(rec, kind, now_ms)
     elapsed = time.perf_counter() - started
     print(f"core: decode single-event records      {rate(len(single), elapsed)}")
+
+
+def bench_sentiment(comments: int = 5_000) -> None:
+    """Microseconds per short comment, one core: mean and p99 (target 15 / 50)."""
+    rng = random.Random(1)
+    texts = [comment_text(rng, 0.2) for _ in range(comments)]
+    scorer = sentiment.default_scorer()
+    clock = time.perf_counter_ns
+    for text in texts[:500]:
+        scorer.score(text)  # warm up
+    took = []
+    for text in texts:
+        started = clock()
+        scorer.score(text)
+        took.append(clock() - started)
+    took.sort()
+    mean = sum(took) / len(took) / 1000
+    p99 = took[int(len(took) * 0.99)] / 1000
+    chars = sum(map(len, texts)) / len(texts)
+    print(
+        f"sentiment: {comments:,} comments (mean {chars:.1f} chars)  "
+        f"mean {mean:>5.1f} µs  p99 {p99:>5.1f} µs  ({1e6 / mean:,.0f} comments/s)"
+    )
+
+
+def bench_detectors(steps: int = 200_000) -> None:
+    """Microseconds per update of each detector, and of a room's whole watch per second."""
+    rng = random.Random(2)
+    series = [rng.randint(5, 15) for _ in range(steps)]
+    for name, detector, args in (
+        ("RateDrop", RateDrop(), lambda x: (x,)),
+        ("RateSpike", RateSpike(), lambda x: (x,)),
+        ("LevelDrop", LevelDrop(), lambda x: (x * 100.0,)),
+        ("ConditionalDrop", ConditionalDrop(), lambda x: (x, x // 3)),
+        ("RatioSurge", RatioSurge(), lambda x: (x, x // 8)),
+    ):
+        prepared = [args(x) for x in series]
+        started = time.perf_counter()
+        for a in prepared:
+            detector.step(*a)
+        per = (time.perf_counter() - started) / steps * 1e6
+        print(f"detector: {name:16s} {per:>6.2f} µs/update")
+    watch = RoomWatch("r", AlertRules.load().for_room("r"))
+    started = time.perf_counter()
+    for t, x in enumerate(series[:50_000]):
+        watch.close(t, x, x // 2, x // 4, x // 12, x // 2, x // 20, 1000.0)
+    per = (time.perf_counter() - started) / 50_000 * 1e6
+    print(f"detector: whole room watch   {per:>6.2f} µs per room-second (all detectors)")
 
 
 # -- on the broker -------------------------------------------------------------------------
@@ -232,6 +286,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"liveroom-streams bench — {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     bench_core(args.core_events)
+    bench_sentiment()
+    bench_detectors()
     if args.skip_worker:
         return
     with EmbeddedBroker() as broker:
