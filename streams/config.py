@@ -111,7 +111,10 @@ class Settings:
     )
     app_id: str = _setting("liveroom-streams", "Kafka consumer group / Faust app id", _topic)
     checkpoint_interval_seconds: float = _setting(
-        1.0, "how often changed room state is checkpointed to the changelog", _positive_float
+        5.0,
+        "how often changed room state is checkpointed to the changelog (a restart replays "
+        "at most about this much)",
+        _positive_float,
     )
     checkpoint_chunk_bytes: int = _setting(
         900_000,

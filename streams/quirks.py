@@ -6,6 +6,11 @@ would stop replaying its changelog early. Fetch responses carry the right high-w
 mark, so when the broker is Tansu the worker asks a Fetch instead. Real Kafka is never
 touched: the patch is installed only after the cluster identified itself as Tansu
 (or LIVEROOM_BROKER_QUIRKS=tansu says so).
+
+Tansu also holds a Fetch for its whole max wait when the records arrive after the
+request, and Faust asks for 1,500 ms: every hop of the pipeline then waits up to
+1.5 s. On Tansu the worker's consumers ask for TANSU_FETCH_WAIT_MS instead (on Kafka
+a fetch returns as soon as records arrive, so Faust's value is harmless there).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from aiokafka.structs import TopicPartition
 log = logging.getLogger(__name__)
 
 TANSU_CLUSTER_IDS = ("tansu_cluster",)
+TANSU_FETCH_WAIT_MS = 20
 
 
 async def cluster_id(options: Mapping[str, Any]) -> str | None:
@@ -84,3 +90,21 @@ def install_faust_highwater_fix(options: Mapping[str, Any]) -> None:
     _highwaters.liveroom_fix = True  # type: ignore[attr-defined]
     AIOKafkaConsumerThread._highwaters = _highwaters
     log.info("broker is Tansu: changelog end offsets come from Fetch high-water marks")
+
+
+def install_faust_fetch_wait_fix(wait_ms: int = TANSU_FETCH_WAIT_MS) -> None:
+    """Make Faust's consumers wait at most `wait_ms` for a fetch (see the module doc)."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    create = AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(create, "liveroom_fix", False):
+        return
+
+    def _create_worker_consumer(self: Any, transport: Any) -> AIOKafkaConsumer:
+        consumer = create(self, transport)
+        consumer._fetch_max_wait_ms = wait_ms  # read by the Fetcher created at start()
+        return consumer
+
+    _create_worker_consumer.liveroom_fix = True  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+    log.info("broker is Tansu: fetches wait at most %d ms", wait_ms)

@@ -197,6 +197,7 @@ class RoomPartition:
             if now - self._last_emit.get(room_id, 0.0) < min_interval:
                 continue
             snap = snapshot(self.rooms[room_id])
+            snap["emitted_at_ms"] = int(now * 1000)
             self.latest[room_id] = snap
             self._last_emit[room_id] = now
             self._dirty_emit.discard(room_id)

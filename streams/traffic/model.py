@@ -1,15 +1,18 @@
 """A traffic model of live rooms: Zipf popularity, a session shape, a shopping funnel.
 
-Deterministic for a seed. Used by `liveroom demo` (and the load test): it yields
-batches of SPEC.md events per input kind, for one simulated second at a time.
+Deterministic for a seed. Used by `liveroom demo`, the load test and the benchmarks:
+it yields batches of SPEC.md events per input kind, one simulated second at a time,
+with optional imperfections (duplicates, late and malformed events).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+from streams.traffic.session import Factors, SessionShape
 
 VIEWS, COMMENTS, CARTS, ORDERS = "views", "comments", "carts", "orders"
 
@@ -78,7 +81,12 @@ def comment_text(rng: random.Random, negative_share: float) -> str:
     return text
 
 
-PRICES = (9.9, 19.9, 29.9, 39.0, 59.0, 69.9, 99.0, 129.0, 199.0, 299.0, 499.0, 999.0)
+def order_price(rng: random.Random) -> float:
+    """A live-commerce price: log-normal around ~¥79 (most items ¥19-¥299, a tail of
+    big-ticket ones), ending in .9 or .0 as shops price them."""
+    price = math.exp(rng.gauss(math.log(79.0), 0.9))
+    price = min(max(price, 1.0), 9_999.0)
+    return float(int(price)) + (0.9 if rng.random() < 0.6 else 0.0)
 
 
 @dataclass
@@ -92,18 +100,38 @@ class Funnel:
     refund_share: float = 0.03
     negative_share: float = 0.1
 
+    def events_per_viewer(self) -> float:
+        """Events per online viewer per second at the plateau: enter + leave churn,
+        comments, carts, and the orders that follow most carts."""
+        return 2 * self.enter_rate + self.comment_rate + self.cart_rate * 1.9
+
+
+@dataclass
+class Imperfections:
+    """What real input has that a clean simulation lacks (shares of all events)."""
+
+    duplicate_share: float = 0.0  # sent twice with the same event_id (client retries)
+    late_share: float = 0.0  # event time 10-30 s in the past (beyond the allowed lateness)
+    malformed_share: float = 0.0  # a required field missing: rejected to the dead letters
+
 
 @dataclass
 class Room:
     room_id: str
     peak_viewers: int
+    session: SessionShape | None = None
     online: list[str] = field(default_factory=list)
     carted: list[str] = field(default_factory=list)
     next_user: int = 0
 
 
 class TrafficModel:
-    """Rooms with Zipf-distributed peak audiences, ramping up over `ramp_s` seconds."""
+    """Rooms with Zipf-distributed peak audiences following a session shape.
+
+    Without explicit `sessions`, a room ramps up over `ramp_s` seconds and stays (the
+    demo). With them, each room follows its SessionShape: launches, announced flash
+    sales, decay and labelled incidents.
+    """
 
     def __init__(
         self,
@@ -113,21 +141,45 @@ class TrafficModel:
         zipf_s: float = 1.1,
         ramp_s: float = 30.0,
         funnel: Funnel | None = None,
+        imperfections: Imperfections | None = None,
+        sessions: dict[int, SessionShape] | None = None,
+        only: Callable[[int], bool] | None = None,
+        warm_start: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
         self.funnel = funnel or Funnel()
+        self.imperfections = imperfections or Imperfections()
         self.ramp_s = ramp_s
         weights = [1.0 / (rank**zipf_s) for rank in range(1, rooms + 1)]
         scale = total_viewers / sum(weights)
         self.rooms = [
-            Room(f"room-{rank:03d}", max(5, int(w * scale)))
+            Room(f"room-{rank:0{max(3, len(str(rooms)))}d}", max(5, int(w * scale)))
             for rank, w in enumerate(weights, start=1)
         ]
+        for index, room in enumerate(self.rooms):
+            room.session = (sessions or {}).get(index)
+        if only is not None:  # one producer process's share of the rooms
+            self.rooms = [r for i, r in enumerate(self.rooms) if only(i)]
+        if warm_start:
+            # The audience is already in the room when the run starts (a load test
+            # measures the plateau, not the crowd arriving); the worker meets them as
+            # they comment, buy and leave, and counts the new ones entering.
+            for room in self.rooms:
+                audience = room.session.audience(0) if room.session else 1.0
+                room.next_user = int(room.peak_viewers * audience)
+                room.online = [f"{room.room_id}-u{n}" for n in range(1, room.next_user + 1)]
         self._event_seq = 0
+        self._prefix = f"sim{seed}-"
+        self.injected = {"duplicates": 0, "late": 0, "malformed": 0}
+
+    @staticmethod
+    def viewers_for_rate(rate: float, funnel: Funnel | None = None) -> int:
+        """Total plateau audience that produces about `rate` events per second."""
+        return max(1, int(rate / (funnel or Funnel()).events_per_viewer()))
 
     def _event_id(self) -> str:
         self._event_seq += 1
-        return f"sim-{self._event_seq}"
+        return f"{self._prefix}{self._event_seq}"
 
     def _count(self, mean: float) -> int:
         """A Poisson-ish draw, cheap for large means."""
@@ -145,14 +197,29 @@ class TrafficModel:
     def second(self, t: float, ts_ms: int) -> dict[str, list[dict]]:
         """Events of every room for the simulated second `t` since the session start."""
         out: dict[str, list[dict]] = {VIEWS: [], COMMENTS: [], CARTS: [], ORDERS: []}
-        shape = min(1.0, (t + 1) / self.ramp_s)
+        ramp = min(1.0, (t + 1) / self.ramp_s) if self.ramp_s else 1.0
         for room in self.rooms:
-            self._room_second(room, shape, ts_ms, out)
+            if room.session is None:
+                factors = Factors(ramp, ramp, ramp, ramp, self.funnel.negative_share, False)
+                audience = ramp
+            else:
+                factors = room.session.factors(t)
+                audience = room.session.audience(t)
+            self._room_second(room, audience, factors, ts_ms, out)
+        if any(vars(self.imperfections).values()):
+            self._imperfect(out, ts_ms)
         return out
 
-    def _room_second(self, room: Room, shape: float, ts_ms: int, out: dict[str, list]) -> None:
-        rng, f = self.rng, self.funnel
-        target = room.peak_viewers * shape
+    def _room_second(
+        self, room: Room, audience: float, f: Factors, ts_ms: int, out: dict[str, list]
+    ) -> None:
+        rng, funnel = self.rng, self.funnel
+        if audience <= 0 or f.entries + f.comments + f.carts + f.orders == 0:
+            return  # the session is over, or the stream is cut: nothing arrives
+        target = room.peak_viewers * audience
+        # How far launches, sales and incidents push each series beyond the audience.
+        more_entries, more_comments = f.entries / audience, f.comments / audience
+        more_carts, more_orders = f.carts / audience, f.orders / audience
         base = {"room_id": room.room_id}
 
         def event(**fields: object) -> dict:
@@ -164,21 +231,23 @@ class TrafficModel:
             }
 
         # Entries top the room up towards its target; churn makes some leave.
-        joins = self._count(max(0.0, target - len(room.online)) * 0.2 + target * f.enter_rate)
+        joins = self._count(
+            (max(0.0, target - len(room.online)) * 0.2 + target * funnel.enter_rate) * more_entries
+        )
         for _ in range(joins):
             room.next_user += 1
             user = f"{room.room_id}-u{room.next_user}"
             room.online.append(user)
             out[VIEWS].append(event(type="view", user_id=user, action="enter"))
-        for _ in range(min(len(room.online), self._count(len(room.online) * f.enter_rate))):
+        for _ in range(min(len(room.online), self._count(len(room.online) * funnel.enter_rate))):
             user = room.online.pop(rng.randrange(len(room.online)))
             out[VIEWS].append(event(type="view", user_id=user, action="leave"))
         if not room.online:
             return
-        for _ in range(self._count(len(room.online) * f.comment_rate)):
+        for _ in range(self._count(len(room.online) * funnel.comment_rate * more_comments)):
             text = comment_text(rng, f.negative_share)
             out[COMMENTS].append(event(type="comment", user_id=rng.choice(room.online), text=text))
-        for _ in range(self._count(len(room.online) * f.cart_rate)):
+        for _ in range(self._count(len(room.online) * funnel.cart_rate * more_carts)):
             user = rng.choice(room.online)
             room.carted.append(user)
             out[CARTS].append(
@@ -189,10 +258,16 @@ class TrafficModel:
                     quantity=1 + (rng.random() < 0.1),
                 )
             )
-        for _ in range(min(len(room.carted), self._count(len(room.carted) * f.order_rate * 0.2))):
+        paying = (
+            len(room.carted)
+            * funnel.order_rate
+            * 0.2
+            * min(more_orders / max(more_carts, 1e-9), 1.0)
+        )
+        for _ in range(min(len(room.carted), self._count(paying))):
             user = room.carted.pop(rng.randrange(len(room.carted)))
             quantity = 1 + (rng.random() < 0.1)
-            refunded = rng.random() < f.refund_share
+            refunded = rng.random() < funnel.refund_share
             out[ORDERS].append(
                 event(
                     type="order",
@@ -200,12 +275,31 @@ class TrafficModel:
                     order_id=f"o{self._event_seq}",
                     product_id=f"p{rng.randrange(12)}",
                     quantity=quantity,
-                    amount=round(rng.choice(PRICES) * quantity, 2),
+                    amount=round(order_price(rng) * quantity, 2),
                     status="refunded" if refunded else "paid",
                 )
             )
         if len(room.carted) > 1000:
             del room.carted[:500]
+
+    def _imperfect(self, out: dict[str, list[dict]], ts_ms: int) -> None:
+        """Duplicate, delay and break a few events, as real gateways do."""
+        rng, imp = self.rng, self.imperfections
+        for events in out.values():
+            n = len(events)
+            for _ in range(self._count(n * imp.duplicate_share)):
+                events.append(dict(events[rng.randrange(n)]))
+                self.injected["duplicates"] += 1
+            for _ in range(self._count(n * imp.late_share)):
+                victim = events[rng.randrange(n)]
+                victim["ts"] = ts_ms - rng.randrange(10_000, 30_000)
+                victim["late"] = True  # the generator keeps this ts when it stamps send times
+                self.injected["late"] += 1
+            for _ in range(self._count(n * imp.malformed_share)):
+                broken = {k: v for k, v in events[rng.randrange(n)].items() if k != "user_id"}
+                broken["event_id"] = self._event_id()
+                events.append(broken)
+                self.injected["malformed"] += 1
 
     def run(self, start_ms: int, seconds: int) -> Iterator[tuple[int, dict[str, list[dict]]]]:
         for t in range(seconds):

@@ -1,0 +1,411 @@
+"""The load-test report: every figure in report.json, a Markdown summary, PNG charts."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from loadtest.probe import Histogram, SnapshotLatency, bucket_percentiles, percentiles
+from streams.kafka import partition_for
+from streams.traffic.session import EXPECTED_ALERT
+
+if TYPE_CHECKING:
+    from loadtest.runner import Run
+
+WARMUP_S = 10  # the first seconds (ramp-up, group join) are left out of steady figures
+BOUNDED_SLOPE = 0.02  # backlog growing by less than 2 % of the rate per second is bounded
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else 0.0
+
+
+def _slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (t, y)."""
+    if len(points) < 2:
+        return 0.0
+    mt = _mean([p[0] for p in points])
+    my = _mean([p[1] for p in points])
+    num = sum((t - mt) * (y - my) for t, y in points)
+    den = sum((t - mt) ** 2 for t, _ in points)
+    return num / den if den else 0.0
+
+
+def _window(series: list[dict], start: float, end: float) -> list[dict]:
+    return [r for r in series if start <= r["t"] < end]
+
+
+def judge(rows: list[dict], rate: float) -> dict[str, Any]:
+    """Did the worker keep up over these seconds? Judged on the second half."""
+    half = rows[len(rows) // 2 :]
+    slope = _slope([(r["t"], r["backlog"]) for r in half])
+    end_backlog = half[-1]["backlog"] if half else 0.0
+    sustained = slope < BOUNDED_SLOPE * rate and end_backlog < 3 * rate
+    return {
+        "offered_rate": round(_mean([r["offered"] for r in rows])),
+        "achieved_rate": round(_mean([r["produced"] for r in rows])),
+        "worker_rate": round(_mean([r["worker_rate"] for r in half])),
+        "backlog_slope_per_s": round(slope, 1),
+        "backlog_end": round(end_backlog),
+        "sustained": sustained,
+    }
+
+
+def build(
+    *,
+    run: Run,
+    latency: SnapshotLatency,
+    ceiling: tuple[float, int],
+    machine: dict[str, Any],
+    scenario: dict[str, Any],
+    producers: int,
+) -> dict[str, Any]:
+    s = run.scenario
+    series = run.series
+    duration = s.total_duration
+    steady = _window(series, WARMUP_S, duration) or series
+    last = series[-1]
+    injected = {
+        k: sum(v.get(k, 0) for v in run.injected.values())
+        for k in ("duplicates", "late", "malformed")
+    }
+    produced = run.total("produced")
+    accounted = last["accounted"]
+    ceiling_s, ceiling_events = ceiling
+    ceiling_rate = ceiling_events / ceiling_s if ceiling_s > 0 else 0.0
+
+    lat_all, fresh_all = Histogram(), Histogram()
+    for second, hist in latency.per_second.items():
+        if WARMUP_S <= second < duration:
+            lat_all.merge(hist)
+    for second, hist in latency.freshness.items():
+        if WARMUP_S <= second < duration:
+            fresh_all.merge(hist)
+
+    worker_rates = [r["worker_rate"] for r in steady]
+    result: dict[str, Any] = {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "scenario": scenario,
+        "machine": machine,
+        "producers": producers,
+        "partitions": run.settings.partitions,
+        "totals": {
+            "offered_events": run.total("offered"),
+            "produced_events": produced,
+            "records": run.total("records"),
+            "injected": injected,
+            "worker": {k: last[k] for k in ("processed", "rejected", "duplicates", "late")},
+        },
+        "consistency": {
+            "produced": produced,
+            "processed_plus_rejected_plus_duplicates": accounted,
+            "difference": produced - accounted,
+            "drained": produced == accounted,
+        },
+        "rates": {
+            "offered_mean": round(_mean([r["offered"] for r in steady])),
+            "achieved_mean": round(_mean([r["produced"] for r in steady])),
+            "worker_mean": round(_mean(worker_rates)),
+            "worker_peak": round(max(worker_rates, default=0)),
+            "raw_ceiling": round(ceiling_rate),
+            "worker_to_ceiling_ratio": round(_mean(worker_rates) / ceiling_rate, 4)
+            if ceiling_rate
+            else None,
+            "peak_to_ceiling_ratio": round(max(worker_rates, default=0) / ceiling_rate, 4)
+            if ceiling_rate
+            else None,
+        },
+        "latency_s": {
+            # Event time -> folded into room state (the worker's liveroom_event_lag_seconds).
+            "event_to_state": bucket_percentiles(run.fold_lag_start, run.fold_lag_end),
+            # Event time -> the first room-metrics snapshot that holds the event.
+            "event_to_metric": percentiles(lat_all),
+            "freshness": percentiles(fresh_all),
+            "snapshots": latency.snapshots,
+            "sampled_events_matched": latency.matched,
+            # From building a snapshot to its record's timestamp (the producer's queue).
+            "snapshot_queue_ms": _quantiles(latency.queued),
+        },
+        "resources": {
+            "rss_max_mb": round(max(r["rss_mb"] for r in series), 1),
+            "rss_end_mb": round(last["rss_mb"], 1),
+            "cpu_mean_percent": round(_mean([r["cpu_percent"] for r in steady]), 1),
+            "live_rooms_max": max(r["live_rooms"] for r in series),
+        },
+        "generator": {
+            "max_behind_s": round(run.max_behind, 2),
+            "bottleneck": run.max_behind > 1.0,
+        },
+        "alerts": _alert_counts(run.alerts),
+        "incidents": _incidents(run, s),
+        "timeseries": series,
+        "notes": list(run.notes),
+    }
+    if s.steps:
+        steps = []
+        for i, rate in enumerate(s.steps):
+            rows = _window(series, i * s.step_duration, (i + 1) * s.step_duration)
+            if rows:
+                steps.append({"rate": rate, **judge(rows, rate)})
+        result["steps"] = steps
+        kept = [st["rate"] for st in steps if st["sustained"]]
+        result["max_sustained_rate"] = max(kept) if kept else None
+    else:
+        result["steady"] = judge(steady, s.rate)
+    notes = result["notes"]
+    if result["generator"]["bottleneck"]:
+        notes.append(
+            f"The generator fell {run.max_behind:.1f} s behind its schedule: it, not the worker, "
+            "limited the offered rate. Use --producers N, or run it on another machine."
+        )
+    if not result["consistency"]["drained"]:
+        notes.append(
+            f"The worker had not caught up when the report was written: "
+            f"{produced - accounted:,.0f} events still behind."
+        )
+    return result
+
+
+def _quantiles(values: list[int]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p99": None}
+    ordered = sorted(values)
+    return {"p50": ordered[len(ordered) // 2], "p99": ordered[int(len(ordered) * 0.99)]}
+
+
+def _alert_counts(alerts: list[dict]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for a in alerts:
+        if a["status"] == "firing":
+            out[a["kind"]] = out.get(a["kind"], 0) + 1
+    return out
+
+
+def _incidents(run: Run, s: Any) -> list[dict[str, Any]]:
+    model_rooms = s.model().rooms
+    start_ms = run.start_ms
+    out = []
+    for incident in s.incidents:
+        room_id = model_rooms[incident.room_rank - 1].room_id
+        begins_ms = start_ms + int(incident.start * 1000)
+        want = EXPECTED_ALERT[incident.kind]
+        hits = sorted(
+            (
+                a
+                for a in run.alerts
+                if a["status"] == "firing"
+                and a["room_id"] == room_id
+                and a["kind"] == want
+                and a["starts_at_ms"] >= begins_ms - 5000
+            ),
+            key=lambda a: a["starts_at_ms"],
+        )
+        first = hits[0] if hits else None
+        out.append(
+            {
+                "kind": incident.kind,
+                "room_id": room_id,
+                "partition": partition_for(room_id, run.settings.partitions),
+                "expected_alert": want,
+                "starts_at_s": incident.start,
+                "detected": first is not None,
+                "delay_event_s": round((first["starts_at_ms"] - begins_ms) / 1000, 2)
+                if first
+                else None,
+                "delay_wall_s": round((first["emitted_at_ms"] - begins_ms) / 1000, 2)
+                if first and "emitted_at_ms" in first
+                else None,
+            }
+        )
+    return out
+
+
+# -- output ------------------------------------------------------------------------------
+
+
+def write(out: Path, result: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    charts = _charts(out, result)
+    (out / "report.md").write_text(markdown(result, charts), encoding="utf-8")
+
+
+def _fmt(x: Any, unit: str = "", scale: float = 1.0, digits: int = 0) -> str:
+    if x is None:
+        return "-"
+    return f"{x * scale:,.{digits}f}{unit}"
+
+
+def summary_text(result: dict[str, Any]) -> str:
+    r, lat, res = result["rates"], result["latency_s"]["event_to_metric"], result["resources"]
+    c = result["consistency"]
+    lines = [
+        f"offered {_fmt(r['offered_mean'])} ev/s, achieved {_fmt(r['achieved_mean'])}, "
+        f"worker {_fmt(r['worker_mean'])} (peak {_fmt(r['worker_peak'])}); raw ceiling "
+        f"{_fmt(r['raw_ceiling'])} ev/s (worker/ceiling {_fmt(r['worker_to_ceiling_ratio'], digits=3)})",
+        f"event→metric latency p50 {_fmt(lat['p50'], ' s', digits=3)}, p95 "
+        f"{_fmt(lat['p95'], ' s', digits=3)}, p99 {_fmt(lat['p99'], ' s', digits=3)}; "
+        f"RSS max {_fmt(res['rss_max_mb'], ' MB')}",
+        f"produced {c['produced']:,.0f} = processed + rejected + duplicates "
+        f"{c['processed_plus_rejected_plus_duplicates']:,.0f} ({'ok' if c['drained'] else 'NOT drained'})",
+    ]
+    if "max_sustained_rate" in result:
+        lines.append(f"max sustained rate: {_fmt(result['max_sustained_rate'])} ev/s")
+    lines += result["notes"]
+    return "\n".join(lines)
+
+
+def markdown(result: dict[str, Any], charts: list[str]) -> str:
+    s, r = result["scenario"], result["rates"]
+    lat, fresh = result["latency_s"]["event_to_metric"], result["latency_s"]["freshness"]
+    state = result["latency_s"]["event_to_state"]
+    res, tot, c = result["resources"], result["totals"], result["consistency"]
+    m = result["machine"]
+    lines = [
+        f"# Load test: {s['name']}",
+        "",
+        f"{s['description']}. {result['generated_at']}, {m['cpus']} CPUs, Python {m['python']}, "
+        f"broker {m['broker']}, {result['partitions']} partitions, {result['producers']} "
+        f"producer process(es). Rate {s['rate']:,.0f} ev/s, {s['rooms']} rooms, "
+        f"{s['batch']} events per record, seed {s['seed']}.",
+        "",
+        "Latency: *event→metric* is from an event's time to the first room-metrics snapshot "
+        "that holds it; SPEC allows one snapshot per room per second, so it includes a wait "
+        "of up to ~1 s. *event→room state* is until the worker has folded the event (what "
+        "the next snapshot and /metrics will show). *freshness* is the age of a snapshot's "
+        "newest event when it is published.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| offered / achieved (produced) | {_fmt(r['offered_mean'])} / {_fmt(r['achieved_mean'])} events/s |",
+        f"| worker throughput (mean / peak) | {_fmt(r['worker_mean'])} / {_fmt(r['worker_peak'])} events/s |",
+        f"| raw ceiling (getmany + orjson.loads, same records) | {_fmt(r['raw_ceiling'])} events/s |",
+        f"| worker / ceiling | {_fmt(r['worker_to_ceiling_ratio'], digits=3)} (peak {_fmt(r['peak_to_ceiling_ratio'], digits=3)}) |",
+        f"| event→metric latency p50 / p95 / p99 | {_fmt(lat['p50'], ' s', digits=3)} / {_fmt(lat['p95'], ' s', digits=3)} / {_fmt(lat['p99'], ' s', digits=3)} |",
+        f"| event→room state (folded) p50 / p95 / p99 | {_fmt(state['p50'], ' s', digits=3)} / {_fmt(state['p95'], ' s', digits=3)} / {_fmt(state['p99'], ' s', digits=3)} |",
+        f"| metric freshness p50 / p95 / p99 | {_fmt(fresh['p50'], ' s', digits=3)} / {_fmt(fresh['p95'], ' s', digits=3)} / {_fmt(fresh['p99'], ' s', digits=3)} |",
+        f"| worker RSS max / at end | {_fmt(res['rss_max_mb'], ' MB')} / {_fmt(res['rss_end_mb'], ' MB')} |",
+        f"| worker CPU (mean) | {_fmt(res['cpu_mean_percent'], ' %')} |",
+        f"| live rooms (max) | {_fmt(res['live_rooms_max'])} |",
+        f"| events produced | {tot['produced_events']:,.0f} (duplicates {tot['injected']['duplicates']:,}, "
+        f"late {tot['injected']['late']:,}, malformed {tot['injected']['malformed']:,}) |",
+        f"| worker: processed + rejected + duplicates | {c['processed_plus_rejected_plus_duplicates']:,.0f} "
+        f"= {tot['worker']['processed']:,.0f} + {tot['worker']['rejected']:,.0f} + "
+        f"{tot['worker']['duplicates']:,.0f} ({'matches' if c['drained'] else 'does NOT match'}) |",
+        f"| generator behind schedule (max) | {result['generator']['max_behind_s']} s |",
+    ]
+    if "steady" in result:
+        st = result["steady"]
+        lines.append(
+            f"| backlog bounded at this rate | {'yes' if st['sustained'] else 'no'} "
+            f"(slope {st['backlog_slope_per_s']:,} events/s², {st['backlog_end']:,} behind) |"
+        )
+    if "steps" in result:
+        lines += [
+            "",
+            "## Rate steps",
+            "",
+            "| offered | achieved | worker | backlog slope | backlog at end | kept up |",
+            "|---|---|---|---|---|---|",
+        ]
+        for st in result["steps"]:
+            lines.append(
+                f"| {st['rate']:,.0f} | {st['achieved_rate']:,} | {st['worker_rate']:,} | "
+                f"{st['backlog_slope_per_s']:,} | {st['backlog_end']:,} | "
+                f"{'yes' if st['sustained'] else 'no'} |"
+            )
+        lines += ["", f"Max sustained rate: **{_fmt(result['max_sustained_rate'])} events/s**."]
+    if result["incidents"]:
+        lines += [
+            "",
+            "## Injected incidents",
+            "",
+            "| incident | room | alert | detected | delay (event time) | delay (wall) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for i in result["incidents"]:
+            lines.append(
+                f"| {i['kind']} | {i['room_id']} | {i['expected_alert']} | "
+                f"{'yes' if i['detected'] else 'no'} | {_fmt(i['delay_event_s'], ' s', digits=1)} | "
+                f"{_fmt(i['delay_wall_s'], ' s', digits=1)} |"
+            )
+    if result["alerts"]:
+        lines += ["", "Alerts fired: " + ", ".join(f"{k} {v}" for k, v in result["alerts"].items())]
+    if result["notes"]:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in result["notes"]]
+    if charts:
+        lines += ["", "## Charts", ""] + [f"![{c}]({c})" for c in charts]
+    return "\n".join(lines) + "\n"
+
+
+def _charts(out: Path, result: dict[str, Any]) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        result["notes"].append(
+            "No charts: matplotlib is not installed (pip install 'liveroom-streams[loadtest]')."
+        )
+        return []
+    series = result["timeseries"]
+    t = [r["t"] for r in series]
+    made = []
+
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.plot(t, [r["offered"] for r in series], label="offered", linestyle="--")
+    ax.plot(t, [r["produced"] for r in series], label="achieved (produced)")
+    ax.plot(t, [r["worker_rate"] for r in series], label="worker processed")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("events / s")
+    ax2 = ax.twinx()
+    ax2.fill_between(t, [r["backlog"] for r in series], alpha=0.15, color="red", label="backlog")
+    ax2.set_ylabel("backlog (events)")
+    lines, labels = ax.get_legend_handles_labels()
+    l2, lb2 = ax2.get_legend_handles_labels()
+    ax.legend(lines + l2, labels + lb2, loc="upper left")
+    ax.set_title("Throughput and backlog")
+    fig.tight_layout()
+    fig.savefig(out / "throughput.png", dpi=100)
+    plt.close(fig)
+    made.append("throughput.png")
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for key, label in (
+        ("latency_p50", "p50"),
+        ("latency_p95", "p95"),
+        ("latency_p99", "p99"),
+        ("freshness_p99", "freshness p99"),
+    ):
+        ax.plot(t, [r[key] if r[key] is not None else float("nan") for r in series], label=label)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("event → metric latency (s)")
+    ax.set_yscale("log")
+    ax.legend(loc="upper left")
+    ax.set_title("Latency percentiles over time")
+    fig.tight_layout()
+    fig.savefig(out / "latency.png", dpi=100)
+    plt.close(fig)
+    made.append("latency.png")
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.plot(t, [r["rss_mb"] for r in series], label="RSS (MB)", color="purple")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("RSS (MB)")
+    ax2 = ax.twinx()
+    ax2.plot(t, [r["cpu_percent"] for r in series], label="CPU (%)", color="gray", alpha=0.6)
+    ax2.set_ylabel("CPU (% of one core)")
+    lines, labels = ax.get_legend_handles_labels()
+    l2, lb2 = ax2.get_legend_handles_labels()
+    ax.legend(lines + l2, labels + lb2, loc="upper left")
+    ax.set_title("Worker memory and CPU")
+    fig.tight_layout()
+    fig.savefig(out / "resources.png", dpi=100)
+    plt.close(fig)
+    made.append("resources.png")
+    return made

@@ -1,0 +1,300 @@
+"""`liveroom loadtest`: run a scenario against a real worker and write the report.
+
+Starts the embedded broker (or uses LIVEROOM_KAFKA_BOOTSTRAP), a worker process with
+every processor on, the open-loop producer processes, and watches: the worker's
+/metrics each second (throughput, backlog, consumer lag, CPU, RSS), the room-metrics
+topic (event→metric latency) and the alerts topic (incident detection). Then it waits
+for the backlog to drain, measures the raw ceiling on the same records, and writes
+report.json, report.md and PNG charts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import platform
+import queue
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from loadtest import report
+from loadtest.ceiling import raw_ceiling
+from loadtest.generator import ProducerJob, run_producer
+from loadtest.probe import SnapshotLatency, follow_topics, scrape
+from loadtest.report import WARMUP_S
+from loadtest.scenario import Scenario, ScenarioError, load
+from streams import config
+from streams.broker import EmbeddedBroker, all_topics, create_topics, free_port
+from streams.demo import spawn_worker
+from streams.kafka import aiokafka_options
+
+DRAIN_TIMEOUT_S = 180.0
+console = Console(stderr=True)
+
+
+class Run:
+    """One load-test run: its processes, what it measured, and the report."""
+
+    def __init__(self, scenario: Scenario, out: Path, producers: int, bootstrap: str) -> None:
+        self.scenario = scenario
+        self.out = out
+        self.producers = producers
+        tag = f"lt{os.getpid()}{int(time.time()) % 100000}"
+        self.env = {
+            config.env_name("kafka_bootstrap"): bootstrap,
+            config.env_name("metrics_host"): "127.0.0.1",
+            config.env_name("metrics_port"): str(free_port()),
+            **config.namespaced(tag),
+        }
+        self.settings = config.load({**os.environ, **self.env})
+        self.options = aiokafka_options(self.settings)
+        self.metrics_url = f"http://127.0.0.1:{self.settings.metrics_port}/metrics"
+        self.series: list[dict[str, Any]] = []
+        self.alerts: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+        self.produced_by_second: dict[int, dict[str, float]] = {}
+        self.injected: dict[int, dict[str, int]] = {}
+        self.max_behind = 0.0
+        self.start_ms = 0  # wall-clock ms of second 0 of the run
+        self.fold_lag_start: dict[float, float] = {}  # event-lag histogram after warm-up
+        self.fold_lag_end: dict[float, float] = {}
+        self.latency: SnapshotLatency | None = None
+
+    # -- processes -----------------------------------------------------------------------
+
+    def start_worker(self) -> Any:
+        asyncio.run(
+            create_topics(self.options, all_topics(self.settings), self.settings.partitions)
+        )
+        self.out.mkdir(parents=True, exist_ok=True)
+        worker = spawn_worker(self.settings, str(self.out / "worker.log"), self.env)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                scrape(self.metrics_url)
+                return worker
+            except OSError:
+                if worker.poll() is not None:
+                    log = self.out / "worker.log"
+                    raise SystemExit(f"liveroom: the worker exited; see {log}") from None
+                time.sleep(0.5)
+        raise SystemExit(f"liveroom: the worker did not start; see {self.out / 'worker.log'}")
+
+    def start_producers(self, start_at: float) -> tuple[list[Any], Any, Any]:
+        ctx = mp.get_context("spawn")
+        stats, stop = ctx.Queue(), ctx.Event()
+        procs = []
+        for share in range(self.producers):
+            job = ProducerJob(
+                self.scenario,
+                share,
+                self.producers,
+                self.options,
+                self.settings.input_topics,
+                start_at,
+            )
+            proc = ctx.Process(target=run_producer, args=(job, stats, stop), daemon=True)
+            proc.start()
+            procs.append(proc)
+        return procs, stats, stop
+
+    # -- the run -------------------------------------------------------------------------
+
+    async def watch(self, start_at: float, stats: Any, procs: list[Any]) -> dict[str, Any]:
+        self.start_ms = int(start_at * 1000)
+        latency = self.latency = SnapshotLatency(self.start_ms)
+        stop = asyncio.Event()
+        follower = asyncio.create_task(
+            follow_topics(
+                self.options,
+                self.settings.topic_room_metrics,
+                self.settings.topic_alerts,
+                latency,
+                self.alerts,
+                stop,
+            )
+        )
+        duration = self.scenario.total_duration
+        previous = await asyncio.to_thread(scrape, self.metrics_url)
+        done_shares: set[int] = set()
+        with Live(self.progress(0, None), console=console, refresh_per_second=2) as live:
+            t = 0
+            while True:
+                await asyncio.sleep(max(0.0, start_at + t + 1 - time.time()))
+                self.drain_stats(stats, done_shares)
+                sample = await asyncio.to_thread(scrape, self.metrics_url)
+                row = self.row(t, previous, sample, latency)
+                self.series.append(row)
+                if t == WARMUP_S:
+                    self.fold_lag_start = sample["fold_lag_buckets"]
+                self.fold_lag_end = sample["fold_lag_buckets"]
+                previous = sample
+                live.update(self.progress(t + 1, row))
+                t += 1
+                produced = self.total("produced")
+                behind = produced - row["accounted"]
+                finished = len(done_shares) == self.producers or not any(
+                    p.is_alive() for p in procs
+                )
+                drained = behind <= 0 or t >= duration + self.drain_timeout(row)
+                if t >= duration and finished and drained:
+                    break
+        stop.set()
+        await follower
+        return {"latency": latency}
+
+    def drain_timeout(self, row: dict[str, Any]) -> float:
+        backlog = self.total("produced") - row["accounted"]
+        rate = max(row["worker_rate"], 1.0)
+        return min(DRAIN_TIMEOUT_S, max(20.0, 1.5 * backlog / rate))
+
+    def drain_stats(self, stats: Any, done: set[int]) -> None:
+        while True:
+            try:
+                item = stats.get_nowait()
+            except queue.Empty:
+                return
+            self.injected[item["share"]] = item["injected"]
+            if self.latency is not None:
+                for room_id, ts_ms in item.get("samples", ()):
+                    self.latency.expect(room_id, ts_ms)
+            if item.get("done"):
+                done.add(item["share"])
+                continue
+            cell = self.produced_by_second.setdefault(
+                item["t"], {"offered": 0, "produced": 0, "records": 0, "generate_s": 0.0}
+            )
+            for key in ("offered", "produced", "records"):
+                cell[key] += item[key]
+            cell["generate_s"] = max(cell["generate_s"], item["generate_s"])
+            self.max_behind = max(self.max_behind, item["behind_s"])
+
+    def total(self, key: str) -> float:
+        return sum(cell[key] for cell in self.produced_by_second.values())
+
+    def row(
+        self, t: int, before: dict[str, float], now: dict[str, float], latency: SnapshotLatency
+    ) -> dict[str, Any]:
+        accounted = now["processed"] + now["rejected"] + now["duplicates"]
+        was = before["processed"] + before["rejected"] + before["duplicates"]
+        cell = self.produced_by_second.get(t, {})
+        lat = latency.per_second.get(t)
+        fresh = latency.freshness.get(t)
+        return {
+            "t": t,
+            "offered": cell.get("offered", 0),
+            "produced": cell.get("produced", 0),
+            "records": cell.get("records", 0),
+            "worker_rate": accounted - was,
+            "accounted": accounted,
+            "backlog": self.total("produced") - accounted,
+            "lag_records": now["lag_records"],
+            "cpu_percent": 100.0 * (now["cpu_seconds"] - before["cpu_seconds"]),
+            "rss_mb": now["rss_bytes"] / 2**20,
+            "live_rooms": now["live_rooms"],
+            "latency_p50": lat.percentile(0.5) if lat else None,
+            "latency_p95": lat.percentile(0.95) if lat else None,
+            "latency_p99": lat.percentile(0.99) if lat else None,
+            "freshness_p99": fresh.percentile(0.99) if fresh else None,
+            "processed": now["processed"],
+            "rejected": now["rejected"],
+            "duplicates": now["duplicates"],
+            "late": now["late"],
+        }
+
+    def progress(self, t: int, row: dict[str, Any] | None) -> Table:
+        s = self.scenario
+        table = Table(title=f"liveroom loadtest — {s.name}: {s.description}")
+        for column in ("t", "offered/s", "sent/s", "worker/s", "backlog", "p99 lat", "RSS", "CPU"):
+            table.add_column(column, justify="right")
+        if row is not None:
+            p99 = row["latency_p99"]
+            table.add_row(
+                f"{t}/{s.total_duration:.0f}s",
+                f"{row['offered']:,.0f}",
+                f"{row['produced']:,.0f}",
+                f"{row['worker_rate']:,.0f}",
+                f"{row['backlog']:,.0f}",
+                "-" if p99 is None else f"{p99 * 1000:,.0f} ms",
+                f"{row['rss_mb']:,.0f} MB",
+                f"{row['cpu_percent']:.0f} %",
+            )
+        if self.max_behind > 1.0:
+            table.caption = (
+                f"generator behind schedule by {self.max_behind:.1f} s: "
+                "it is the bottleneck (try --producers)"
+            )
+        return table
+
+
+def main(args: argparse.Namespace) -> None:
+    try:
+        scenario = load(
+            args.scenario,
+            rate=args.rate,
+            duration=args.duration,
+            batch=args.batch,
+            rooms=args.rooms,
+            seed=args.seed,
+        )
+    except ScenarioError as err:
+        sys.exit(f"liveroom: {err}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out or f"loadtest-reports/{scenario.name}-{stamp}")
+    bootstrap = os.environ.get(config.env_name("kafka_bootstrap"), "")
+    broker = None
+    if not bootstrap:
+        broker = EmbeddedBroker(
+            log_path=str(out / "broker.log")
+            if out.mkdir(parents=True, exist_ok=True) is None
+            else None
+        ).start()
+        bootstrap = broker.bootstrap
+    run = Run(scenario, out, args.producers, bootstrap)
+    worker = run.start_worker()
+    try:
+        start_at = time.time() + 1.0
+        procs, stats, stop = run.start_producers(start_at)
+        watched = asyncio.run(run.watch(start_at, stats, procs))
+        stop.set()
+        for proc in procs:
+            proc.join(10)
+        run.drain_stats(stats, set())
+        records = int(run.total("records"))
+        console.print(f"measuring the raw ceiling on the same {records:,} records…")
+        ceiling_s, ceiling_events = asyncio.run(
+            raw_ceiling(run.options, list(run.settings.input_topics), records)
+        )
+        result = report.build(
+            run=run,
+            latency=watched["latency"],
+            ceiling=(ceiling_s, ceiling_events),
+            machine={
+                "cpus": os.cpu_count(),
+                "python": sys.version.split()[0],
+                "platform": platform.platform(),
+                "broker": "embedded (Tansu)" if broker else bootstrap,
+            },
+            scenario=asdict(scenario),
+            producers=args.producers,
+        )
+        report.write(out, result)
+        console.print(report.summary_text(result))
+        console.print(f"report: {out}/report.md, report.json, *.png")
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(20)
+        except Exception:
+            worker.kill()
+        if broker is not None:
+            broker.stop()

@@ -1,0 +1,144 @@
+"""Load-test scenarios: built-in TOML files (loadtest/scenarios/) or your own."""
+
+from __future__ import annotations
+
+import random
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from streams.traffic.model import Funnel, Imperfections, TrafficModel
+from streams.traffic.session import INCIDENT_KINDS, Incident, SessionShape
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class InjectedIncident:
+    kind: str
+    room_rank: int  # 1 = the biggest room
+    start: float  # seconds into the run
+    length: float
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str = ""
+    rate: float = 20_000.0
+    duration: float = 60.0
+    rooms: int = 500
+    batch: int = 100
+    seed: int = 1
+    zipf_s: float = 1.1
+    ramp_s: float = 10.0
+    launches: int = 0
+    duplicate_share: float = 0.0
+    late_share: float = 0.0
+    malformed_share: float = 0.0
+    flash_sale: dict[str, float] = field(default_factory=dict)  # start, length, factor
+    incidents: tuple[InjectedIncident, ...] = ()
+    steps: tuple[float, ...] = ()  # rate steps (capacity search); empty = one rate
+    step_duration: float = 0.0
+
+    @property
+    def total_duration(self) -> float:
+        return len(self.steps) * self.step_duration if self.steps else self.duration
+
+    def rate_at(self, t: float) -> float:
+        if not self.steps:
+            return self.rate
+        return self.steps[min(int(t // self.step_duration), len(self.steps) - 1)]
+
+    def imperfections(self) -> Imperfections:
+        return Imperfections(self.duplicate_share, self.late_share, self.malformed_share)
+
+    def sessions(self) -> dict[int, SessionShape]:
+        """Every room's session shape over the run (index 0 = the biggest room)."""
+        rng = random.Random(self.seed)
+        horizon = self.total_duration + 3600  # no decay inside the run
+        out = {}
+        for index in range(self.rooms):
+            shape = SessionShape(duration_s=horizon, ramp_s=self.ramp_s, decay_s=0.0)
+            # Launches of one room never overlap, and a run too short for one has none.
+            latest = self.total_duration - 40
+            for _ in range(self.launches if latest > self.ramp_s else 0):
+                start = rng.uniform(self.ramp_s, latest)
+                if all(abs(start - other) > 40 for other, _, _ in shape.launches):
+                    shape.launches.append((start, rng.uniform(20, 40), rng.uniform(2, 3)))
+            if self.flash_sale:
+                fs = self.flash_sale
+                shape.flash_sales.append((fs["start"], fs["length"], fs["factor"]))
+            out[index] = shape
+        for incident in self.incidents:
+            out[incident.room_rank - 1].incidents.append(
+                Incident(incident.kind, incident.start, incident.start + incident.length)
+            )
+        return out
+
+    def model(self, seed_offset: int = 0, producers: int = 1, share: int = 0) -> TrafficModel:
+        """The traffic of this scenario, or of one producer's share of its rooms."""
+        first_rate = self.steps[0] if self.steps else self.rate
+        return TrafficModel(
+            rooms=self.rooms,
+            total_viewers=TrafficModel.viewers_for_rate(first_rate, Funnel()),
+            seed=self.seed * 1000 + seed_offset,
+            zipf_s=self.zipf_s,
+            ramp_s=self.ramp_s,
+            imperfections=self.imperfections(),
+            sessions=self.sessions(),
+            only=(lambda i: i % producers == share) if producers > 1 else None,
+            warm_start=True,
+        )
+
+
+BUILT_IN = ("steady", "flash-sale", "hot-room", "incidents", "capacity")
+
+
+def load(name_or_path: str, **overrides: Any) -> Scenario:
+    """A built-in scenario by name, or a TOML file; command-line options override it."""
+    if name_or_path in BUILT_IN:
+        text = resources.files(__package__).joinpath("scenarios", f"{name_or_path}.toml")
+        raw, name = tomllib.loads(text.read_text("utf-8")), name_or_path
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ScenarioError(
+                f"no scenario {name_or_path!r}: use one of {', '.join(BUILT_IN)} or a TOML file"
+            )
+        try:
+            raw = tomllib.loads(path.read_text("utf-8"))
+        except tomllib.TOMLDecodeError as err:
+            raise ScenarioError(f"{path}: {err}") from None
+        name = path.stem
+    known = {f.name for f in fields(Scenario)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ScenarioError(f"{name}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    incidents = []
+    for item in raw.pop("incidents", []):
+        if item.get("kind") not in INCIDENT_KINDS:
+            raise ScenarioError(f"{name}: incident kind must be one of {INCIDENT_KINDS}")
+        incidents.append(
+            InjectedIncident(
+                item["kind"], int(item["room_rank"]), float(item["start"]), float(item["length"])
+            )
+        )
+    raw["steps"] = tuple(float(x) for x in raw.get("steps", ()))
+    scenario = Scenario(name=name, incidents=tuple(incidents), **raw)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "rate" in given and scenario.steps:
+        given["steps"] = ()  # an explicit rate replaces the steps
+    if "duration" in given and scenario.steps:
+        given["steps"] = ()
+    scenario = replace(scenario, **given)
+    if scenario.batch < 1 or scenario.rooms < 1 or scenario.rate <= 0 or scenario.duration <= 0:
+        raise ScenarioError(f"{name}: batch, rooms, rate and duration must be positive")
+    for incident in scenario.incidents:
+        if not 1 <= incident.room_rank <= scenario.rooms:
+            raise ScenarioError(f"{name}: incident room_rank {incident.room_rank} out of range")
+    return scenario
