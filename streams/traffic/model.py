@@ -292,11 +292,14 @@ class TrafficModel:
                 self.injected["duplicates"] += 1
             for _ in range(self._count(n * imp.late_share)):
                 victim = events[rng.randrange(n)]
+                if victim.get("late"):
+                    continue  # drawn twice: one late event, counted once
                 victim["ts"] = ts_ms - rng.randrange(10_000, 30_000)
                 victim["late"] = True  # the generator keeps this ts when it stamps send times
                 self.injected["late"] += 1
             for _ in range(self._count(n * imp.malformed_share)):
-                broken = {k: v for k, v in events[rng.randrange(n)].items() if k != "user_id"}
+                original = events[rng.randrange(n)]
+                broken = {k: v for k, v in original.items() if k not in ("user_id", "late")}
                 broken["event_id"] = self._event_id()
                 events.append(broken)
                 self.injected["malformed"] += 1

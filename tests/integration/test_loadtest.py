@@ -1,0 +1,74 @@
+"""`liveroom loadtest` end to end, short: its own embedded broker, a real worker, real
+producer processes; the report's figures are present and add up."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_short_load_test_report_is_complete_and_consistent(tmp_path):
+    out = tmp_path / "report"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "loadtest",
+            "--scenario",
+            "steady",
+            "--duration",
+            "12",
+            "--rate",
+            "3000",
+            "--rooms",
+            "50",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    report = json.loads((out / "report.json").read_text())
+
+    totals, c = report["totals"], report["consistency"]
+    assert c["drained"] and c["difference"] == 0
+    worker = totals["worker"]
+    assert (
+        totals["produced_events"] == worker["processed"] + worker["rejected"] + worker["duplicates"]
+    )
+    injected = totals["injected"]
+    assert injected["malformed"] > 0 and worker["rejected"] == injected["malformed"]
+    assert injected["duplicates"] > 0 and worker["duplicates"] == injected["duplicates"]
+    assert injected["late"] > 0 and worker["late"] >= injected["late"]
+
+    rates = report["rates"]
+    assert 2000 < rates["offered_mean"] < 4500
+    assert rates["achieved_mean"] > 0.9 * rates["offered_mean"]
+    assert rates["raw_ceiling"] > rates["worker_mean"] > 0
+    assert 0 < rates["worker_to_ceiling_ratio"] < 1
+    latency = report["latency_s"]
+    assert latency["sampled_events_matched"] > 100
+    for kind in ("event_to_metric", "event_to_state", "freshness"):
+        assert latency[kind]["p50"] is not None and latency[kind]["p50"] <= latency[kind]["p99"]
+    assert latency["event_to_state"]["p99"] < latency["event_to_metric"]["p99"]
+    assert report["resources"]["rss_max_mb"] > 50
+    assert report["resources"]["live_rooms_max"] == 50
+    series = report["timeseries"]
+    assert len(series) >= 12
+    assert {"offered", "produced", "worker_rate", "backlog", "rss_mb", "latency_p99"} <= set(
+        series[0]
+    )
+    assert report["steady"]["sustained"] is True
+
+    for chart in ("throughput.png", "latency.png", "resources.png"):
+        assert (out / chart).stat().st_size > 10_000
+    markdown = (out / "report.md").read_text()
+    assert "| raw ceiling" in markdown and "![throughput.png](throughput.png)" in markdown
