@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from loadtest import profile as profiling
 from loadtest.probe import Histogram, SnapshotLatency, bucket_percentiles, percentiles
 from streams.kafka import partition_for
 from streams.traffic.session import EXPECTED_ALERT
@@ -144,6 +145,7 @@ def build(
         "incidents": _incidents(run, s),
         "timeseries": series,
         "notes": list(run.notes),
+        "profile": profiling.summarize(run.out / "profile.raw") if run.profile else None,
     }
     if s.steps:
         steps = []
@@ -335,6 +337,21 @@ def markdown(result: dict[str, Any], charts: list[str]) -> str:
             )
     if result["alerts"]:
         lines += ["", "Alerts fired: " + ", ".join(f"{k} {v}" for k, v in result["alerts"].items())]
+    if result.get("profile"):
+        prof = result["profile"]
+        lines += [
+            "",
+            "## Where the worker's time goes (py-spy)",
+            "",
+            f"{prof['samples']:,} samples of the worker while it ran; share of samples "
+            "in a function and what it calls (inclusive), then in the function itself.",
+            "",
+            "| inclusive | function |",
+            "|---|---|",
+        ]
+        lines += [f"| {x['share']:.1%} | `{x['function']}` |" for x in prof["inclusive"][:20]]
+        lines += ["", "| own | function |", "|---|---|"]
+        lines += [f"| {x['share']:.1%} | `{x['function']}` |" for x in prof["own"][:15]]
     if result["notes"]:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result["notes"]]
     if charts:

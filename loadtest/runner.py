@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from loadtest import profile as profiling
 from loadtest import report
 from loadtest.ceiling import raw_ceiling
 from loadtest.generator import ProducerJob, run_producer
@@ -44,8 +45,13 @@ console = Console(stderr=True)
 class Run:
     """One load-test run: its processes, what it measured, and the report."""
 
-    def __init__(self, scenario: Scenario, out: Path, producers: int, bootstrap: str) -> None:
+    def __init__(
+        self, scenario: Scenario, out: Path, producers: int, bootstrap: str, profile: bool = False
+    ) -> None:
         self.scenario = scenario
+        self.profile = profile
+        self.profiler: Any = None
+        self.worker_pid = 0
         self.out = out
         self.producers = producers
         tag = f"lt{os.getpid()}{int(time.time()) % 100000}"
@@ -77,6 +83,7 @@ class Run:
         )
         self.out.mkdir(parents=True, exist_ok=True)
         worker = spawn_worker(self.settings, str(self.out / "worker.log"), self.env)
+        self.worker_pid = worker.pid
         deadline = time.time() + 90
         while time.time() < deadline:
             try:
@@ -136,6 +143,13 @@ class Run:
                 self.series.append(row)
                 if t == WARMUP_S:
                     self.fold_lag_start = sample["fold_lag_buckets"]
+                    if self.profile:
+                        seconds = max(5.0, min(60.0, duration - WARMUP_S))
+                        self.profiler = profiling.start(
+                            self.worker_pid, seconds, self.out / "profile.raw"
+                        )
+                        if self.profiler is None:
+                            self.notes.append("No profile: py-spy is not installed.")
                 self.fold_lag_end = sample["fold_lag_buckets"]
                 previous = sample
                 live.update(self.progress(t + 1, row))
@@ -259,7 +273,7 @@ def main(args: argparse.Namespace) -> None:
             else None
         ).start()
         bootstrap = broker.bootstrap
-    run = Run(scenario, out, args.producers, bootstrap)
+    run = Run(scenario, out, args.producers, bootstrap, profile=args.profile)
     worker = run.start_worker()
     try:
         start_at = time.time() + 1.0
@@ -274,6 +288,8 @@ def main(args: argparse.Namespace) -> None:
         ceiling_s, ceiling_events = asyncio.run(
             raw_ceiling(run.options, list(run.settings.input_topics), records)
         )
+        if run.profiler is not None:
+            run.profiler.wait(90)
         result = report.build(
             run=run,
             latency=watched["latency"],

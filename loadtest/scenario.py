@@ -96,7 +96,7 @@ class Scenario:
         )
 
 
-BUILT_IN = ("steady", "flash-sale", "hot-room", "incidents", "capacity")
+BUILT_IN = ("steady", "flash-sale", "hot-room", "incidents", "capacity", "memory")
 
 
 def load(name_or_path: str, **overrides: Any) -> Scenario:

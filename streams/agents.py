@@ -128,7 +128,7 @@ class Pipeline:
         self.gaps = GapFiller(self.store.options)
         self._ingest_lock = asyncio.Lock()
         self._ack_range: AckRange = _ack_nothing  # set once the consumer exists
-        self.registry, self.health = build_registry(
+        self.exposition, self.health = build_registry(
             self._snapshots,
             settings.max_rooms,
             firing_alerts=self._firing_alerts,
@@ -145,7 +145,7 @@ class Pipeline:
         self.delivery.follow_firing(self._firing_records)
         self.kind_by_topic = {name: kind for kind, name in enumerate(settings.input_topics)}
         self._room_partition: dict[str, int] = {}
-        add_web_pages(self.app, self.registry)
+        add_web_pages(self.app, self.exposition)
         self._wire()
 
     def _snapshots(self) -> list[dict[str, Any]]:

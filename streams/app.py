@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-from prometheus_client import generate_latest
 
 from streams.config import Settings
 from streams.kafka import faust_broker_url, faust_credentials
@@ -85,13 +84,13 @@ def create_app(settings: Settings) -> tuple[faust.App, Topics, Any]:
     return app, topics, room_state
 
 
-def add_web_pages(app: faust.App, registry: Any) -> None:
+def add_web_pages(app: faust.App, exposition: Any) -> None:
     """/metrics for Prometheus, /healthz for liveness, /readyz for readiness."""
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         # aiohttp takes the charset separately; this is prometheus_client's CONTENT_TYPE_LATEST.
-        return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
+        return web.bytes(exposition.render(), content_type="text/plain; version=0.0.4")
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

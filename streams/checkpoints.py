@@ -62,6 +62,7 @@ class RoomStore:
         self.room_settings = RoomSettings(
             allowed_lateness_ms=int(settings.allowed_lateness_seconds * 1000),
             session_timeout_s=settings.session_timeout_seconds,
+            dedup_horizon_s=settings.dedup_horizon_seconds,
         )
         self.partitions: dict[int, RoomPartition] = {}
         self.markers = marker_keys(settings.partitions)

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--producers", type=int, default=1, help="producer processes (when one cannot keep up)"
     )
+    load.add_argument(
+        "--profile", action="store_true", help="sample the worker with py-spy: where time goes"
+    )
     load.add_argument("--out", default=None, help="report folder (default: ./loadtest-reports/…)")
     load.set_defaults(func=cmd_loadtest)
     return parser

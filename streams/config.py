@@ -106,6 +106,12 @@ class Settings:
     session_timeout_seconds: int = _setting(
         600, "a viewer silent this long counts as left", _positive_int
     )
+    dedup_horizon_seconds: int = _setting(
+        60,
+        "a repeated event_id within this much event time is a duplicate (memory grows with "
+        "events/s x this)",
+        _positive_int,
+    )
     partitions: int = _setting(
         8, "partitions of the topics the embedded broker or the worker creates", _positive_int
     )

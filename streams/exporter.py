@@ -1,7 +1,8 @@
-"""Prometheus exposition: a custom collector over live room state plus health metrics.
+"""Prometheus exposition: health metrics through prometheus_client, room metrics as
+text rendered once per room snapshot.
 
 Room metrics are read from the snapshots the worker already computes (at most one per
-room per second), so a scrape costs a walk over dicts, not a recomputation.
+room per second), so a scrape joins cached lines, not a recomputation.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ import collections
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    ProcessCollector,
+    generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from streams.rooms.metrics import WINDOWED_GAUGES, WINDOWS
 
@@ -147,88 +150,127 @@ def _activity(snap: dict[str, Any]) -> float:
     return w["views"] + w["comments"] + w["cart_adds"] + w["orders"]
 
 
-class RoomCollector(Collector):
-    """Per-room families from the latest snapshots, busiest `max_rooms` first."""
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _value(value: float) -> str:
+    return floatToGoString(float(value))
+
+
+class RoomExposition:
+    """The per-room families as Prometheus text, busiest `max_rooms` first.
+
+    prometheus_client's collectors format every sample on every scrape (~10 µs each:
+    5,000 rooms x 45 samples would block the worker for seconds). A room changes at
+    most once a second, so its lines are rendered once per snapshot and reused; a
+    scrape joins strings. The text is the exposition format prometheus_client writes
+    (HELP and TYPE per family, the same names and values), and `promtool check
+    metrics` passes on it (tests/integration/test_exposition.py).
+    """
 
     def __init__(
-        self,
-        snapshots: SnapshotSource,
-        max_rooms: int,
-        firing_alerts: AlertSource = lambda: (),
+        self, snapshots: SnapshotSource, max_rooms: int, firing_alerts: AlertSource = lambda: ()
     ) -> None:
         self.snapshots = snapshots
         self.max_rooms = max_rooms
         self.firing_alerts = firing_alerts
+        self._families = self._family_headers()
+        self._cache: dict[str, tuple[dict[str, Any], list[str]]] = {}
 
-    def collect(self) -> Iterator[Metric]:
+    @staticmethod
+    def _family_headers() -> list[str]:
+        families = [
+            (
+                "liveroom_online_viewers",
+                "Users who entered, have not left and are not silent.",
+                "gauge",
+            ),
+            ("liveroom_peak_online_viewers", "PCU: peak online viewers in the session.", "gauge"),
+            (
+                "liveroom_entries_per_minute",
+                "Enter events in the last minute of event time.",
+                "gauge",
+            ),
+            *((f"{name}_total", doc, "counter") for _, name, doc in ROOM_COUNTERS),
+            *((f"liveroom_{name}", WINDOWED_HELP[name], "gauge") for name in WINDOWED_GAUGES),
+        ]
+        return [f"# HELP {name} {doc}\n# TYPE {name} {kind}\n" for name, doc, kind in families]
+
+    @staticmethod
+    def _room_lines(snap: dict[str, Any]) -> list[str]:
+        """One string per family (in header order) with this room's samples."""
+        room = f'room_id="{_label(snap["room_id"])}"'
+        lines = [
+            f"liveroom_online_viewers{{{room}}} {_value(snap['online_viewers'])}\n",
+            f"liveroom_peak_online_viewers{{{room}}} {_value(snap['peak_online_viewers'])}\n",
+            f"liveroom_entries_per_minute{{{room}}} {_value(snap['entries_per_minute'])}\n",
+        ]
+        lines += [
+            f"{name}_total{{{room}}} {_value(snap[field])}\n" for field, name, _ in ROOM_COUNTERS
+        ]
+        windows = snap["windows"]
+        for name in WINDOWED_GAUGES:
+            lines.append(
+                "".join(
+                    f'liveroom_{name}{{{room},window="{window}"}} {_value(value)}\n'
+                    for window in WINDOWS
+                    if (value := windows[window][name]) is not None
+                )
+            )
+        return lines
+
+    def render(self) -> str:
         rooms = list(self.snapshots())
         if len(rooms) > self.max_rooms:
             rooms.sort(key=_activity, reverse=True)
         exported, unexported = rooms[: self.max_rooms], len(rooms) - self.max_rooms
-
-        live = GaugeMetricFamily("liveroom_live_rooms", "Rooms with state on this worker.")
-        live.add_metric([], len(rooms))
-        yield live
-        left_out = GaugeMetricFamily(
-            "liveroom_rooms_unexported", "Live rooms left out by LIVEROOM_MAX_ROOMS."
-        )
-        left_out.add_metric([], max(unexported, 0))
-        yield left_out
-
-        online = GaugeMetricFamily(
-            "liveroom_online_viewers",
-            "Users who entered, have not left and are not silent.",
-            labels=["room_id"],
-        )
-        peak = GaugeMetricFamily(
-            "liveroom_peak_online_viewers",
-            "PCU: peak online viewers in the session.",
-            labels=["room_id"],
-        )
-        entries = GaugeMetricFamily(
-            "liveroom_entries_per_minute",
-            "Enter events in the last minute of event time.",
-            labels=["room_id"],
-        )
-        counters = {
-            field: CounterMetricFamily(name, doc, labels=["room_id"])
-            for field, name, doc in ROOM_COUNTERS
-        }
-        windowed = {
-            name: GaugeMetricFamily(
-                f"liveroom_{name}", WINDOWED_HELP[name], labels=["room_id", "window"]
-            )
-            for name in WINDOWED_GAUGES
-        }
+        columns: list[list[str]] = [[] for _ in self._families]
+        cache, fresh = self._cache, {}
         for snap in exported:
-            room = [snap["room_id"]]
-            online.add_metric(room, snap["online_viewers"])
-            peak.add_metric(room, snap["peak_online_viewers"])
-            entries.add_metric(room, snap["entries_per_minute"])
-            for field, family in counters.items():
-                family.add_metric(room, snap[field])
-            for window in WINDOWS:
-                values = snap["windows"][window]
-                for name, family in windowed.items():
-                    value = values[name]
-                    if value is not None:
-                        family.add_metric([snap["room_id"], window], value)
-        yield online
-        yield peak
-        yield entries
-        yield from counters.values()
-        yield from windowed.values()
-
-        firing = GaugeMetricFamily(
-            "liveroom_alerts_firing",
-            "Alerts currently firing.",
-            labels=["room_id", "kind", "severity"],
-        )
+            room_id = snap["room_id"]
+            cached = cache.get(room_id)
+            if cached is None or cached[0] is not snap:
+                cached = (snap, self._room_lines(snap))
+            fresh[room_id] = cached
+            for column, line in zip(columns, cached[1], strict=True):
+                column.append(line)
+        self._cache = fresh  # rooms gone from the exposition leave the cache too
+        out = [
+            "# HELP liveroom_live_rooms Rooms with state on this worker.\n"
+            "# TYPE liveroom_live_rooms gauge\n"
+            f"liveroom_live_rooms {_value(len(rooms))}\n"
+            "# HELP liveroom_rooms_unexported Live rooms left out by LIVEROOM_MAX_ROOMS.\n"
+            "# TYPE liveroom_rooms_unexported gauge\n"
+            f"liveroom_rooms_unexported {_value(max(unexported, 0))}\n"
+        ]
+        for header, column in zip(self._families, columns, strict=True):
+            out.append(header)
+            out.extend(column)
         # Two alerts of one kind in one room (spikes of entries and of comments) share
         # a label set: the value counts them.
-        for labels, count in collections.Counter(self.firing_alerts()).items():
-            firing.add_metric(list(labels), count)
-        yield firing
+        out.append(
+            "# HELP liveroom_alerts_firing Alerts currently firing.\n"
+            "# TYPE liveroom_alerts_firing gauge\n"
+        )
+        for (room_id, kind, severity), count in collections.Counter(self.firing_alerts()).items():
+            out.append(
+                f'liveroom_alerts_firing{{room_id="{_label(room_id)}",kind="{_label(kind)}",'
+                f'severity="{_label(severity)}"}} {_value(count)}\n'
+            )
+        return "".join(out)
+
+
+class Exposition:
+    """Everything /metrics serves: the registry (health, process, consumer lag) and the
+    rooms."""
+
+    def __init__(self, registry: CollectorRegistry, rooms: RoomExposition) -> None:
+        self.registry = registry
+        self.rooms = rooms
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry) + self.rooms.render().encode()
 
 
 def build_registry(
@@ -236,9 +278,9 @@ def build_registry(
     max_rooms: int,
     firing_alerts: AlertSource = lambda: (),
     lags: LagSource = lambda: (),
-) -> tuple[CollectorRegistry, HealthMetrics]:
+) -> tuple[Exposition, HealthMetrics]:
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # RSS and CPU for the processor dashboard
-    registry.register(RoomCollector(snapshots, max_rooms, firing_alerts))
     registry.register(ConsumerLagCollector(lags))
-    return registry, HealthMetrics(registry)
+    rooms = RoomExposition(snapshots, max_rooms, firing_alerts)
+    return Exposition(registry, rooms), HealthMetrics(registry)

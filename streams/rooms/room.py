@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.events import CART, COMMENT, ORDER, VIEW
+from streams.rooms.distinct import DistinctCount
 from streams.rooms.windows import LastSeen, SecondSums
 from streams.sentiment.scorer import NEUTRAL_BAND
 
 WINDOW_HORIZON_S = 300  # the longest sliding window (5 min)
-DEDUP_HORIZON_S = 600  # a repeated event_id within 10 min of event time is a duplicate
 
 # Columns of the per-second sums.
 (S_VIEWS, S_COMMENTS, S_CARTS, S_ORDERS, S_GMV, S_REFUNDS, S_NEGATIVE, S_SCORED, S_SCORE_SUM) = (
@@ -30,6 +30,10 @@ APPLIED, LATE, DUPLICATE = 0, 1, 2
 class RoomSettings:
     allowed_lateness_ms: int = 5_000
     session_timeout_s: int = 600
+    # A repeated event_id within this much event time of the room's watermark is a
+    # duplicate. Re-sends (client retries, our ingest after a crash) come within seconds
+    # of event time; the memory it costs grows with events/s x horizon.
+    dedup_horizon_s: int = 60
 
 
 class RoomState:
@@ -52,10 +56,11 @@ class RoomState:
         self.scored_comments = 0
         self.score_sum = 0.0
         self.peak_online = 0
-        self.viewers: set[str] = set()
-        self.commenters: set[str] = set()
-        self.carters: set[str] = set()
-        self.buyers: set[str] = set()
+        # Session distinct users: exact up to 10,000, then a sketch (SPEC: within 2 %).
+        self.viewers = DistinctCount()
+        self.commenters = DistinctCount()
+        self.carters = DistinctCount()
+        self.buyers = DistinctCount()
         # Sliding windows: sums per second, and distinct users by last-seen second.
         self.sums = SecondSums(SUM_COLUMNS, WINDOW_HORIZON_S)
         self.recent_viewers = LastSeen(WINDOW_HORIZON_S)
@@ -64,7 +69,7 @@ class RoomState:
         self.recent_buyers = LastSeen(WINDOW_HORIZON_S)
         # Online viewers: entered, not left, and active within the session timeout.
         self.present = LastSeen(settings.session_timeout_s)
-        self.seen_event_ids = LastSeen(DEDUP_HORIZON_S)
+        self.seen_event_ids = LastSeen(settings.dedup_horizon_s)
         self._trackers = (
             self.recent_viewers,
             self.recent_commenters,
@@ -187,7 +192,7 @@ class RoomState:
     def to_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {name: getattr(self, name) for name in self._SCALARS}
         for name in self._SETS:
-            state[name] = list(getattr(self, name))
+            state[name] = getattr(self, name).to_state()
         for name in self._INDEXES:
             state[name] = getattr(self, name).to_state()
         state["sums"] = self.sums.to_state()
@@ -199,7 +204,7 @@ class RoomState:
         for name in cls._SCALARS:
             setattr(room, name, state[name])
         for name in cls._SETS:
-            setattr(room, name, set(state[name]))
+            setattr(room, name, DistinctCount.from_state(state[name]))
         for name in cls._INDEXES:
             getattr(room, name).load_state(state[name])
         room.sums.load_state(state["sums"])

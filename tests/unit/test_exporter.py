@@ -1,4 +1,3 @@
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.exporter import build_registry
@@ -8,8 +7,8 @@ from streams.rooms.room import RoomSettings, RoomState
 from .helpers import comment, enter, order
 
 
-def samples(registry):
-    text = generate_latest(registry).decode()
+def samples(exposition):
+    text = exposition.render().decode()
     assert "NaN" not in text
     out = {}
     for family in text_string_to_metric_families(text):

@@ -155,11 +155,14 @@ def test_distinct_counts_exact_for_many_users():
     events += [order(u, 1.0, ts=T0 + 50 * S) for u in users[:1234]]
     room, _ = room_with(events)
     snap = snapshot(room)
-    for window in ("1m", "5m", "session"):
+    for window in ("1m", "5m"):
         assert snap["windows"][window]["unique_viewers"] == 12_000
+    for window in ("1m", "5m", "session"):
         assert snap["windows"][window]["buyers"] == 1234
+    # Above 10,000 distinct users the session count is a sketch: within 2 % (SPEC).
+    assert abs(snap["windows"]["session"]["unique_viewers"] - 12_000) < 240
     assert snap["views_total"] == 15_000
-    assert snap["windows"]["session"]["conversion_ratio"] == pytest.approx(1234 / 12_000)
+    assert snap["windows"]["session"]["conversion_ratio"] == pytest.approx(1234 / 12_000, rel=0.02)
 
 
 def test_negative_comment_ratio_and_mean_score_from_sentiment_scores():
