@@ -1,0 +1,83 @@
+"""Where a worker's memory goes: the pure core fed a scenario's traffic, measured with
+tracemalloc (no Kafka, no Faust), grouped by the line that allocated it.
+
+    python -m loadtest.memory --scenario memory --seconds 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tracemalloc
+from collections import Counter
+
+import orjson
+
+from loadtest.scenario import load
+from streams import sentiment
+from streams.alerts.rules import AlertRules
+from streams.events import decode_record
+from streams.rooms.partition import Outcome, RoomPartition
+from streams.rooms.room import RoomSettings
+
+
+def _short(path: str) -> str:
+    for marker in ("/site-packages/", "/streams/", "/loadtest/"):
+        if marker in path:
+            _, tail = path.split(marker, 1)
+            return tail if marker == "/site-packages/" else marker.strip("/") + "/" + tail
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--scenario", default="memory")
+    parser.add_argument("--seconds", type=int, default=120)
+    parser.add_argument("--top", type=int, default=15)
+    args = parser.parse_args()
+    scenario = load(args.scenario)
+    model = scenario.model()
+    kinds = {name: i for i, name in enumerate(("views", "comments", "carts", "orders"))}
+    part = RoomPartition(0, RoomSettings(), AlertRules.load())
+    score = sentiment.default_scorer().score
+    outcome = Outcome()
+    tracemalloc.start()
+    start_ms = int(time.time() * 1000) - args.seconds * 1000
+    offset = 0
+    events = 0
+    for t in range(args.seconds):
+        now_ms = start_ms + t * 1000
+        for kind, batch in model.second(t, now_ms).items():
+            for e in batch:
+                e.pop("late", None)
+            valid, _ = decode_record(orjson.dumps(batch), kinds[kind], now_ms + 1000)
+            # What the rooms stage receives: events through JSON (lists, fresh strings).
+            part.apply(offset, orjson.loads(orjson.dumps(valid)), now_ms / 1000, outcome, score)
+            offset += 1
+            events += len(valid)
+    snapshot = tracemalloc.take_snapshot()
+    stats = snapshot.statistics("lineno")
+    total = sum(s.size for s in stats)
+    by_file: Counter[str] = Counter()
+    for s in stats:
+        by_file[s.traceback[0].filename.split("/site-packages/")[-1].split("/work/main/")[-1]] += (
+            s.size
+        )
+    print(
+        f"{scenario.name}: {args.seconds} s of traffic, {events:,} events, "
+        f"{len(part.rooms):,} rooms, {sum(len(r.viewers) for r in part.rooms.values()):,} "
+        "distinct viewers (session, summed)"
+    )
+    print(f"traced: {total / 2**20:,.0f} MB\n\nby file:")
+    for name, size in by_file.most_common(args.top):
+        print(f"  {size / 2**20:8.1f} MB  {name}")
+    print("\nby line:")
+    for s in stats[: args.top]:
+        frame = s.traceback[0]
+        print(f"  {s.size / 2**20:8.1f} MB  {_short(frame.filename)}:{frame.lineno}")
+
+
+if __name__ == "__main__":
+    main()
