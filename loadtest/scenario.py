@@ -96,7 +96,15 @@ class Scenario:
         )
 
 
-BUILT_IN = ("steady", "flash-sale", "hot-room", "incidents", "capacity", "memory")
+BUILT_IN = (
+    "steady",
+    "flash-sale",
+    "hot-room",
+    "incidents",
+    "capacity",
+    "capacity-single",
+    "memory",
+)
 
 
 def load(name_or_path: str, **overrides: Any) -> Scenario:
