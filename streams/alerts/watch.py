@@ -49,7 +49,9 @@ class RoomWatch:
         self.keyword_lists: dict[str, CountThreshold] = {}
         self.keyword_pending: dict[str, int] = {}
         self.keyword_samples: dict[str, deque[str]] = {}
-        self._keyword_args = {k: kw[k] for k in ("window", "min_hits", "clear_after", "cooldown")}
+        self._keyword_args = {
+            k: kw[k] for k in ("window", "min_hits", "min_share", "clear_after", "cooldown")
+        }
         self.last_closed = -1  # last second fed to the detectors
         self.active: dict[str, Record] = {}  # "kind/key" -> its firing record
 
@@ -122,7 +124,7 @@ class RoomWatch:
             self._surge_text,
             "negative_comment_surge",
         )
-        self._close_keywords(out, at_ms)
+        self._close_keywords(out, at_ms, comments)
         return out
 
     def close_all(self, at_ms: int, why: str) -> list[Record]:
@@ -161,12 +163,12 @@ class RoomWatch:
             del self.active[slot]
             out.append(resolved_record(record, at_ms, "back to normal."))
 
-    def _close_keywords(self, out: list[Record], at_ms: int) -> None:
+    def _close_keywords(self, out: list[Record], at_ms: int, comments: float) -> None:
         kw = self.rules["keyword_hit"]
         for name in self.keyword_pending.keys() - self.keyword_lists.keys():
             self.keyword_lists[name] = CountThreshold(**self._keyword_args)
         for name, detector in list(self.keyword_lists.items()):
-            detector.step(self.keyword_pending.pop(name, 0))
+            detector.step(self.keyword_pending.pop(name, 0), comments)
             slot = f"KeywordHit/{name}"
             record = self.active.get(slot)
             if detector.firing and record is None:
@@ -181,10 +183,12 @@ class RoomWatch:
                     summary=f"{self.room_id}: {hits} comments about {name} in the last minute",
                     description=(
                         f"{hits} comments in {kw['window']} s named phrases of the '{name}' "
-                        f"watch-list (threshold {kw['min_hits']}). See the samples."
+                        f"watch-list (threshold {detector.threshold:.0f}: at least "
+                        f"{kw['min_hits']} and {kw['min_share']:.0%} of the room's comments). "
+                        "See the samples."
                     ),
                     value=hits,
-                    threshold=kw["min_hits"],
+                    threshold=detector.threshold,
                     baseline=0.0,
                     samples=list(self.keyword_samples.get(name, ())),
                     rules=self.rules,

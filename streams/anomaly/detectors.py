@@ -475,32 +475,42 @@ class RatioSurge(Detector):
 
 
 class CountThreshold(Detector):
-    """At least `min_hits` in the last `window` steps; quiet again below half of it for
-    `clear_after` steps; then `cooldown` steps before it may fire again."""
+    """At least `min_hits` in the last `window` steps, and at least `min_share` of the
+    `total` seen over the same steps (so a busy series' usual trickle of hits is not
+    news); quiet again below half of that for `clear_after` steps; then `cooldown`
+    steps before it may fire again."""
 
     _STATE = ("window_sums", "cooldown_until")
 
     def __init__(
-        self, *, min_hits: int = 5, window: int = 60, clear_after: int = 30, cooldown: int = 300
+        self,
+        *,
+        min_hits: int = 5,
+        min_share: float = 0.0,
+        window: int = 60,
+        clear_after: int = 30,
+        cooldown: int = 300,
     ) -> None:
         super().__init__(0, 0, 1.0)
-        self.min_hits, self.clear_after, self.cooldown = min_hits, clear_after, cooldown
-        self.window_sums = Window(window)
+        self.min_hits, self.min_share = min_hits, min_share
+        self.clear_after, self.cooldown = clear_after, cooldown
+        self.window_sums = Window(window, columns=2)  # hits, total
         self.cooldown_until = -1
 
-    def step(self, hits: float) -> int | None:
+    def step(self, hits: float, total: float = 0.0) -> int | None:
         self.steps += 1
-        self.window_sums.push(hits)
-        self.value = self.window_sums.total()
+        self.window_sums.push(hits, total)
+        self.value = self.window_sums.total(0)
+        bar = max(self.min_hits, self.min_share * self.window_sums.total(1))
         if self.firing:
-            if self._held(self.value < max(1.0, self.min_hits / 2), self.clear_after):
+            if self._held(self.value < max(1.0, bar / 2), self.clear_after):
                 self.firing = False
                 self.cooldown_until = self.steps + self.cooldown
                 return RESOLVED
             return None
-        if self.steps > self.cooldown_until and self.value >= self.min_hits:
+        if self.steps > self.cooldown_until and self.value >= bar:
             self.firing = True
-            self.threshold = self.min_hits
+            self.threshold = bar
             self.streak = 0
             return FIRED
         return None

@@ -28,6 +28,7 @@ import orjson
 from streams.alerts.records import FIRING
 from streams.alerts.rules import AlertRules
 from streams.alerts.watch import RoomWatch
+from streams.traffic.model import poisson
 from streams.traffic.session import (
     ALSO_EXPLAINED,
     EXPECTED_ALERT,
@@ -48,19 +49,6 @@ SIZE_BANDS = (
 )
 MATCH_AFTER_END_S = 30  # an alert starting this soon after an incident ends still counts
 EXPLAINED_AFTER_END_S = 180  # side effects of an incident (recovery) within this are explained
-
-
-def poisson(rng: random.Random, mean: float) -> int:
-    if mean <= 0:
-        return 0
-    if mean > 30:
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    k, p, limit = 0, 1.0, math.exp(-mean)
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
 
 
 @dataclass

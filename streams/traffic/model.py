@@ -81,6 +81,20 @@ def comment_text(rng: random.Random, negative_share: float) -> str:
     return text
 
 
+def poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (normal approximation above a mean of 30: cheap for big rooms)."""
+    if mean <= 0:
+        return 0
+    if mean > 30:
+        return max(0, int(rng.gauss(mean, math.sqrt(mean)) + 0.5))
+    k, p, limit = 0, 1.0, math.exp(-mean)
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
 def order_price(rng: random.Random) -> float:
     """A live-commerce price: log-normal around ~¥79 (most items ¥19-¥299, a tail of
     big-ticket ones), ending in .9 or .0 as shops price them."""
@@ -182,17 +196,7 @@ class TrafficModel:
         return f"{self._prefix}{self._event_seq}"
 
     def _count(self, mean: float) -> int:
-        """A Poisson-ish draw, cheap for large means."""
-        if mean <= 0:
-            return 0
-        if mean > 30:
-            return max(0, int(self.rng.gauss(mean, math.sqrt(mean)) + 0.5))
-        k, p, limit = 0, 1.0, math.exp(-mean)
-        while True:
-            p *= self.rng.random()
-            if p <= limit:
-                return k
-            k += 1
+        return poisson(self.rng, mean)
 
     def second(self, t: float, ts_ms: int) -> dict[str, list[dict]]:
         """Events of every room for the simulated second `t` since the session start."""

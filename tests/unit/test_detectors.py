@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 
 from streams.anomaly import (
@@ -15,17 +14,7 @@ from streams.anomaly import (
     RateSpike,
     RatioSurge,
 )
-
-
-def poisson(rng: random.Random, mean: float) -> int:
-    if mean > 50:
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    k, p, limit = 0, 1.0, math.exp(-mean)
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
+from streams.traffic.model import poisson
 
 
 def run(detector, series) -> list[tuple[int, int]]:
@@ -233,3 +222,12 @@ def test_detector_state_survives_a_checkpoint() -> None:
     b = RateDrop()
     b.load_state(a.to_state())
     assert run(a, series[300:]) == run(b, series[300:])
+
+
+def test_count_threshold_share_keeps_a_busy_series_usual_trickle_quiet() -> None:
+    # 2,000 comments a minute with 1 % naming a phrase: 20 hits, over min_hits, under 3 %.
+    usual = [(1 if t % 3 == 0 else 0, 33) for t in range(600)]
+    assert run(CountThreshold(min_hits=5, min_share=0.03), usual) == []
+    wave = usual[:300] + [(5, 33)] * 60 + usual[:240]  # 15 % of comments: a wave
+    changes = run(CountThreshold(min_hits=5, min_share=0.03), wave)
+    assert [c for _, c in changes] == [FIRED, RESOLVED]
