@@ -46,10 +46,13 @@ def create_app(settings: Settings) -> tuple[faust.App, Topics, Any]:
         broker_heartbeat_interval=HEARTBEAT_INTERVAL_S,
         broker_rebalance_timeout=REBALANCE_TIMEOUT_S,
         broker_commit_interval=1.0,
-        # Records are batches of events: fetch and buffer many at once.
-        broker_max_poll_records=2000,
-        consumer_max_fetch_size=8 * 1024 * 1024,
-        stream_buffer_maxsize=8192,
+        # Records are batches of events: fetch and buffer many at once, but bound what a
+        # worker that is behind holds in memory: Faust buffers up to stream_buffer_maxsize
+        # records per partition (at 8,192 records of ~15 kB arrays a lagging worker held
+        # gigabytes; 1,024 still feeds batches of LIVEROOM_BATCH_RECORDS=500).
+        broker_max_poll_records=1000,
+        consumer_max_fetch_size=2 * 1024 * 1024,
+        stream_buffer_maxsize=1024,
         stream_wait_empty=False,
         producer_linger_ms=5,
         producer_max_batch_size=1024 * 1024,
