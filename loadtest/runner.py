@@ -63,7 +63,9 @@ class Run:
         }
         self.settings = config.load({**os.environ, **self.env})
         self.options = aiokafka_options(self.settings)
-        self.metrics_url = f"http://127.0.0.1:{self.settings.metrics_port}/metrics"
+        # Health families only: rendering thousands of rooms every second would load the
+        # worker far more than Prometheus (every 15 s) does.
+        self.metrics_url = f"http://127.0.0.1:{self.settings.metrics_port}/metrics?rooms=0"
         self.series: list[dict[str, Any]] = []
         self.alerts: list[dict[str, Any]] = []
         self.notes: list[str] = []

@@ -220,6 +220,22 @@ class RoomExposition:
             )
         return lines
 
+    @staticmethod
+    def _counts(live: int, unexported: int) -> str:
+        return (
+            "# HELP liveroom_live_rooms Rooms with state on this worker.\n"
+            "# TYPE liveroom_live_rooms gauge\n"
+            f"liveroom_live_rooms {_value(live)}\n"
+            "# HELP liveroom_rooms_unexported Live rooms left out by LIVEROOM_MAX_ROOMS.\n"
+            "# TYPE liveroom_rooms_unexported gauge\n"
+            f"liveroom_rooms_unexported {_value(max(unexported, 0))}\n"
+        )
+
+    def summary(self) -> str:
+        """Only how many rooms there are (no per-room families)."""
+        live = sum(1 for _ in self.snapshots())
+        return self._counts(live, live - self.max_rooms)
+
     def render(self) -> str:
         rooms = list(self.snapshots())
         if len(rooms) > self.max_rooms:
@@ -236,14 +252,7 @@ class RoomExposition:
             for column, line in zip(columns, cached[1], strict=True):
                 column.append(line)
         self._cache = fresh  # rooms gone from the exposition leave the cache too
-        out = [
-            "# HELP liveroom_live_rooms Rooms with state on this worker.\n"
-            "# TYPE liveroom_live_rooms gauge\n"
-            f"liveroom_live_rooms {_value(len(rooms))}\n"
-            "# HELP liveroom_rooms_unexported Live rooms left out by LIVEROOM_MAX_ROOMS.\n"
-            "# TYPE liveroom_rooms_unexported gauge\n"
-            f"liveroom_rooms_unexported {_value(max(unexported, 0))}\n"
-        ]
+        out = [self._counts(len(rooms), unexported)]
         for header, column in zip(self._families, columns, strict=True):
             out.append(header)
             out.extend(column)
@@ -269,8 +278,9 @@ class Exposition:
         self.registry = registry
         self.rooms = rooms
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry) + self.rooms.render().encode()
+    def render(self, rooms: bool = True) -> bytes:
+        health = generate_latest(self.registry)
+        return health + (self.rooms.render() if rooms else self.rooms.summary()).encode()
 
 
 def build_registry(

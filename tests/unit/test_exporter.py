@@ -72,3 +72,11 @@ def test_consumer_lag_gauge_per_partition():
         got[("liveroom_consumer_lag_records", (("partition", "3"), ("topic", "liveroom.views")))]
         == 42
     )
+
+
+def test_rooms_can_be_left_out_for_a_health_probe():
+    snaps = [room_snapshot(f"r{n}", n) for n in range(1, 4)]
+    exposition, _ = build_registry(lambda: snaps, max_rooms=2)
+    text = exposition.render(rooms=False).decode()
+    assert "liveroom_live_rooms 3.0" in text and "liveroom_rooms_unexported 1.0" in text
+    assert "room_id=" not in text and "process_cpu_seconds_total" in text
