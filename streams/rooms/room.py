@@ -69,6 +69,11 @@ class RoomState:
         self.recent_buyers = LastSeen(WINDOW_HORIZON_S)
         # Online viewers: entered, not left, and active within the session timeout.
         self.present = LastSeen(settings.session_timeout_s)
+        # Leaves of the last few seconds, with their event time: an `enter` that arrives
+        # after its own `leave` (out of order across partitions) must not bring the user
+        # back online.
+        self.recent_leaves = LastSeen(settings.allowed_lateness_ms // 1000 + 2)
+        self.left_at_ms: dict[str, int] = {}
         self.seen_event_ids = LastSeen(settings.dedup_horizon_s)
         self._trackers = (
             self.recent_viewers,
@@ -77,6 +82,7 @@ class RoomState:
             self.recent_buyers,
             self.present,
             self.seen_event_ids,
+            self.recent_leaves,
         )
 
     @property
@@ -113,7 +119,8 @@ class RoomState:
             if event[5]:
                 self.views += 1
                 self.viewers.add(user)
-                self.present.touch(user, second)
+                if not (user in self.recent_leaves and self.left_at_ms.get(user, -1) >= ts):
+                    self.present.touch(user, second)
                 if len(self.present) > self.peak_online:
                     self.peak_online = len(self.present)
                 if row is not None:
@@ -121,6 +128,12 @@ class RoomState:
                     self.recent_viewers.touch(user, second)
             else:
                 self.present.remove(user)
+                self.recent_leaves.touch(user, second)
+                self.left_at_ms[user] = max(ts, self.left_at_ms.get(user, -1))
+                if len(self.left_at_ms) > 2 * len(self.recent_leaves) + 1000:
+                    self.left_at_ms = {
+                        u: t for u, t in self.left_at_ms.items() if u in self.recent_leaves
+                    }
         else:
             if user in self.present:  # any activity keeps a viewer online
                 self.present.touch(user, second)
@@ -187,6 +200,7 @@ class RoomState:
         "recent_buyers",
         "present",
         "seen_event_ids",
+        "recent_leaves",
     )
 
     def to_state(self) -> dict[str, Any]:
@@ -196,6 +210,7 @@ class RoomState:
         for name in self._INDEXES:
             state[name] = getattr(self, name).to_state()
         state["sums"] = self.sums.to_state()
+        state["left_at_ms"] = self.left_at_ms
         return state
 
     @classmethod
@@ -208,4 +223,5 @@ class RoomState:
         for name in cls._INDEXES:
             getattr(room, name).load_state(state[name])
         room.sums.load_state(state["sums"])
+        room.left_at_ms = dict(state["left_at_ms"])
         return room

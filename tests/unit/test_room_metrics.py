@@ -186,3 +186,17 @@ def test_checkpoint_round_trip_is_exact():
     assert snapshot(copy) == snapshot(room)
     # the dedup memory came along too
     assert copy.apply(events[0]) == DUPLICATE
+
+
+def test_an_enter_that_arrives_after_its_own_leave_does_not_bring_the_user_back():
+    room = RoomState("r", RoomSettings())
+    room.apply(enter("a", ts=T0))
+    room.apply(leave("u", ts=T0 + 500))  # the leave overtook its enter
+    room.apply(enter("u", ts=T0 + 100))
+    assert room.online == 1
+    room.apply(enter("u", ts=T0 + 900))  # a real re-entry after the leave
+    assert room.online == 2
+    restored = RoomState.from_state("r", RoomSettings(), room.to_state())
+    restored.apply(leave("a", ts=T0 + 950))
+    restored.apply(enter("a", ts=T0 + 940))
+    assert restored.online == 1
