@@ -376,7 +376,22 @@ def _charts(out: Path, result: dict[str, Any]) -> list[str]:
         return []
     series = result["timeseries"]
     t = [r["t"] for r in series]
-    made = []
+    made: list[str] = []
+
+    def save(fig: Any, axes: list[Any], title: str, name: str) -> str:
+        """One legend for all axes (twin axes included), the title, the PNG."""
+        handles: list[Any] = []
+        labels: list[str] = []
+        for axis in axes:
+            h, lb = axis.get_legend_handles_labels()
+            handles += h
+            labels += lb
+        axes[0].legend(handles, labels, loc="upper left")
+        axes[0].set_title(title)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        return name
 
     fig, ax = plt.subplots(figsize=(10, 4.5))
     ax.plot(t, [r["offered"] for r in series], label="offered", linestyle="--")
@@ -387,14 +402,7 @@ def _charts(out: Path, result: dict[str, Any]) -> list[str]:
     ax2 = ax.twinx()
     ax2.fill_between(t, [r["backlog"] for r in series], alpha=0.15, color="red", label="backlog")
     ax2.set_ylabel("backlog (events)")
-    lines, labels = ax.get_legend_handles_labels()
-    l2, lb2 = ax2.get_legend_handles_labels()
-    ax.legend(lines + l2, labels + lb2, loc="upper left")
-    ax.set_title("Throughput and backlog")
-    fig.tight_layout()
-    fig.savefig(out / "throughput.png", dpi=100)
-    plt.close(fig)
-    made.append("throughput.png")
+    made.append(save(fig, [ax, ax2], "Throughput and backlog", "throughput.png"))
 
     fig, ax = plt.subplots(figsize=(10, 4))
     for key, label in (
@@ -407,12 +415,7 @@ def _charts(out: Path, result: dict[str, Any]) -> list[str]:
     ax.set_xlabel("seconds")
     ax.set_ylabel("event → metric latency (s)")
     ax.set_yscale("log")
-    ax.legend(loc="upper left")
-    ax.set_title("Latency percentiles over time")
-    fig.tight_layout()
-    fig.savefig(out / "latency.png", dpi=100)
-    plt.close(fig)
-    made.append("latency.png")
+    made.append(save(fig, [ax], "Latency percentiles over time", "latency.png"))
 
     fig, ax = plt.subplots(figsize=(10, 4))
     ax.plot(t, [r["rss_mb"] for r in series], label="RSS (MB)", color="purple")
@@ -421,12 +424,5 @@ def _charts(out: Path, result: dict[str, Any]) -> list[str]:
     ax2 = ax.twinx()
     ax2.plot(t, [r["cpu_percent"] for r in series], label="CPU (%)", color="gray", alpha=0.6)
     ax2.set_ylabel("CPU (% of one core)")
-    lines, labels = ax.get_legend_handles_labels()
-    l2, lb2 = ax2.get_legend_handles_labels()
-    ax.legend(lines + l2, labels + lb2, loc="upper left")
-    ax.set_title("Worker memory and CPU")
-    fig.tight_layout()
-    fig.savefig(out / "resources.png", dpi=100)
-    plt.close(fig)
-    made.append("resources.png")
+    made.append(save(fig, [ax, ax2], "Worker memory and CPU", "resources.png"))
     return made
