@@ -149,7 +149,12 @@ async def partition_count(options: dict[str, Any], topic: str) -> int | None:
 
 
 def all_topics(settings: Settings) -> list[str]:
-    return [*settings.input_topics, *settings.output_topics, settings.topic_room_events]
+    return [
+        *settings.input_topics,
+        *settings.output_topics,
+        settings.topic_room_events,
+        settings.topic_room_state,
+    ]
 
 
 def start_with_topics(

@@ -35,14 +35,9 @@ def cmd_broker(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    from streams.agents import run_worker
     from streams.broker import all_topics, create_topics, partition_count
     from streams.kafka import aiokafka_options
-    from streams.quirks import (
-        install_faust_fetch_wait_fix,
-        install_faust_highwater_fix,
-        needs_tansu_fixes,
-    )
+    from streams.runtime.worker import run_worker
 
     settings = _settings()
     if not settings.kafka_bootstrap:
@@ -52,17 +47,20 @@ def cmd_worker(args: argparse.Namespace) -> None:
         )
     options = aiokafka_options(settings)
 
-    async def prepare() -> tuple[dict[str, int | None], bool]:
+    async def prepare() -> dict[str, int | None]:
         await create_topics(options, all_topics(settings), settings.partitions)
-        # Rooms are routed by LIVEROOM_PARTITIONS, and each room partition's alerts go
-        # to the same partition of the alerts topic (its ledger is read back from there).
-        counts = {
+        # Rooms are routed by LIVEROOM_PARTITIONS; each room partition's checkpoints and
+        # alerts go to the same partition of the state and alerts topics.
+        return {
             topic: await partition_count(options, topic)
-            for topic in (settings.topic_room_events, settings.topic_alerts)
+            for topic in (
+                settings.topic_room_events,
+                settings.topic_room_state,
+                settings.topic_alerts,
+            )
         }
-        return counts, await needs_tansu_fixes(settings.broker_quirks, options)
 
-    counts, tansu = asyncio.run(prepare())
+    counts = asyncio.run(prepare())
     routed = counts[settings.topic_room_events]
     if routed is not None and routed != settings.partitions:
         sys.exit(
@@ -70,15 +68,13 @@ def cmd_worker(args: argparse.Namespace) -> None:
             f"LIVEROOM_PARTITIONS={settings.partitions}; rooms are routed by it, so set "
             f"LIVEROOM_PARTITIONS={routed}"
         )
-    alerts = counts[settings.topic_alerts]
-    if alerts is not None and alerts < settings.partitions:
-        sys.exit(
-            f"liveroom: {settings.topic_alerts} has {alerts} partitions; it needs at least "
-            f"LIVEROOM_PARTITIONS={settings.partitions} (one per room partition)"
-        )
-    if tansu:
-        install_faust_highwater_fix(options)
-        install_faust_fetch_wait_fix()
+    for topic in (settings.topic_room_state, settings.topic_alerts):
+        found = counts[topic]
+        if found is not None and found < settings.partitions:
+            sys.exit(
+                f"liveroom: {topic} has {found} partitions; it needs at least "
+                f"LIVEROOM_PARTITIONS={settings.partitions} (one per room partition)"
+            )
     sys.argv = [sys.argv[0], "worker"]  # Faust's Worker parses argv itself
     run_worker(settings, loglevel=args.loglevel)
 

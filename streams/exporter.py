@@ -64,6 +64,23 @@ class EventLagHistogram(Collector):
             counts[bisect.bisect_left(bounds, lag)] += 1
             self.total += lag
 
+    def observe_event_times(self, now_ms: int, event_ts_ms: Iterable[int]) -> None:
+        """Observe now - ts for each event time (ms), without a float per event."""
+        bounds_ms = [now_ms - int(b * 1000) for b in self.bounds]  # descending
+        counts = self.counts
+        n = len(bounds_ms)
+        total_ms = 0
+        seen = 0
+        for ts in event_ts_ms:
+            total_ms += ts
+            seen += 1
+            # lag <= bound  <=>  ts >= now - bound
+            i = 0
+            while i < n and ts < bounds_ms[i]:
+                i += 1
+            counts[i] += 1
+        self.total += (now_ms * seen - total_ms) / 1000.0
+
     def collect(self) -> Iterator[Metric]:
         cumulative, buckets = 0, []
         for bound, count in zip([*map(str, self.bounds), "+Inf"], self.counts, strict=True):
@@ -118,7 +135,17 @@ class HealthMetrics:
         registry.register(self.lag)
         self.checkpoint_seconds = Gauge(
             "liveroom_checkpoint_duration_seconds",
-            "Duration of the last state checkpoint.",
+            "Duration of the last state checkpoint (capture + write).",
+            registry=registry,
+        )
+        self.checkpoint_capture_seconds = Gauge(
+            "liveroom_checkpoint_capture_seconds",
+            "Time the last checkpoint held the event loop to capture what changed.",
+            registry=registry,
+        )
+        self.checkpoint_bytes = Counter(
+            "liveroom_checkpoint_written_bytes",
+            "Bytes of checkpoints written to the state log.",
             registry=registry,
         )
 

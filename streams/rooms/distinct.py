@@ -30,20 +30,26 @@ def _hash64(key: str) -> int:
 class DistinctCount:
     """A set that becomes a HyperLogLog past EXACT_LIMIT keys (add and len only)."""
 
-    __slots__ = ("exact", "inverse_sum", "registers", "zeros")
+    __slots__ = ("_added", "_changed", "_converted", "exact", "inverse_sum", "registers", "zeros")
 
     def __init__(self) -> None:
         self.exact: set[str] | None = set()
         self.registers: bytearray | None = None
         self.inverse_sum = float(M)  # sum of 2^-register, kept up to date
         self.zeros = M
+        # What changed since the last take_changes(), for incremental checkpoints.
+        self._added: list[str] = []  # keys new to the exact set
+        self._changed: set[int] = set()  # registers raised (sketch)
+        self._converted = False  # became a sketch
 
     def add(self, key: str) -> None:
         exact = self.exact
         if exact is not None:
-            exact.add(key)
-            if len(exact) > EXACT_LIMIT:
-                self._to_sketch()
+            if key not in exact:
+                exact.add(key)
+                self._added.append(key)
+                if len(exact) > EXACT_LIMIT:
+                    self._to_sketch()
             return
         self._add_hashed(_hash64(key))
 
@@ -63,6 +69,7 @@ class DistinctCount:
         old = registers[index]
         if rank > old:
             registers[index] = rank
+            self._changed.add(index)
             self.inverse_sum += 2.0**-rank - 2.0**-old
             if old == 0:
                 self.zeros -= 1
@@ -72,6 +79,7 @@ class DistinctCount:
         self.registers = bytearray(M)
         for key in keys:
             self._add_hashed(_hash64(key))
+        self._converted, self._added = True, []
 
     def __len__(self) -> int:
         if self.exact is not None:
@@ -92,20 +100,48 @@ class DistinctCount:
     def is_exact(self) -> bool:
         return self.exact is not None
 
-    def to_state(self) -> Any:
+    # -- checkpoints -------------------------------------------------------------------
+
+    def take_changes(self) -> dict[str, Any] | None:
+        """What changed since the last call (None: nothing), as `load` takes it."""
         if self.exact is not None:
-            return list(self.exact)
+            added, self._added = self._added, []
+            return {"add": added} if added else None
+        if self._converted:
+            self._converted, self._changed = False, set()
+            return self.snapshot()
+        if not self._changed:
+            return None
+        registers = self.registers
+        assert registers is not None
+        changed, self._changed = self._changed, set()
+        return {"reg": [[i, registers[i]] for i in changed]}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole count (a base); resets the changes."""
+        self._added, self._changed, self._converted = [], set(), False
+        if self.exact is not None:
+            return {"add": list(self.exact)}
         assert self.registers is not None
         return {"hll": base64.b64encode(bytes(self.registers)).decode()}
 
-    @classmethod
-    def from_state(cls, state: Any) -> DistinctCount:
-        out = cls()
-        if isinstance(state, dict):
-            out.exact = None
-            out.registers = bytearray(base64.b64decode(state["hll"]))
-            out.inverse_sum = sum(2.0**-r for r in out.registers)
-            out.zeros = out.registers.count(0)
+    def load(self, change: dict[str, Any]) -> None:
+        """Apply a base or a delta of `take_changes`/`snapshot` (idempotent)."""
+        if "add" in change:
+            for key in change["add"]:
+                self.add(key)
+        elif "hll" in change:
+            self.exact = None
+            self.registers = bytearray(base64.b64decode(change["hll"]))
+            self.inverse_sum = sum(2.0**-r for r in self.registers)
+            self.zeros = self.registers.count(0)
         else:
-            out.exact = set(state)
-        return out
+            registers = self.registers
+            assert registers is not None
+            for index, rank in change["reg"]:
+                old = registers[index]
+                if rank > old:
+                    registers[index] = rank
+                    self.inverse_sum += 2.0**-rank - 2.0**-old
+                    self.zeros -= old == 0
+        self._added, self._changed, self._converted = [], set(), False

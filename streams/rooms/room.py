@@ -9,8 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.events import CART, COMMENT, ORDER, VIEW
+from streams.events import (
+    CART,
+    COMMENT,
+    F_EVENT_ID,
+    F_KIND,
+    F_ORDER_AMOUNT,
+    F_ORDER_PAID,
+    F_TS,
+    F_USER,
+    F_VIEW_ENTER,
+    ORDER,
+    VIEW,
+)
 from streams.rooms.distinct import DistinctCount
+from streams.rooms.presence import Presence
 from streams.rooms.windows import LastSeen, SecondSums
 from streams.sentiment.scorer import NEUTRAL_BAND
 
@@ -39,11 +52,33 @@ class RoomSettings:
 class RoomState:
     """Everything one live room needs to answer SPEC.md's metric definitions."""
 
+    _SCALARS = (
+        "watermark_ms",
+        "views",
+        "comments",
+        "cart_adds",
+        "orders",
+        "refunds",
+        "gmv",
+        "refund_amount",
+        "negative_comments",
+        "scored_comments",
+        "score_sum",
+        "peak_online",
+    )
+    _COUNTS = ("viewers", "commenters", "carters", "buyers")
+    _INDEXES = (
+        "recent_viewers",
+        "recent_commenters",
+        "recent_carters",
+        "recent_buyers",
+        "seen_event_ids",
+    )
+
     def __init__(self, room_id: str, settings: RoomSettings) -> None:
         self.room_id = room_id
         self.settings = settings
         self.watermark_ms = 0  # highest event time seen in the room
-        self.applied_offset = -1  # source offset this state is known to include
         # Session (cumulative) totals.
         self.views = 0
         self.comments = 0
@@ -67,27 +102,20 @@ class RoomState:
         self.recent_commenters = LastSeen(WINDOW_HORIZON_S)
         self.recent_carters = LastSeen(WINDOW_HORIZON_S)
         self.recent_buyers = LastSeen(WINDOW_HORIZON_S)
-        # Online viewers: entered, not left, and active within the session timeout.
-        self.present = LastSeen(settings.session_timeout_s)
-        # Leaves of the last few seconds, with their event time: an `enter` that arrives
-        # after its own `leave` (out of order across partitions) must not bring the user
-        # back online.
-        self.recent_leaves = LastSeen(settings.allowed_lateness_ms // 1000 + 2)
-        self.left_at_ms: dict[str, int] = {}
+        self.presence = Presence(settings.session_timeout_s)
         self.seen_event_ids = LastSeen(settings.dedup_horizon_s)
         self._trackers = (
             self.recent_viewers,
             self.recent_commenters,
             self.recent_carters,
             self.recent_buyers,
-            self.present,
+            self.presence,
             self.seen_event_ids,
-            self.recent_leaves,
         )
 
     @property
     def online(self) -> int:
-        return len(self.present)
+        return self.presence.online
 
     def _advance(self, ts: int) -> None:
         old_second = self.watermark_ms // 1000
@@ -105,7 +133,7 @@ class RoomState:
         comment is negative when its score is in the negative class (below the neutral
         band), as `streams.sentiment.classify` says.
         """
-        kind, event_id, user, ts = event[0], event[1], event[2], event[3]
+        event_id, user, ts = event[F_EVENT_ID], event[F_USER], event[F_TS]
         second = ts // 1000
         if event_id in self.seen_event_ids:
             return DUPLICATE
@@ -114,29 +142,23 @@ class RoomState:
         self.seen_event_ids.touch(event_id, second)
         in_window = ts >= self.watermark_ms - self.settings.allowed_lateness_ms
         row = self.sums.row(second) if in_window else None
+        kind = event[F_KIND]
+        presence = self.presence
 
         if kind == VIEW:
-            if event[5]:
+            if event[F_VIEW_ENTER]:
                 self.views += 1
                 self.viewers.add(user)
-                if not (user in self.recent_leaves and self.left_at_ms.get(user, -1) >= ts):
-                    self.present.touch(user, second)
-                if len(self.present) > self.peak_online:
-                    self.peak_online = len(self.present)
+                presence.enter(user, ts)
+                if presence.online > self.peak_online:
+                    self.peak_online = presence.online
                 if row is not None:
                     row[S_VIEWS] += 1
                     self.recent_viewers.touch(user, second)
             else:
-                self.present.remove(user)
-                self.recent_leaves.touch(user, second)
-                self.left_at_ms[user] = max(ts, self.left_at_ms.get(user, -1))
-                if len(self.left_at_ms) > 2 * len(self.recent_leaves) + 1000:
-                    self.left_at_ms = {
-                        u: t for u, t in self.left_at_ms.items() if u in self.recent_leaves
-                    }
+                presence.leave(user, ts)
         else:
-            if user in self.present:  # any activity keeps a viewer online
-                self.present.touch(user, second)
+            presence.active(user, ts)
             if kind == COMMENT:
                 self.comments += 1
                 self.commenters.add(user)
@@ -159,8 +181,8 @@ class RoomState:
                     row[S_CARTS] += 1
                     self.recent_carters.touch(user, second)
             elif kind == ORDER:
-                amount = event[8]
-                if event[9]:
+                amount = event[F_ORDER_AMOUNT]
+                if event[F_ORDER_PAID]:
                     self.orders += 1
                     self.gmv += amount
                     self.buyers.add(user)
@@ -175,53 +197,96 @@ class RoomState:
                         row[S_REFUNDS] += amount
         return APPLIED if in_window else LATE
 
-    # -- checkpoints -------------------------------------------------------------------
+    # -- checkpoints: bases and deltas ---------------------------------------------------
+    #
+    # A delta holds what changed since the last capture, as absolute values (counters as
+    # totals, rows whole, each touched key with its latest second), so applying it twice
+    # or over a newer base is harmless. A base holds everything. Both are plain JSON.
 
-    _SCALARS = (
-        "watermark_ms",
-        "applied_offset",
-        "views",
-        "comments",
-        "cart_adds",
-        "orders",
-        "refunds",
-        "gmv",
-        "refund_amount",
-        "negative_comments",
-        "scored_comments",
-        "score_sum",
-        "peak_online",
-    )
-    _SETS = ("viewers", "commenters", "carters", "buyers")
-    _INDEXES = (
-        "recent_viewers",
-        "recent_commenters",
-        "recent_carters",
-        "recent_buyers",
-        "present",
-        "seen_event_ids",
-        "recent_leaves",
-    )
+    def capture_delta(self) -> dict[str, Any]:
+        """What changed since the last capture; resets the change tracking. O(changes)."""
+        return {
+            "scalars": [getattr(self, name) for name in self._SCALARS],
+            "rows": self.sums.take_changes(),
+            "counts": {
+                name: change
+                for name in self._COUNTS
+                if (change := getattr(self, name).take_changes()) is not None
+            },
+            "indexes": {
+                name: pairs
+                for name in self._INDEXES
+                if (pairs := getattr(self, name).take_changes())
+            },
+            "presence": self.presence.take_changes(),
+        }
 
-    def to_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {name: getattr(self, name) for name in self._SCALARS}
-        for name in self._SETS:
-            state[name] = getattr(self, name).to_state()
-        for name in self._INDEXES:
-            state[name] = getattr(self, name).to_state()
-        state["sums"] = self.sums.to_state()
-        state["left_at_ms"] = self.left_at_ms
-        return state
+    def capture_base(self) -> dict[str, Any]:
+        """Everything (copies; resets the change tracking). O(state), in C mostly."""
+        return {
+            "base": True,
+            "scalars": [getattr(self, name) for name in self._SCALARS],
+            "rows": self.sums.snapshot(),
+            "counts": {name: getattr(self, name).snapshot() for name in self._COUNTS},
+            "indexes": {name: getattr(self, name).snapshot() for name in self._INDEXES},
+            "presence": self.presence.snapshot(),
+        }
 
-    @classmethod
-    def from_state(cls, room_id: str, settings: RoomSettings, state: dict[str, Any]) -> RoomState:
-        room = cls(room_id, settings)
-        for name in cls._SCALARS:
-            setattr(room, name, state[name])
-        for name in cls._SETS:
-            setattr(room, name, DistinctCount.from_state(state[name]))
-        for name in cls._INDEXES:
-            getattr(room, name).load_state(state[name])
-        room.sums.load_state(state["sums"])
-        room.left_at_ms = dict(state["left_at_ms"])
-        return room
+    def load(self, piece: dict[str, Any]) -> None:
+        """Apply a base or a delta, or a piece of one (see streams.state.records)."""
+        scalars = piece.get("scalars")
+        if scalars is not None:
+            for name, value in zip(self._SCALARS, scalars, strict=True):
+                setattr(self, name, value)
+        if "rows" in piece:
+            self.sums.load(piece["rows"])
+        for name, change in piece.get("counts", {}).items():
+            getattr(self, name).load(change)
+        for name, pairs in piece.get("indexes", {}).items():
+            getattr(self, name).load(pairs)
+        if "presence" in piece:
+            self.presence.load(piece["presence"])
+
+    def settle(self) -> None:
+        """After a restore: expire what the restored watermark has left behind."""
+        second = self.watermark_ms // 1000
+        self.sums.expire(second)
+        for tracker in self._trackers:
+            tracker.expire(second)
+
+
+def split_piece(piece: dict[str, Any], max_entries: int) -> list[dict[str, Any]]:
+    """A room's base or delta as pieces of at most ~`max_entries` list entries each, so
+    no single piece takes long to serialise. The first piece keeps the flags, scalars
+    and rows; the others carry slices of the big lists (applying them in any order
+    within one epoch gives the same state)."""
+    big: list[tuple[str, str | None, list[Any]]] = []
+    for name, pairs in piece.get("indexes", {}).items():
+        if len(pairs) > max_entries:
+            big.append(("indexes", name, pairs))
+    for name, change in piece.get("counts", {}).items():
+        if len(change.get("add", ())) > max_entries:
+            big.append(("counts", name, change["add"]))
+    if len(piece.get("presence", ())) > max_entries:
+        big.append(("presence", None, piece["presence"]))
+    if not big:
+        return [piece]
+    first = dict(piece)
+    first["indexes"] = dict(piece.get("indexes", {}))
+    first["counts"] = dict(piece.get("counts", {}))
+    out = [first]
+    room = piece["room"]
+    for section, name, entries in big:
+        if section == "presence":
+            first["presence"] = []
+        else:
+            first[section] = {k: v for k, v in first[section].items() if k != name}
+        for start in range(0, len(entries), max_entries):
+            part = entries[start : start + max_entries]
+            if section == "presence":
+                out.append({"room": room, "presence": part})
+            elif section == "counts":
+                out.append({"room": room, "counts": {name: {"add": part}}})
+            else:
+                out.append({"room": room, "indexes": {name: part}})
+    return out

@@ -3,6 +3,11 @@
 Both keep state per whole second of event time and expire whole seconds once the
 watermark has moved past their horizon, so every update is O(1) and memory is
 proportional to what is inside the horizon, not to the event rate.
+
+Both also remember what changed since the last `take_changes()`: an incremental
+checkpoint writes those entries only (values are absolute, so applying a change twice
+is harmless), and `changes_since_base()`-free restores rebuild the rest from a base.
+Expiry is not a change: it follows from the watermark, which a restore re-applies.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ class LastSeen:
     lives in exactly one bucket (its latest second), so memory is O(distinct keys).
     """
 
-    __slots__ = ("_buckets", "_oldest", "horizon", "last")
+    __slots__ = ("_buckets", "_oldest", "changed", "horizon", "last")
 
     def __init__(self, horizon_s: int) -> None:
         self.horizon = horizon_s
         self.last: dict[Hashable, int] = {}
         self._buckets: dict[int, set] = {}
         self._oldest: int | None = None  # no bucket is older than this second
+        self.changed: set = set()  # keys touched since the last take_changes()
 
     def __len__(self) -> int:
         return len(self.last)
@@ -42,6 +48,7 @@ class LastSeen:
                 return
             self._buckets[prev].discard(key)
         last[key] = second
+        self.changed.add(key)
         bucket = self._buckets.get(second)
         if bucket is None:
             self._buckets[second] = {key}
@@ -49,11 +56,6 @@ class LastSeen:
                 self._oldest = second
         else:
             bucket.add(key)
-
-    def remove(self, key: Hashable) -> None:
-        prev = self.last.pop(key, None)
-        if prev is not None:
-            self._buckets[prev].discard(key)
 
     def count_since(self, first_second: int) -> int:
         """Distinct keys last seen at or after `first_second`."""
@@ -70,29 +72,41 @@ class LastSeen:
                 del last[key]
         self._oldest = cutoff + 1
 
-    def to_state(self) -> list[list[Any]]:
-        return [[s, list(keys)] for s, keys in self._buckets.items() if keys]
+    def take_changes(self) -> list[list[Any]]:
+        """[key, second] of every key touched since the last call (the delta)."""
+        last = self.last
+        out = [[key, last[key]] for key in self.changed if key in last]
+        self.changed = set()
+        return out
 
-    def load_state(self, state: Iterable[list[Any]]) -> None:
-        for second, keys in state:
-            self._buckets[second] = set(keys)
-            for key in keys:
-                self.last[key] = second
-        self._oldest = min(self._buckets, default=None)
+    def snapshot(self) -> list[list[Any]]:
+        """[key, second] of every key (a base); resets the changes."""
+        self.changed = set()
+        return [[key, second] for key, second in self.last.items()]
+
+    def load(self, pairs: Iterable[list[Any]]) -> None:
+        """Apply [key, second] pairs of a base or a delta (max semantics)."""
+        touch = self.touch
+        for key, second in pairs:
+            touch(key, second)
+        self.changed = set()
 
 
 class SecondSums:
     """Per-second sums of a fixed set of counters, summed over any trailing window."""
 
-    __slots__ = ("_oldest", "_rows", "horizon", "width")
+    __slots__ = ("_oldest", "_rows", "changed", "horizon", "width")
 
     def __init__(self, width: int, horizon_s: int) -> None:
         self.width = width
         self.horizon = horizon_s
         self._rows: dict[int, list[float]] = {}
         self._oldest: int | None = None
+        self.changed: set[int] = set()  # seconds written since the last take_changes()
 
     def row(self, second: int) -> list[float]:
+        """The row of `second`, to add to (marked changed)."""
+        self.changed.add(second)
         row = self._rows.get(second)
         if row is None:
             row = self._rows[second] = [0] * self.width
@@ -120,13 +134,24 @@ class SecondSums:
             del self._rows[s]
         self._oldest = cutoff + 1
 
-    def to_state(self) -> list[list[Any]]:
-        return [[s, row] for s, row in self._rows.items()]
+    def take_changes(self) -> list[list[Any]]:
+        """[second, row copy] of the rows written since the last call (the delta)."""
+        rows = self._rows
+        out = [[s, list(rows[s])] for s in self.changed if s in rows]
+        self.changed = set()
+        return out
 
-    def load_state(self, state: Iterable[list[Any]]) -> None:
-        for second, row in state:
+    def snapshot(self) -> list[list[Any]]:
+        self.changed = set()
+        return [[s, list(row)] for s, row in self._rows.items()]
+
+    def load(self, rows: Iterable[list[Any]]) -> None:
+        """Set whole rows (absolute values) from a base or a delta."""
+        for second, row in rows:
+            if self._oldest is None or second < self._oldest:
+                self._oldest = second
             self._rows[second] = list(row)
-        self._oldest = min(self._rows, default=None)
+        self.changed = set()
 
 
 def _seconds_up_to(buckets: dict[int, Any], oldest: int, cutoff: int) -> list[int]:

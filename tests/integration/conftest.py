@@ -166,29 +166,48 @@ class Stack:
 
     def record_counts(self, kind: str) -> list[int]:
         """Records per partition of a topic: log end offsets from a Fetch (the embedded
-        broker's ListOffsets answer is short, see streams/quirks.py)."""
-        from streams.quirks import fetched_highwaters
+        broker's ListOffsets answer is short, see streams/state/log.py)."""
+        from streams.state.log import end_offsets
 
         topic = self.topic(kind)
         ends = asyncio.run(
-            fetched_highwaters(
-                {"bootstrap_servers": self.bootstrap}, {(topic, p): 0 for p in range(PARTITIONS)}
+            end_offsets(
+                {"bootstrap_servers": self.bootstrap}, [(topic, p) for p in range(PARTITIONS)]
             )
         )
         return [ends[(topic, p)] for p in range(PARTITIONS)]
 
+    def committed(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
+        """The worker group's committed offsets."""
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.structs import TopicPartition
+
+        async def read() -> dict[tuple[str, int], int | None]:
+            consumer = AIOKafkaConsumer(
+                group_id=self.settings.app_id,
+                enable_auto_commit=False,
+                bootstrap_servers=self.bootstrap,
+            )
+            await consumer.start()
+            try:
+                return {tp: await consumer.committed(TopicPartition(*tp)) for tp in tps}
+            finally:
+                await consumer.stop()
+
+        return asyncio.run(read())
+
     def read_all(self, kind: str) -> list[Any]:
         """Every record of a topic so far, decoded from JSON, partition by partition."""
-        from streams.offsets import read_range
+        from streams.state.log import KafkaLog
 
         topic = self.topic(kind)
         ends = self.record_counts(kind)
 
         async def read() -> list[Any]:
             out: list[Any] = []
+            reader = KafkaLog({"bootstrap_servers": self.bootstrap}, None)
             for p, end in enumerate(ends):
-                options = {"bootstrap_servers": self.bootstrap}
-                async for batch in read_range(options, topic, p, 0, end, timeout_s=30):
+                async for batch in reader.read(topic, p, 0, end):
                     out.extend(orjson.loads(r.value) for r in batch)
             return out
 

@@ -28,3 +28,39 @@ def cart(user, ts=T0, room="r", quantity=1, event_id=None):
 
 def order(user, amount, ts=T0, room="r", paid=True, event_id=None):
     return (ORDER, _id(event_id), user, ts, room, f"o-{user}", "p1", 1, amount, paid)
+
+
+def group(offset, events, source=0):
+    """A room-events record's group: the events of one input record."""
+    return [source, offset, list(events)]
+
+
+class Alerted:
+    """A room partition with its alerting, composed as the worker composes them; every
+    record applied is followed by closing the seconds it left behind."""
+
+    def __init__(self, rules, settings=None):
+        from streams.alerts.partition import PartitionAlerts
+        from streams.rooms.partition import RoomPartition
+        from streams.rooms.room import RoomSettings
+
+        settings = settings or RoomSettings()
+        self.alerts = PartitionAlerts(0, rules, settings.allowed_lateness_ms)
+        self.part = RoomPartition(0, settings, self.alerts)
+
+    @property
+    def ledger(self):
+        return self.alerts.ledger
+
+    def apply(self, offset, events, now, outcome, score=None):
+        self.part.apply(offset, [group(offset, events)], now, outcome, score)
+        self.alerts.advance(now, self.part)
+
+    def advance_watches(self, now):
+        self.alerts.advance(now, self.part)
+
+    def take_alerts(self):
+        return self.alerts.take()
+
+    def evict_idle(self, now, ttl):
+        self.alerts.forget(self.part.evict_idle(now, ttl))

@@ -2,13 +2,15 @@ import base64
 
 import orjson
 
-from streams.agents import DEADLETTER_MAX_BYTES, deadletter_record
 from streams.events import Reject
+from streams.runtime.ingest import DEADLETTER_MAX_BYTES, deadletter_record
 
 
 def letter(raw: bytes, index=None) -> dict:
     return orjson.loads(
-        deadletter_record("liveroom.views", 3, 41, Reject("invalid_json", "not JSON", raw, index))
+        deadletter_record(
+            "liveroom.views", 3, 41, Reject("invalid_json", "not JSON", raw, index), 1
+        )
     )
 
 
@@ -28,7 +30,7 @@ def test_invalid_utf8_is_kept_as_base64_only():
 
 def test_a_huge_reject_still_fits_in_a_default_kafka_record():
     raw = b"\x00" * (3 * 1024 * 1024)  # control characters: the worst case for JSON text
-    data = deadletter_record("liveroom.views", 0, 0, Reject("too_large", "too big", raw))
+    data = deadletter_record("liveroom.views", 0, 0, Reject("too_large", "too big", raw), 1)
     assert len(data) < 1_000_000
     got = orjson.loads(data)
     assert got["truncated"] is True and got["value_bytes"] == len(raw)

@@ -28,9 +28,12 @@ def test_sketch_survives_a_checkpoint_and_keeps_counting_the_same_users_once() -
     d = DistinctCount()
     for i in range(50_000):
         d.add(f"u{i}")
-    restored = DistinctCount.from_state(d.to_state())
+    restored = DistinctCount()
+    restored.load(d.snapshot())
     assert len(restored) == len(d)
     for i in range(50_000):  # the same users again: no growth
         restored.add(f"u{i}")
     assert len(restored) == len(d)
-    assert DistinctCount.from_state(DistinctCount().to_state()).is_exact
+    empty = DistinctCount()
+    empty.load(DistinctCount().snapshot())
+    assert empty.is_exact

@@ -3,15 +3,20 @@ nothing sent twice across a checkpoint-and-replay restart."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 from streams.alerts.ledger import AlertLedger
 from streams.alerts.rules import AlertRules, RulesError
-from streams.rooms.partition import Outcome, RoomPartition
+from streams.rooms.partition import Outcome
 from streams.rooms.room import RoomSettings
+from streams.runtime.checkpoint import Checkpointer
+from streams.runtime.restore import restore_partition
+from streams.state.log import MemoryLog
+from streams.state.writer import EpochWriter
 from streams.sentiment import score
 
-from .helpers import T0, cart, comment, enter, leave, order
+from .helpers import T0, Alerted, cart, comment, enter, leave, order
 
 S = 1000
 RULES = AlertRules.load()
@@ -56,8 +61,8 @@ def feed(part, seconds, offset=0, **shape):
     return sent
 
 
-def partition() -> RoomPartition:
-    return RoomPartition(0, RoomSettings(), RULES)
+def partition() -> Alerted:
+    return Alerted(RULES)
 
 
 def test_a_room_whose_stream_is_cut_fires_one_viewer_drop_then_resolves() -> None:
@@ -137,8 +142,9 @@ def test_keyword_wave_fires_keyword_hit_with_samples_and_no_user_ids() -> None:
 
 def test_replay_after_a_restart_sends_nothing_twice() -> None:
     """Crash after the firing was sent but before the state was checkpointed again."""
-    saved = {}
+    log = MemoryLog()
     part = partition()
+    checkpointer = Checkpointer(EpochWriter(log, "state", 0, "w1", None), part.part, part.alerts)
     rng = random.Random(5)
     sent = []
     records = {}
@@ -150,24 +156,31 @@ def test_replay_after_a_restart_sends_nothing_twice() -> None:
         part.apply(t, events, now=float(t), outcome=Outcome(), score=score)
         sent += part.take_alerts()
         if t == 150:
-            marker = part.checkpoint(float(t), lambda room, state: saved.__setitem__(room, state))
+            asyncio.run(checkpointer.write(checkpointer.capture(float(t), room_ttl=600)))
     assert [a["status"] for a in sent if a["kind"] == "ViewerDrop"] == ["firing", "resolved"]
+
     # A new worker: restore the t=150 checkpoint, rebuild the ledger from the alerts
-    # topic (here: what was sent), replay every record after the marker.
-    again = partition()
-    again.restore(marker, list(saved.items()), now=400.0)
-    again.ledger.load(sent)
+    # topic (here: what was sent), replay every record after the checkpoint.
+    def restored(ledger: list) -> Alerted:
+        got = asyncio.run(restore_partition(log, "state", 0, RoomSettings(), RULES, now=400.0))
+        again = partition()
+        again.part, again.alerts = got.part, got.alerts
+        again.alerts.ledger.load(ledger)
+        return again
+
+    again = restored(sent)
+    assert again.part.applied_offset == 150
     resent = []
-    for t in range(marker + 1, 400):
+    for t in range(151, 400):
         again.apply(t, records[t], now=float(t), outcome=Outcome(), score=score)
         resent += again.take_alerts()
     assert resent == []
     # Without the ledger the replay would indeed have called the same transitions.
-    blind = partition()
-    blind.restore(marker, list(saved.items()), now=400.0)
-    for t in range(marker + 1, 400):
+    blind = restored([])
+    replayed = []
+    for t in range(151, 400):
         blind.apply(t, records[t], now=float(t), outcome=Outcome(), score=score)
-    replayed = blind.take_alerts()
+        replayed += blind.take_alerts()
     assert [(a["alert_id"], a["status"]) for a in replayed] == [
         (a["alert_id"], a["status"]) for a in sent
     ]

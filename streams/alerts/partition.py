@@ -1,0 +1,150 @@
+"""A room partition's alerting: each room's watch, the ledger of what was sent, and the
+outbox of transitions not yet sent.
+
+Hears of rooms and comments as the partition folds them (it is the partition's
+observer), and closes seconds of event time: by the partition's watermark, or by the
+clock while no records arrive, so a room (or a whole partition) that goes silent is
+still judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from streams.alerts.ledger import AlertLedger
+from streams.alerts.rules import AlertRules
+from streams.alerts.watch import RoomWatch
+from streams.rooms.partition import RoomPartition
+from streams.rooms.room import (
+    S_CARTS,
+    S_COMMENTS,
+    S_NEGATIVE,
+    S_ORDERS,
+    S_SCORED,
+    S_VIEWS,
+    SUM_COLUMNS,
+)
+
+# With no record for this long, the partition's event time follows the clock.
+IDLE_CLOCK_S = 3.0
+MAX_CATCH_UP_S = 600  # a room silent for longer is judged on its last 10 minutes only
+EMPTY_ROW = (0,) * SUM_COLUMNS
+
+Record = dict[str, Any]
+
+
+class PartitionAlerts:
+    def __init__(self, partition: int, rules: AlertRules, allowed_lateness_ms: int) -> None:
+        self.partition = partition
+        self.rules = rules
+        self.keywords = rules.keywords
+        self.allowed_lateness_ms = allowed_lateness_ms
+        self.watches: dict[str, RoomWatch] = {}
+        self.ledger = AlertLedger()
+        self.outbox: list[Record] = []  # transitions not yet sent
+        self.closed_through = -1  # last second every watch was closed through
+        self._transitioned: set[str] = set()  # rooms whose alerts changed since capture
+
+    # -- the partition's observer --------------------------------------------------------
+
+    def room_seen(self, room_id: str, ts_ms: int) -> None:
+        self._watch(room_id, ts_ms)
+
+    def comment(self, room_id: str, ts_ms: int, text: str) -> None:
+        lists = self.keywords.lists_named(text)
+        if lists:
+            self._watch(room_id, ts_ms).note_keywords(lists, text)
+
+    def _watch(self, room_id: str, ts_ms: int) -> RoomWatch:
+        watch = self.watches.get(room_id)
+        if watch is None:
+            watch = self.watches[room_id] = RoomWatch(room_id, self.rules.for_room(room_id))
+            watch.last_closed = max(ts_ms // 1000 - 1, self.closed_through)
+        return watch
+
+    # -- closing seconds -----------------------------------------------------------------
+
+    def advance(self, now: float, part: RoomPartition) -> None:
+        """Feed every room's detectors the seconds the partition's event time has left
+        behind (by the watermark, or by the clock while no records arrive)."""
+        event_time = part.watermark_ms
+        idle = now - part.last_record_at
+        if part.last_record_at and idle > IDLE_CLOCK_S:
+            event_time += int(idle * 1000)
+        # A second is judged once it is past the allowed lateness: the detectors see
+        # exactly what the windows count, out-of-order events included.
+        through = (event_time - self.allowed_lateness_ms) // 1000 - 1
+        if through <= self.closed_through:
+            return
+        self.closed_through = through
+        announced = self.rules.announced_at
+        rooms = part.rooms
+        for room_id, watch in self.watches.items():
+            room = rooms.get(room_id)
+            if room is None:
+                continue
+            state = room.state
+            sums, online = state.sums, state.online
+            first = max(watch.last_closed + 1, through - MAX_CATCH_UP_S)
+            for second in range(first, through + 1):
+                row = sums.get(second) or EMPTY_ROW
+                changes = watch.close(
+                    second,
+                    entries=row[S_VIEWS],
+                    comments=row[S_COMMENTS],
+                    carts=row[S_CARTS],
+                    orders=row[S_ORDERS],
+                    scored=row[S_SCORED],
+                    negative=row[S_NEGATIVE],
+                    online=online,
+                    announced=announced(room_id, second * 1000),
+                )
+                if changes:
+                    self.outbox.extend(changes)
+                    self._transitioned.add(room_id)
+
+    def take(self) -> list[Record]:
+        """Transitions to send now: the outbox less what the ledger says was sent."""
+        out = [r for r in map(self.ledger.admit, self.outbox) if r is not None]
+        self.outbox.clear()
+        return out
+
+    def forget(self, room_ids: Iterable[str]) -> None:
+        """Rooms evicted as idle: resolve what they still have firing."""
+        for room_id in room_ids:
+            watch = self.watches.pop(room_id, None)
+            if watch is not None:
+                at_ms = (watch.last_closed + 1) * 1000
+                self.outbox.extend(watch.close_all(at_ms, "the room went idle."))
+
+    def firing(self) -> list[Record]:
+        return self.ledger.firing()
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def capture(self, rebased: Iterable[str]) -> list[dict[str, Any]]:
+        """Watch states of the rooms rebased in this epoch and of rooms whose alerts
+        changed. Detector state is approximate by nature; the firing state matters, and
+        the ledger (rebuilt from the alerts topic) guards what was sent."""
+        wanted = self._transitioned.union(rebased)
+        self._transitioned = set()
+        watches = self.watches
+        # Serialised now: the watch keeps changing while the epoch is written.
+        return [
+            {"room": r, "watch": orjson.Fragment(orjson.dumps(watches[r].to_state()))}
+            for r in wanted
+            if r in watches
+        ]
+
+    def load(self, room_id: str, state: dict[str, Any]) -> None:
+        watch = self._watch(room_id, 0)
+        watch.load_state(state)
+
+    def meta(self) -> dict[str, Any]:
+        return {"closed_through": self.closed_through}
+
+    def load_meta(self, meta: dict[str, Any]) -> None:
+        self.closed_through = meta.get("closed_through", -1)

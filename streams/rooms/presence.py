@@ -1,0 +1,101 @@
+"""Online viewers (在线人数): users who entered and have not left, and were active within
+the session timeout.
+
+The latest event of a user decides, whatever order events arrive in: an `enter` that
+arrives after its own `leave` (the two travel different partitions) does not bring the
+user back, and a stale `leave` older than the user's latest activity does not take
+them away. So a leave is remembered as long as an entry is (the session timeout), in
+the same map: `at[user]` is the event time (ms) of the user's latest word, negative
+when that word was a leave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+class Presence:
+    __slots__ = ("_buckets", "_oldest", "at", "changed", "horizon_s", "online")
+
+    def __init__(self, horizon_s: int) -> None:
+        self.horizon_s = horizon_s
+        self.at: dict[str, int] = {}
+        self._buckets: dict[int, set[str]] = {}  # second of |at| -> users
+        self._oldest: int | None = None
+        self.online = 0
+        self.changed: set[str] = set()  # users whose entry changed since take_changes()
+
+    def __len__(self) -> int:
+        return self.online
+
+    def __contains__(self, user: str) -> bool:
+        value = self.at.get(user)
+        return value is not None and value >= 0
+
+    def _set(self, user: str, value: int, prev: int | None) -> None:
+        if prev is not None:
+            self._buckets[abs(prev) // 1000].discard(user)
+            self.online -= prev >= 0
+        self.at[user] = value
+        self.online += value >= 0
+        self.changed.add(user)
+        second = abs(value) // 1000
+        bucket = self._buckets.get(second)
+        if bucket is None:
+            self._buckets[second] = {user}
+            if self._oldest is None or second < self._oldest:
+                self._oldest = second
+        else:
+            bucket.add(user)
+
+    def enter(self, user: str, ts: int) -> None:
+        prev = self.at.get(user)
+        if prev is None or (ts > prev if prev >= 0 else ts > -prev):
+            self._set(user, ts, prev)
+
+    def leave(self, user: str, ts: int) -> None:
+        prev = self.at.get(user)
+        if prev is None or (ts >= prev if prev >= 0 else ts > -prev):
+            self._set(user, -ts, prev)
+
+    def active(self, user: str, ts: int) -> None:
+        """Any activity keeps an online user online (it never brings one back)."""
+        prev = self.at.get(user)
+        if prev is not None and 0 <= prev < ts:
+            self._set(user, ts, prev)
+
+    def expire(self, watermark_s: int) -> None:
+        """Forget users whose latest word is a session timeout old."""
+        cutoff = watermark_s - self.horizon_s
+        if self._oldest is None or self._oldest > cutoff:
+            return
+        at, buckets = self.at, self._buckets
+        seconds = (
+            [s for s in range(self._oldest, cutoff + 1) if s in buckets]
+            if cutoff - self._oldest < 4 * len(buckets)
+            else [s for s in buckets if s <= cutoff]
+        )
+        for second in seconds:
+            for user in buckets.pop(second):
+                self.online -= at.pop(user) >= 0
+        self._oldest = cutoff + 1
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def take_changes(self) -> list[list[Any]]:
+        at = self.at
+        out = [[user, at[user]] for user in self.changed if user in at]
+        self.changed = set()
+        return out
+
+    def snapshot(self) -> list[list[Any]]:
+        self.changed = set()
+        return [[user, value] for user, value in self.at.items()]
+
+    def load(self, pairs: Iterable[list[Any]]) -> None:
+        """Set entries from a base or a delta (absolute values, applied in order)."""
+        at = self.at
+        for user, value in pairs:
+            self._set(user, value, at.get(user))
+        self.changed = set()

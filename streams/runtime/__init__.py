@@ -1,0 +1,1 @@
+"""The worker's runtime: stages over whole fetches, restore, checkpoints, the wiring."""

@@ -1,0 +1,57 @@
+"""Where each stage is in each partition it owns: the next offset to process.
+
+One abstraction for both stages. A fetch may deliver records again after a seek (a
+restored partition resumes at its checkpoint); those below the cursor are dropped.
+Offsets may legitimately jump (transaction markers, compaction on Kafka), so a record
+beyond the cursor is processed and the cursor moves past it. Lag is the log end (the
+high-water mark a fetch reported) minus the cursor; a commit covers exactly what the
+cursor has passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+TP = tuple[str, int]
+
+
+class OffsetCursor:
+    def __init__(self) -> None:
+        self.next: dict[TP, int] = {}
+        self.jumps = 0  # records that arrived beyond the cursor (offset gaps)
+
+    def start(self, tp: TP, offset: int) -> None:
+        self.next[tp] = offset
+
+    def forget(self, tps: Iterable[TP]) -> None:
+        for tp in tps:
+            self.next.pop(tp, None)
+
+    def owns(self, tp: TP) -> bool:
+        return tp in self.next
+
+    def admit(self, tp: TP, records: Sequence[Any]) -> Sequence[Any]:
+        """The records of a fetch still to process (all of them, usually)."""
+        want = self.next.get(tp)
+        if want is None or not records:
+            return records if want is not None else ()
+        if records[0].offset >= want:
+            if records[0].offset > want:
+                self.jumps += 1
+            return records
+        return [r for r in records if r.offset >= want]
+
+    def advance(self, tp: TP, records: Sequence[Any]) -> None:
+        """The records have been processed (and their output is durable)."""
+        if records:
+            self.next[tp] = records[-1].offset + 1
+
+    def lag(self, tp: TP, highwater: int | None) -> int | None:
+        want = self.next.get(tp)
+        if want is None or highwater is None:
+            return None
+        return max(highwater - want, 0)
+
+    def positions(self) -> dict[TP, int]:
+        return dict(self.next)

@@ -1,0 +1,503 @@
+"""The worker: wiring only.
+
+Both stages consume with aiokafka directly, in whole fetches: Faust's per-record path
+costs ~150-250 µs of CPU per record, more than the work itself (decode + fold is a few
+µs per event), and exactness needs control of positions and commits that Faust's
+consumer does not give without patching it. One consumer in the app's group reads the
+input topics and room-events; one producer writes everything. Faust runs the process
+(lifecycle, signals, web endpoints, timers).
+
+- ingest: a fetch of input records -> `route` -> room-events records by partition and
+  dead letters -> produced, and acknowledged by the broker, before the input offsets
+  move (and are committed).
+- rooms: a fetch of room-events records -> each owned partition's `RoomPartition.apply`.
+  The partition's position is part of its checkpoint: after an assignment the worker
+  restores the partition and seeks to the record after its checkpoint.
+- tick: alerts (clock-driven seconds, sent before the checkpoint that holds the detector
+  state behind them), checkpoints (captured synchronously, written in the background),
+  commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mode
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.structs import TopicPartition
+
+from streams import sentiment
+from streams.alerts.delivery import AlertDelivery
+from streams.alerts.partition import PartitionAlerts
+from streams.alerts.rules import AlertRules
+from streams.app import add_web_pages, create_app
+from streams.config import Settings
+from streams.events import KIND_NAMES
+from streams.exporter import build_registry
+from streams.kafka import aiokafka_options, partition_for
+from streams.rooms.partition import Outcome, RoomPartition
+from streams.rooms.room import RoomSettings
+from streams.runtime.checkpoint import Checkpointer
+from streams.runtime.cursor import OffsetCursor
+from streams.runtime.ingest import route
+from streams.runtime.restore import restore_partition, sent_alerts
+from streams.state.log import KafkaLog
+from streams.state.writer import EpochWriter
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_CHECK_S = 0.1
+TICK_S = 0.25
+COMMIT_INTERVAL_S = 1.0
+POLL_TIMEOUT_MS = 100
+# Tansu (the embedded broker) holds every JoinGroup for half the session timeout; these
+# join in ~3 s there and are ordinary, safe values for Kafka too.
+SESSION_TIMEOUT_MS = 6_000
+HEARTBEAT_INTERVAL_MS = 1_000
+REBALANCE_TIMEOUT_MS = 10_000
+# Tansu holds a fetch for its whole max wait when records arrive after the request; on
+# Kafka a fetch returns as soon as records arrive, so a short wait costs nothing there.
+FETCH_MAX_WAIT_MS = 20
+
+
+@dataclass
+class OwnedPartition:
+    part: RoomPartition
+    alerts: PartitionAlerts | None
+    checkpointer: Checkpointer
+    writing: asyncio.Task[Any] | None = None
+
+
+class StreamWorker:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.app = create_app(settings)
+        self.rules = AlertRules.load(settings.alert_rules)
+        self.room_settings = RoomSettings(
+            allowed_lateness_ms=int(settings.allowed_lateness_seconds * 1000),
+            session_timeout_s=settings.session_timeout_seconds,
+            dedup_horizon_s=settings.dedup_horizon_seconds,
+        )
+        self.score = sentiment.default_scorer().score
+        self.options = aiokafka_options(settings)
+        self.kind_by_topic = {name: kind for kind, name in enumerate(settings.input_topics)}
+        self.writer_id = uuid.uuid4().hex[:12]
+        self.owned: dict[int, OwnedPartition] = {}
+        self.cursor = OffsetCursor()
+        self.lock = asyncio.Lock()
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.log: KafkaLog | None = None
+        self.assigned_once = False
+        self.rebalancing = True
+        self.stopping = False
+        self._last_checkpoint = 0.0
+        self._last_commit = 0.0
+        self._partition_cache: dict[str, int] = {}
+        self.exposition, self.health = build_registry(
+            self._snapshots,
+            settings.max_rooms,
+            firing_alerts=self._firing_alerts,
+            lags=self._lags,
+        )
+        self.delivery = AlertDelivery(
+            alertmanager_url=settings.alertmanager_url,
+            webhook_url=settings.alert_webhook_url,
+            timeout_s=settings.alert_delivery_timeout_seconds,
+            retries=settings.alert_delivery_retries,
+            resend_s=settings.alertmanager_resend_seconds,
+            outcome=lambda target, result: self.health.deliveries.labels(target, result).inc(),
+        )
+        self.delivery.follow_firing(self._firing_records)
+        add_web_pages(self.app, self.exposition, self.readiness)
+        self._wire()
+
+    # -- what the web pages and the exporter read ------------------------------------------
+
+    def readiness(self) -> str | None:
+        if not self.assigned_once:
+            return "starting"
+        if self.rebalancing:
+            return "rebalancing"
+        return None
+
+    def _snapshots(self) -> list[dict[str, Any]]:
+        horizon = self.clock() - self.settings.room_ttl_seconds
+        return [snap for owned in list(self.owned.values()) for snap in owned.part.latest(horizon)]
+
+    def _firing_records(self) -> list[dict[str, Any]]:
+        return [
+            record
+            for owned in list(self.owned.values())
+            if owned.alerts is not None
+            for record in owned.alerts.firing()
+        ]
+
+    def _firing_alerts(self) -> list[tuple[str, str, str]]:
+        return [(r["room_id"], r["kind"], r["severity"]) for r in self._firing_records()]
+
+    def _lags(self) -> list[tuple[str, int, int]]:
+        consumer = self.consumer
+        if consumer is None:
+            return []
+        out = []
+        for (topic, partition), _ in self.cursor.positions().items():
+            highwater = consumer.highwater(TopicPartition(topic, partition))
+            lag = self.cursor.lag((topic, partition), highwater)
+            if lag is not None:
+                out.append((topic, partition, lag))
+        return out
+
+    def partition_of(self, room_id: str) -> int:
+        p = self._partition_cache.get(room_id)
+        if p is None:
+            if len(self._partition_cache) > 100_000:
+                self._partition_cache.clear()
+            p = self._partition_cache[room_id] = partition_for(room_id, self.settings.partitions)
+        return p
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        app, worker = self.app, self
+
+        class StreamService(mode.Service):
+            async def on_start(self) -> None:
+                await worker.start()
+
+            @mode.Service.task
+            async def _consume(self) -> None:
+                while not self.should_stop and not worker.stopping:
+                    await worker.step()
+
+            async def on_stop(self) -> None:
+                await worker.shutdown()
+
+        @app.task
+        async def start_stream() -> None:
+            await app.add_runtime_dependency(StreamService())
+
+        @app.timer(SNAPSHOT_CHECK_S)
+        async def snapshot_timer() -> None:
+            await self.emit_snapshots()
+
+        @app.timer(TICK_S)
+        async def tick_timer() -> None:
+            await self.tick()
+
+        @app.task
+        async def deliver_alerts() -> None:
+            await self.delivery.run()
+
+    async def start(self) -> None:
+        settings = self.settings
+        self.producer = AIOKafkaProducer(
+            linger_ms=5,
+            max_batch_size=512 * 1024,
+            max_request_size=1024 * 1024,
+            **self.options,
+        )
+        await self.producer.start()
+        self.log = KafkaLog(self.options, self.producer)
+        self.consumer = AIOKafkaConsumer(
+            group_id=settings.app_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+            rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
+            max_poll_interval_ms=300_000,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            max_partition_fetch_bytes=2 * 1024 * 1024,
+            fetch_max_bytes=16 * 1024 * 1024,
+            **self.options,
+        )
+        await self.consumer.start()
+        self.consumer.subscribe(
+            [*settings.input_topics, settings.topic_room_events], listener=_Listener(self)
+        )
+
+    async def shutdown(self) -> None:
+        """Finish the batch in hand, write a final checkpoint, commit, leave the group."""
+        async with self.lock:
+            if self.stopping:
+                return
+            self.stopping = True
+            for p in list(self.owned):
+                await self._flush(p)
+            await self._commit()
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+        log.info("worker stopped: final checkpoints written and offsets committed")
+
+    # -- the stream ----------------------------------------------------------------------
+
+    async def step(self) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        fetched = await consumer.getmany(
+            timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.batch_records
+        )
+        if not fetched:
+            return
+        async with self.lock:
+            if self.stopping:
+                return
+            now = self.clock()
+            inputs, rooms = [], []
+            room_events = self.settings.topic_room_events
+            for tp, records in fetched.items():
+                key = (tp.topic, tp.partition)
+                admitted = self.cursor.admit(key, records)
+                if not admitted:
+                    continue
+                if tp.topic == room_events:
+                    rooms.append((tp.partition, admitted))
+                else:
+                    inputs.append((tp.topic, self.kind_by_topic[tp.topic], tp.partition, admitted))
+            if inputs:
+                await self.ingest(inputs, now)
+            if rooms:
+                self.fold(rooms, now)
+
+    async def ingest(self, inputs: list[tuple[str, int, int, list[Any]]], now: float) -> None:
+        routed = route(inputs, self.partition_of, int(now * 1000))
+        producer = self.producer
+        assert producer is not None
+        pending = []
+        for partition, values in routed.records.items():
+            for value in values:
+                pending.append(
+                    await producer.send(self.settings.topic_room_events, value, partition=partition)
+                )
+        for key, value in routed.deadletters:
+            pending.append(await producer.send(self.settings.topic_deadletter, value, key=key))
+        await asyncio.gather(*pending)  # durable before the input offsets move
+        for (topic, reason), count in routed.rejected.items():
+            self.health.rejected.labels(topic, reason).inc(count)
+        for topic, _, partition, records in inputs:
+            self.cursor.advance((topic, partition), records)
+
+    def fold(self, rooms: list[tuple[int, list[Any]]], now: float) -> None:
+        outcome = Outcome()
+        loads, score = orjson.loads, self.score
+        topic = self.settings.topic_room_events
+        for partition, records in rooms:
+            owned = self.owned.get(partition)
+            if owned is None:
+                continue  # revoked while fetched
+            apply = owned.part.apply
+            for record in records:
+                apply(record.offset, loads(record.value), now, outcome, score)
+            self.cursor.advance((topic, partition), records)
+        self._count(outcome, now)
+
+    def _count(self, outcome: Outcome, now: float) -> None:
+        topics = self.settings.input_topics
+        for kind in range(len(KIND_NAMES)):
+            if outcome.applied[kind]:
+                self.health.processed.labels(topics[kind]).inc(outcome.applied[kind])
+            if outcome.late[kind]:
+                self.health.late.labels(topics[kind]).inc(outcome.late[kind])
+            if outcome.duplicates[kind]:
+                self.health.duplicates.labels(topics[kind]).inc(outcome.duplicates[kind])
+        self.health.lag.observe_event_times(int(now * 1000), outcome.event_ts)
+
+    # -- timers --------------------------------------------------------------------------
+
+    async def emit_snapshots(self) -> None:
+        """Room snapshots out, each as soon as its room is due (<= 1 per room per second)."""
+        producer = self.producer
+        if producer is None or self.stopping:
+            return
+        now = self.clock()
+        topic = self.settings.topic_room_metrics
+        for owned in list(self.owned.values()):
+            for snap in owned.part.due_snapshots(now):
+                await producer.send(topic, orjson.dumps(snap), key=snap["room_id"].encode())
+
+    async def tick(self) -> None:
+        if self.producer is None or self.stopping:
+            return
+        async with self.lock:
+            if self.stopping:
+                return
+            now = self.clock()
+            for p, owned in list(self.owned.items()):
+                if owned.alerts is not None:
+                    owned.alerts.advance(now, owned.part)
+                    await self.send_alerts(p, owned.alerts.take())
+            # Alerts go out before the checkpoint that holds the detector state behind them.
+            if now - self._last_checkpoint >= self.settings.checkpoint_interval_seconds:
+                self._last_checkpoint = now
+                for owned in self.owned.values():
+                    if owned.writing is None or owned.writing.done():
+                        owned.writing = asyncio.create_task(self._checkpoint(owned, now))
+            if now - self._last_commit >= COMMIT_INTERVAL_S:
+                self._last_commit = now
+                await self._commit()
+
+    async def _checkpoint(self, owned: OwnedPartition, now: float) -> None:
+        started = time.perf_counter()
+        capture = owned.checkpointer.capture(now, self.settings.room_ttl_seconds)
+        self.health.checkpoint_capture_seconds.set(time.perf_counter() - started)
+        await owned.checkpointer.write(capture)
+        self.health.checkpoint_seconds.set(time.perf_counter() - started)
+        self.health.checkpoint_bytes.inc(owned.checkpointer.writer.bytes_written)
+        owned.checkpointer.writer.bytes_written = 0
+
+    async def send_alerts(self, partition: int, records: list[dict[str, Any]]) -> None:
+        """To the alerts topic (the partition of the rooms, where the ledger is read back
+        from), to the Prometheus counter, and to the optional HTTP receivers."""
+        if not records:
+            return
+        producer = self.producer
+        assert producer is not None
+        now_ms = int(self.clock() * 1000)
+        pending = []
+        for record in records:
+            record["emitted_at_ms"] = now_ms
+            pending.append(
+                await producer.send(
+                    self.settings.topic_alerts,
+                    orjson.dumps(record),
+                    key=record["room_id"].encode(),
+                    partition=partition,
+                )
+            )
+            if record["status"] == "firing":
+                self.health.alerts.labels(record["kind"], record["severity"]).inc()
+            self.delivery.submit(record)
+        await asyncio.gather(*pending)
+
+    async def _commit(self, only: set[tuple[str, int]] | None = None) -> None:
+        consumer = self.consumer
+        if consumer is None:
+            return
+        offsets = {
+            TopicPartition(*tp): offset
+            for tp, offset in self.cursor.positions().items()
+            if offset >= 0 and (only is None or tp in only)
+        }
+        if offsets:
+            try:
+                await consumer.commit(offsets)
+            except Exception as exc:  # a rebalance under way: the next commit covers it
+                log.warning("commit failed (%s); it is retried with the next one", exc)
+
+    # -- ownership -----------------------------------------------------------------------
+
+    async def _flush(self, p: int) -> None:
+        """Write a final checkpoint of partition p (waiting for one in flight first)."""
+        owned = self.owned.get(p)
+        if owned is None:
+            return
+        if owned.writing is not None:
+            await asyncio.gather(owned.writing, return_exceptions=True)
+        if owned.alerts is not None:
+            await self.send_alerts(p, owned.alerts.take())
+        await self._checkpoint(owned, self.clock())
+
+    async def revoke(self, revoked: set[TopicPartition]) -> None:
+        async with self.lock:
+            self.rebalancing = True
+            if self.stopping:
+                return
+            room_events = self.settings.topic_room_events
+            for tp in revoked:
+                if tp.topic == room_events:
+                    try:
+                        await self._flush(tp.partition)
+                    finally:
+                        self.owned.pop(tp.partition, None)
+            keys = {(tp.topic, tp.partition) for tp in revoked}
+            await self._commit(keys)
+            self.cursor.forget(keys)
+
+    async def assign(self, assigned: set[TopicPartition]) -> None:
+        consumer, log_ = self.consumer, self.log
+        assert consumer is not None and log_ is not None
+        async with self.lock:
+            if self.stopping:
+                return
+            room_events = self.settings.topic_room_events
+            mine = [tp for tp in assigned if tp.topic == room_events]
+            restored = await asyncio.gather(*(self._adopt(tp.partition) for tp in mine))
+            for tp, owned in zip(mine, restored, strict=True):
+                self.owned[tp.partition] = owned
+                consumer.seek(tp, owned.part.applied_offset + 1)
+                self.cursor.start((tp.topic, tp.partition), owned.part.applied_offset + 1)
+            for tp in assigned:
+                if tp.topic != room_events:
+                    committed = await consumer.committed(tp)
+                    self.cursor.start(
+                        (tp.topic, tp.partition), -1 if committed is None else committed
+                    )
+            self.rebalancing = False
+            if not self.assigned_once:
+                self.assigned_once = True
+                log.info("Worker ready: %d partitions assigned", len(assigned))
+
+    async def _adopt(self, p: int) -> OwnedPartition:
+        log_ = self.log
+        assert log_ is not None
+        restored = await restore_partition(
+            log_,
+            self.settings.topic_room_state,
+            p,
+            self.room_settings,
+            self.rules,
+            self.clock(),
+        )
+        if restored.alerts is not None:
+            restored.alerts.ledger.load(await sent_alerts(log_, self.settings.topic_alerts, p))
+        r = restored.restored
+        log.info(
+            "partition %d restored: %d rooms, offset %d, %d state records from %d in %.2fs",
+            p,
+            len(restored.part.rooms),
+            restored.part.applied_offset,
+            r.records_read,
+            r.read_from,
+            restored.seconds,
+        )
+        writer = EpochWriter(
+            log_,
+            self.settings.topic_room_state,
+            p,
+            self.writer_id,
+            r.epoch,
+            chunk_bytes=self.settings.checkpoint_chunk_bytes,
+        )
+        return OwnedPartition(
+            restored.part, restored.alerts, Checkpointer(writer, restored.part, restored.alerts)
+        )
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, worker: StreamWorker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.worker.revoke(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.worker.assign(set(assigned))
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Run one worker in the foreground until SIGINT/SIGTERM."""
+    import faust
+
+    worker = StreamWorker(settings)
+    faust.Worker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()

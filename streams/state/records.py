@@ -1,0 +1,90 @@
+"""The state log's records, and why a crash at any point leaves it consistent.
+
+Each partition of the state topic holds the checkpoints of the same partition of
+room-events, written by one writer at a time as numbered epochs:
+
+    payload records  key "p|writer|epoch|seq|chunk|chunks", value: a chunk of a JSON array
+                     of pieces (a room's base or delta, or a piece of one; opaque here)
+    commit record    key "c|writer|epoch", value: {"meta": ..., "restore_from": offset,
+                     "parent": [writer, epoch] or null}
+
+An epoch counts only once its commit record is in the log, and its payloads come
+before its commit. The commit names its parent epoch (the previous epoch of the same
+writer, or the epoch a new writer restored from), and the offset from which a restore
+must read (`restore_from`, the oldest base still needed). A restore takes the last
+commit in the log, walks the parent chain, and applies the payloads of those epochs in
+log order, from `restore_from`. So:
+- a crash before a commit leaves its payloads in the log, never applied;
+- a second writer (a worker that lost the partition but has not noticed yet) writes
+  epochs of its own chain, which the other chain's restore ignores;
+- the log between `restore_from` and its end stays bounded because the writer
+  rewrites the oldest bases a little at every epoch (see streams.runtime.checkpoint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+PAYLOAD_BYTES = 512 * 1024  # pieces packed per payload, before chunking
+CHUNK_BYTES = 900_000  # below Kafka's default message.max.bytes (1 MB)
+
+Epoch = tuple[str, int]  # (writer, epoch number)
+
+
+def payload_key(writer: str, epoch: int, seq: int, chunk: int, chunks: int) -> bytes:
+    return f"p|{writer}|{epoch}|{seq}|{chunk}|{chunks}".encode()
+
+
+def commit_key(writer: str, epoch: int) -> bytes:
+    return f"c|{writer}|{epoch}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    kind: str  # "p" payload, "c" commit
+    writer: str
+    epoch: int
+    seq: int = 0
+    chunk: int = 0
+    chunks: int = 1
+
+    @property
+    def epoch_id(self) -> Epoch:
+        return (self.writer, self.epoch)
+
+
+def parse_key(raw: bytes | None) -> Key | None:
+    if not raw:
+        return None
+    parts = raw.decode(errors="replace").split("|")
+    try:
+        if parts[0] == "c" and len(parts) == 3:
+            return Key("c", parts[1], int(parts[2]))
+        if parts[0] == "p" and len(parts) == 6:
+            return Key("p", parts[1], int(parts[2]), int(parts[3]), int(parts[4]), int(parts[5]))
+    except ValueError:
+        return None
+    return None
+
+
+def pack(pieces: Iterable[dict[str, Any]], limit: int = PAYLOAD_BYTES) -> Iterator[bytes]:
+    """JSON arrays of pieces of about `limit` bytes (a bigger piece gets its own)."""
+    parts: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        data = orjson.dumps(piece)
+        if parts and size + len(data) > limit:
+            yield b"[" + b",".join(parts) + b"]"
+            parts, size = [], 0
+        parts.append(data)
+        size += len(data) + 1
+    if parts:
+        yield b"[" + b",".join(parts) + b"]"
+
+
+def chunk(data: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)] or [b""]

@@ -1,0 +1,201 @@
+"""Checkpoints and restores against an in-memory log: a crash at every step of the
+checkpoint sequence (in the middle of an epoch's payloads, between payloads and commit,
+right after the commit) restores a state that, replayed to the end, equals an
+uninterrupted run (the way Bytewax tests recovery)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import orjson
+import pytest
+
+from streams.rooms.partition import Outcome, RoomPartition
+from streams.rooms.room import RoomSettings
+from streams.runtime import checkpoint
+from streams.runtime.checkpoint import Checkpointer
+from streams.runtime.restore import restore_partition
+from streams.state.log import LogFailure, MemoryLog
+from streams.state.writer import EpochWriter
+
+from .helpers import T0, cart, comment, enter, group, leave, order
+
+SETTINGS = RoomSettings()
+NOW = 5000.0
+TOPIC = "state"
+CHECKPOINT_EVERY = 6
+
+
+def make_records(seed: int = 1, count: int = 36) -> list[list[list]]:
+    """Room-events records: groups from three input partitions, five rooms (one big
+    enough to be split into pieces and chunks), duplicates, leaves, late events."""
+    rng = random.Random(seed)
+    records, n, source_offsets = [], 0, [0, 0, 0]
+    for r in range(count):
+        groups = []
+        for _ in range(rng.randint(1, 3)):
+            source = rng.randrange(3)
+            events = []
+            for _ in range(rng.randint(1, 30)):
+                n += 1
+                room = "big" if rng.random() < 0.5 else f"r{rng.randrange(4)}"
+                user = f"u{rng.randrange(400 if room == 'big' else 30)}"
+                ts = T0 + r * 700 + rng.randrange(-3000, 800)
+                roll = rng.random()
+                if roll < 0.45:
+                    events.append(enter(user, ts=ts, room=room, event_id=f"e{n}"))
+                elif roll < 0.6:
+                    events.append(leave(user, ts=ts, room=room, event_id=f"e{n}"))
+                elif roll < 0.8:
+                    events.append(comment(user, "好", ts=ts, room=room, event_id=f"e{n}"))
+                elif roll < 0.9:
+                    events.append(cart(user, ts=ts, room=room, event_id=f"e{n}"))
+                else:
+                    events.append(order(user, 9.9, ts=ts, room=room, event_id=f"e{n}"))
+                if rng.random() < 0.05:
+                    events.append(events[-1])  # a client retry: same event_id
+            groups.append(group(source_offsets[source], events, source))
+            source_offsets[source] += 1
+        records.append(groups)
+    return records
+
+
+def fingerprint(part: RoomPartition) -> dict:
+    """Everything a room holds, order-free."""
+    rooms = {}
+    for room_id, room in part.rooms.items():
+        base = room.state.capture_base()
+        rooms[room_id] = orjson.loads(orjson.dumps(base, option=orjson.OPT_SORT_KEYS))
+        for name, pairs in rooms[room_id]["indexes"].items():
+            rooms[room_id]["indexes"][name] = sorted(map(tuple, pairs))
+        rooms[room_id]["presence"] = sorted(map(tuple, rooms[room_id]["presence"]))
+        rooms[room_id]["rows"] = sorted(map(tuple, rooms[room_id]["rows"]))
+        for name, change in rooms[room_id]["counts"].items():
+            if "add" in change:
+                change["add"] = sorted(change["add"])
+        rooms[room_id]["online"] = room.state.online
+    return {"rooms": rooms, "offset": part.applied_offset, "sources": part.sources}
+
+
+def reference(records) -> dict:
+    part = RoomPartition(0, SETTINGS)
+    for offset, groups in enumerate(records):
+        part.apply(offset, groups, NOW, Outcome())
+    return fingerprint(part)
+
+
+async def run(records, log: MemoryLog, crash_after: int | None) -> tuple[RoomPartition, int]:
+    """Apply the records with a checkpoint every few; the log fails after
+    `crash_after` appended records (once): the worker 'dies' and a new one restores."""
+    part = RoomPartition(0, SETTINGS)
+    checkpointer = Checkpointer(
+        EpochWriter(log, TOPIC, 0, "w1", None, chunk_bytes=700, payload_bytes=2000), part, None
+    )
+    log.fail_after = crash_after
+    crashes, offset = 0, 0
+    while offset < len(records):
+        part.apply(offset, records[offset], NOW, Outcome())
+        offset += 1
+        if offset % CHECKPOINT_EVERY and offset != len(records):
+            continue
+        try:
+            await checkpointer.write(checkpointer.capture(NOW, room_ttl=3600))
+        except LogFailure:
+            crashes += 1
+            log.fail_after = None
+            restored = await restore_partition(log, TOPIC, 0, SETTINGS, None, NOW)
+            part = restored.part
+            writer = EpochWriter(
+                log, TOPIC, 0, f"w{crashes + 1}", restored.restored.epoch, 700, 2000
+            )
+            checkpointer = Checkpointer(writer, part, None)
+            offset = part.applied_offset + 1  # the worker seeks here
+    return part, crashes
+
+
+@pytest.fixture(autouse=True)
+def small_pieces(monkeypatch):
+    monkeypatch.setattr(checkpoint, "PIECE_ENTRIES", 40)  # the big room spans pieces
+
+
+def test_uninterrupted_checkpoints_restore_exactly():
+    records = make_records()
+    log = MemoryLog()
+    part, crashes = asyncio.run(run(records, log, None))
+    assert crashes == 0
+    assert fingerprint(part) == reference(records)
+    restored = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
+    assert fingerprint(restored.part) == reference(records)
+
+
+def test_a_crash_at_every_step_of_the_checkpoint_sequence_restores_exactly():
+    records = make_records()
+    want = reference(records)
+    clean = MemoryLog()
+    asyncio.run(run(records, clean, None))
+    steps = len(clean.partitions[(TOPIC, 0)])
+    assert steps > 40, "the scenario writes several epochs of several chunked payloads"
+    for crash_after in range(steps):
+        log = MemoryLog()
+        part, crashes = asyncio.run(run(records, log, crash_after))
+        assert crashes == 1, crash_after
+        assert fingerprint(part) == want, f"crash after {crash_after} appended records"
+        # and the log the second writer left restores to the same state, the failed
+        # epoch's payloads notwithstanding
+        again = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
+        assert fingerprint(again.part) == want, f"restore after crash at {crash_after}"
+
+
+def test_restore_reads_a_bounded_tail_however_long_the_log():
+    """Quiet rooms' bases are rewritten a little every epoch: the oldest base still
+    needed moves on, so a restore reads about the state, not the whole history."""
+    rng = random.Random(2)
+    part = RoomPartition(0, SETTINGS)
+    for q in range(50):  # quiet rooms, written once
+        part.apply(q, [group(q, [enter(f"q{q}", room=f"quiet{q}")])], NOW, Outcome())
+    log = MemoryLog()
+    checkpointer = Checkpointer(EpochWriter(log, TOPIC, 0, "w1", None), part, None)
+    offset = 50
+    for _ in range(200):
+        events = [enter(f"u{rng.randrange(5000)}", ts=T0 + offset, room="hot") for _ in range(200)]
+        part.apply(offset, [group(offset, events)], NOW, Outcome())
+        offset += 1
+        asyncio.run(checkpointer.write(checkpointer.capture(NOW, room_ttl=3600)))
+    total = len(log.partitions[(TOPIC, 0)])
+    restored = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
+    assert restored.restored.read_from > 0
+    assert restored.restored.records_read < total / 4, (restored.restored.records_read, total)
+    assert fingerprint(restored.part) == fingerprint(part)
+
+
+def test_a_stale_writer_that_keeps_writing_does_not_corrupt_the_new_chain():
+    """Worker A lost the partition but wrote one more epoch after worker B restored:
+    a restore follows one chain only. (A folds other records here, so that its stale
+    epoch differs from B's state and applying it would show.)"""
+    records = make_records(seed=4, count=30)
+    other = make_records(seed=5, count=30)
+    log = MemoryLog()
+    a = RoomPartition(0, SETTINGS)
+    a_cp = Checkpointer(EpochWriter(log, TOPIC, 0, "A", None), a, None, 0.0, 0)
+    for offset in range(10):
+        a.apply(offset, records[offset], NOW, Outcome())
+    asyncio.run(a_cp.write(a_cp.capture(NOW, 3600)))
+    restored = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
+    b = restored.part
+    # no rolling rebase: B's restore still reads from A's bases, past A's stale epoch
+    b_cp = Checkpointer(
+        EpochWriter(log, TOPIC, 0, "B", restored.restored.epoch), b, None, 0.0, 0
+    )
+    for offset in range(10, 20):
+        a.apply(offset, other[offset], NOW, Outcome())  # A, unaware, goes on
+        b.apply(offset, records[offset], NOW, Outcome())
+    asyncio.run(b_cp.write(b_cp.capture(NOW, 3600)))
+    for offset in range(20, 25):
+        b.apply(offset, records[offset], NOW, Outcome())
+    asyncio.run(a_cp.write(a_cp.capture(NOW, 3600)))  # A's stale epoch lands last
+    asyncio.run(b_cp.write(b_cp.capture(NOW, 3600)))
+    final = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
+    assert final.restored.read_from == 0  # A's first epoch, so A's stale one is read too
+    assert final.restored.epochs[-1][0] == "B"
+    assert fingerprint(final.part) == fingerprint(b)
