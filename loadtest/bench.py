@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -22,13 +23,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.ceiling import raw_ceiling
 from streams import config, sentiment
+from streams.alerts.partition import PartitionAlerts
 from streams.alerts.rules import AlertRules
 from streams.alerts.watch import RoomWatch
 from streams.anomaly import ConditionalDrop, LevelDrop, RateDrop, RateSpike, RatioSurge
 from streams.broker import EmbeddedBroker, all_topics, create_topics, free_port
-from streams.events import decode_record
+from streams.events import VIEW
+from streams.kafka import partition_for
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.room import RoomSettings
+from streams.runtime.checkpoint import Checkpointer
+from streams.runtime.ingest import route
+from streams.state.log import MemoryLog
+from streams.state.writer import EpochWriter
 from streams.traffic.model import TrafficModel, comment_text
 
 KINDS = ("views", "comments", "carts", "orders")
@@ -72,39 +79,166 @@ def rate(events: int, seconds: float) -> str:
 # -- pure core ---------------------------------------------------------------------------
 
 
-def bench_core(events: int) -> None:
-    data = records(events, 100)
-    now_ms = int(time.time() * 1000)
-    kinds = {k: i for i, k in enumerate(KINDS)}
-    started = time.perf_counter()
-    decoded: list[list[tuple]] = []
-    for kind, recs in data.items():
-        for rec in recs:
-            valid, _ = decode_record(rec, kinds[kind], now_ms)
-            decoded.append(valid)
-    decode_s = time.perf_counter() - started
-    total = sum(len(d) for d in decoded)
+@dataclass
+class FakeRecord:
+    offset: int
+    key: bytes | None
+    value: bytes
 
-    # Every processor on, as in the worker: metrics, comment sentiment, room alerts.
-    part, outcome = RoomPartition(0, RoomSettings(), AlertRules.load()), Outcome()
-    score = sentiment.default_scorer().score
+
+def interleaved(data: dict[str, list[bytes]]) -> list[tuple[str, int, int, list[FakeRecord]]]:
+    """The records as the worker fetches them: kinds interleaved, 8 input partitions."""
+    fetches = []
+    for kind, recs in data.items():
+        for partition in range(8):
+            mine = recs[partition::8]
+            for start in range(0, len(mine), 64):
+                batch = [
+                    FakeRecord(start + i, None, v) for i, v in enumerate(mine[start : start + 64])
+                ]
+                fetches.append((kind, KINDS.index(kind), partition, batch))
+    random.Random(3).shuffle(fetches)
+    return fetches
+
+
+def core_rate(data: dict[str, list[bytes]], now_ms: int) -> dict[str, float]:
+    """Events/s of the worker's pure path on `data`: route (decode, validate, group by
+    room partition, encode), then fold into rooms with every processor on (metrics,
+    sentiment, alerts), as the worker runs it; no Kafka."""
+    fetches = interleaved(data)
+    partitions = 8
     started = time.perf_counter()
-    for offset, batch in enumerate(decoded):
-        part.apply(offset, batch, 0.0, outcome, score)
-    apply_s = time.perf_counter() - started
+    routed = []
+    for start in range(0, len(fetches), 8):  # ~500 records per fetch, as the worker takes
+        routed.append(
+            route(fetches[start : start + 8], lambda r: partition_for(r, partitions), now_ms)
+        )
+    route_s = time.perf_counter() - started
+    events = sum(r.events for r in routed)
+    rules, score = AlertRules.load(), sentiment.default_scorer().score
+    parts = {}
+    for p in range(partitions):
+        alerts = PartitionAlerts(p, rules, 5000)
+        parts[p] = (RoomPartition(p, RoomSettings(), alerts), alerts)
+    offsets = dict.fromkeys(range(partitions), 0)
+    outcome = Outcome()
+    now = now_ms / 1000
     started = time.perf_counter()
-    snaps = part.due_snapshots(10.0)
+    for r in routed:
+        for p, values in r.records.items():
+            part, alerts = parts[p]
+            for value in values:
+                part.apply(offsets[p], orjson.loads(value), now, outcome, score)
+                offsets[p] += 1
+        for part, alerts in parts.values():
+            alerts.advance(now, part)
+            alerts.take()
+    fold_s = time.perf_counter() - started
+    started = time.perf_counter()
+    rooms = sum(len(part.due_snapshots(now + 10)) for part, _ in parts.values())
     snap_s = time.perf_counter() - started
-    print(f"core: decode+validate (arrays of 100)  {rate(total, decode_s)}")
-    print(f"core: fold (metrics+sentiment+alerts)  {rate(total, apply_s)}")
-    print(f"core: decode + fold                    {rate(total, decode_s + apply_s)}")
-    print(f"core: snapshot all {len(snaps)} rooms           {snap_s * 1000:>9.1f} ms")
-    single = [(kinds[k], orjson.dumps(e)) for k, e in traffic(min(events, 50_000))]
+    return {
+        "events": events,
+        "route": events / route_s,
+        "fold": events / fold_s,
+        "core": events / (route_s + fold_s),
+        "rooms": rooms,
+        "snapshot_ms": snap_s * 1000,
+    }
+
+
+def bench_core(events: int) -> float:
+    now_ms = int(time.time() * 1000)
+    arrays = core_rate(records(events, 100), now_ms)
+    print(
+        f"core: route (decode, validate, group, encode), arrays of 100  {rate_of(arrays['route'])}"
+    )
+    print(f"core: fold (metrics + sentiment + alerts)                    {rate_of(arrays['fold'])}")
+    print(
+        f"core: route + fold, arrays of 100                             {rate_of(arrays['core'])}"
+    )
+    print(
+        f"core: snapshot all {arrays['rooms']} rooms                              {arrays['snapshot_ms']:>9.1f} ms"
+    )
+    single = core_rate(records(min(events, 100_000), 1), now_ms)
+    print(
+        f"core: route + fold, one event per record                      {rate_of(single['core'])}"
+    )
+    return arrays["core"]
+
+
+def rate_of(per_s: float) -> str:
+    return f"{per_s:>12,.0f} events/s"
+
+
+def bench_checkpoint(viewers: int = 200_000) -> None:
+    """The longest the event loop is held by a checkpoint of a room of `viewers`
+    online viewers: the capture of a delta, and of a base (rolling rebase)."""
+    part = RoomPartition(0, RoomSettings())
+    now_ms = int(time.time() * 1000)
+    events = [
+        [VIEW, f"e{i}", f"user-{i}", now_ms + i // 100, "big-room", True] for i in range(viewers)
+    ]
+    for start in range(0, viewers, 1000):
+        part.apply(start, [[0, start, events[start : start + 1000]]], 0.0, Outcome())
+    writer = EpochWriter(MemoryLog(), "state", 0, "bench", None)
+    checkpointer = Checkpointer(writer, part, None)
     started = time.perf_counter()
-    for kind, rec in single:
-        decode_record(rec, kind, now_ms)
-    elapsed = time.perf_counter() - started
-    print(f"core: decode single-event records      {rate(len(single), elapsed)}")
+    base = checkpointer.capture(0.0, 3600)  # first capture: a base of everything
+    base_capture_s = time.perf_counter() - started
+    write_s, longest = _timed_write(checkpointer, base)
+    # 5 s at 13,000 events/s in that room: the delta of one checkpoint interval
+    more = [
+        [
+            VIEW,
+            f"f{i}",
+            f"user-{(i * 7919) % (viewers * 2)}",
+            now_ms + 300 + i // 100,
+            "big-room",
+            True,
+        ]
+        for i in range(65_000)
+    ]
+    for start in range(0, len(more), 1000):
+        part.apply(
+            viewers + start, [[0, viewers + start, more[start : start + 1000]]], 0.0, Outcome()
+        )
+    checkpointer.rebase_min_entries = 0
+    started = time.perf_counter()
+    delta = checkpointer.capture(0.0, 3600)
+    delta_capture_s = time.perf_counter() - started
+    _, delta_longest = _timed_write(checkpointer, delta)
+    print(
+        f"checkpoint: room of {viewers:,} viewers: base capture {base_capture_s * 1000:.1f} ms,"
+        f" write {write_s * 1000:.0f} ms in slices of at most {longest * 1000:.1f} ms;"
+        f" delta of 65,000 events: capture {delta_capture_s * 1000:.1f} ms,"
+        f" slices of at most {delta_longest * 1000:.1f} ms"
+    )
+
+
+def _timed_write(checkpointer: Checkpointer, capture: object) -> tuple[float, float]:
+    """Total time of a write and the longest stretch it held the loop."""
+
+    async def go() -> tuple[float, float]:
+        longest, ticks, stop = 0.0, [time.perf_counter()], False
+
+        async def watch() -> None:
+            nonlocal longest
+            while not stop:
+                await asyncio.sleep(0)
+                now = time.perf_counter()
+                longest = max(longest, now - ticks[0])
+                ticks[0] = now
+
+        watcher = asyncio.create_task(watch())
+        started = time.perf_counter()
+        await checkpointer.write(capture)  # type: ignore[arg-type]
+        took = time.perf_counter() - started
+        stop = True
+        await watcher
+        return took, longest
+
+    return asyncio.run(go())
 
 
 def bench_sentiment(comments: int = 5_000) -> None:

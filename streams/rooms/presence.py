@@ -11,9 +11,6 @@ when that word was a leave.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
 
 class Presence:
     __slots__ = ("_buckets", "_oldest", "at", "changed", "horizon_s", "online")
@@ -24,7 +21,7 @@ class Presence:
         self._buckets: dict[int, set[str]] = {}  # second of |at| -> users
         self._oldest: int | None = None
         self.online = 0
-        self.changed: set[str] = set()  # users whose entry changed since take_changes()
+        self.changed: dict[str, int] = {}  # entries set since take_changes()
 
     def __len__(self) -> int:
         return self.online
@@ -39,7 +36,7 @@ class Presence:
             self.online -= prev >= 0
         self.at[user] = value
         self.online += value >= 0
-        self.changed.add(user)
+        self.changed[user] = value
         second = abs(value) // 1000
         bucket = self._buckets.get(second)
         if bucket is None:
@@ -83,19 +80,18 @@ class Presence:
 
     # -- checkpoints -------------------------------------------------------------------
 
-    def take_changes(self) -> list[list[Any]]:
-        at = self.at
-        out = [[user, at[user]] for user in self.changed if user in at]
-        self.changed = set()
+    def take_changes(self) -> dict[str, int]:
+        """Entries set since the last call, with their values then: O(1)."""
+        out, self.changed = self.changed, {}
         return out
 
-    def snapshot(self) -> list[list[Any]]:
-        self.changed = set()
-        return [[user, value] for user, value in self.at.items()]
+    def snapshot(self) -> dict[str, int]:
+        self.changed = {}
+        return self.at.copy()
 
-    def load(self, pairs: Iterable[list[Any]]) -> None:
+    def load(self, entries: dict[str, int]) -> None:
         """Set entries from a base or a delta (absolute values, applied in order)."""
         at = self.at
-        for user, value in pairs:
+        for user, value in entries.items():
             self._set(user, value, at.get(user))
-        self.changed = set()
+        self.changed = {}

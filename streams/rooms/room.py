@@ -256,37 +256,25 @@ class RoomState:
 
 
 def split_piece(piece: dict[str, Any], max_entries: int) -> list[dict[str, Any]]:
-    """A room's base or delta as pieces of at most ~`max_entries` list entries each, so
-    no single piece takes long to serialise. The first piece keeps the flags, scalars
-    and rows; the others carry slices of the big lists (applying them in any order
-    within one epoch gives the same state)."""
-    big: list[tuple[str, str | None, list[Any]]] = []
-    for name, pairs in piece.get("indexes", {}).items():
-        if len(pairs) > max_entries:
-            big.append(("indexes", name, pairs))
-    for name, change in piece.get("counts", {}).items():
-        if len(change.get("add", ())) > max_entries:
-            big.append(("counts", name, change["add"]))
-    if len(piece.get("presence", ())) > max_entries:
-        big.append(("presence", None, piece["presence"]))
-    if not big:
-        return [piece]
-    first = dict(piece)
-    first["indexes"] = dict(piece.get("indexes", {}))
-    first["counts"] = dict(piece.get("counts", {}))
-    out = [first]
+    """A room's base or delta with its big lists of new users split into pieces of at
+    most `max_entries`, so no single piece takes long to serialise. (Maps of keys to
+    seconds stay whole: orjson writes a 200,000-entry map in ~10 ms, less than slicing
+    it would cost.) Applying the pieces in any order within one epoch gives the same
+    state."""
     room = piece["room"]
-    for section, name, entries in big:
-        if section == "presence":
-            first["presence"] = []
-        else:
-            first[section] = {k: v for k, v in first[section].items() if k != name}
-        for start in range(0, len(entries), max_entries):
-            part = entries[start : start + max_entries]
-            if section == "presence":
-                out.append({"room": room, "presence": part})
-            elif section == "counts":
-                out.append({"room": room, "counts": {name: {"add": part}}})
-            else:
-                out.append({"room": room, "indexes": {name: part}})
+    out = [piece]
+    for name, entries in list(piece.get("indexes", {}).items()):
+        if len(entries) > max_entries:  # its own piece: one orjson call each
+            piece["indexes"] = {k: v for k, v in piece["indexes"].items() if k != name}
+            out.append({"room": room, "indexes": {name: entries}})
+    if len(piece.get("presence", ())) > max_entries:
+        out.append({"room": room, "presence": piece.pop("presence")})
+    for name, change in list(piece.get("counts", {}).items()):
+        if len(change.get("add", ())) > max_entries:
+            piece["counts"] = {**piece["counts"], name: {"add": []}}
+            adds = change["add"]
+            out += [
+                {"room": room, "counts": {name: {"add": adds[i : i + max_entries]}}}
+                for i in range(0, len(adds), max_entries)
+            ]
     return out

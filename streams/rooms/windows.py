@@ -31,7 +31,7 @@ class LastSeen:
         self.last: dict[Hashable, int] = {}
         self._buckets: dict[int, set] = {}
         self._oldest: int | None = None  # no bucket is older than this second
-        self.changed: set = set()  # keys touched since the last take_changes()
+        self.changed: dict = {}  # key -> second, for keys touched since take_changes()
 
     def __len__(self) -> int:
         return len(self.last)
@@ -48,7 +48,7 @@ class LastSeen:
                 return
             self._buckets[prev].discard(key)
         last[key] = second
-        self.changed.add(key)
+        self.changed[key] = second
         bucket = self._buckets.get(second)
         if bucket is None:
             self._buckets[second] = {key}
@@ -72,24 +72,26 @@ class LastSeen:
                 del last[key]
         self._oldest = cutoff + 1
 
-    def take_changes(self) -> list[list[Any]]:
-        """[key, second] of every key touched since the last call (the delta)."""
-        last = self.last
-        out = [[key, last[key]] for key in self.changed if key in last]
-        self.changed = set()
+    def take_changes(self) -> dict[Any, int]:
+        """{key: second} of every key touched since the last call (the delta).
+
+        Kept as touched, so taking it is O(1); a dict, not a list of pairs, so a big
+        room's delta has no container per entry. (A key expired since it was touched may
+        still be in it: harmless, a restore expires it again.)"""
+        out, self.changed = self.changed, {}
         return out
 
-    def snapshot(self) -> list[list[Any]]:
-        """[key, second] of every key (a base); resets the changes."""
-        self.changed = set()
-        return [[key, second] for key, second in self.last.items()]
+    def snapshot(self) -> dict[Any, int]:
+        """{key: second} of every key (a base, a copy); resets the changes."""
+        self.changed = {}
+        return self.last.copy()
 
-    def load(self, pairs: Iterable[list[Any]]) -> None:
-        """Apply [key, second] pairs of a base or a delta (max semantics)."""
+    def load(self, pairs: dict[Any, int]) -> None:
+        """Apply {key: second} of a base or a delta (max semantics)."""
         touch = self.touch
-        for key, second in pairs:
+        for key, second in pairs.items():
             touch(key, second)
-        self.changed = set()
+        self.changed = {}
 
 
 class SecondSums:

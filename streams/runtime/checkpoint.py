@@ -79,6 +79,8 @@ class Checkpointer:
         self.writing = False
         self.epochs = 0
         self.last_delta_entries = 0
+        self.last_offset = -2
+        self.changed = True  # the last capture held something to write
 
     def capture(self, now: float, room_ttl: float) -> Capture:
         """Synchronous: evict idle rooms, then copy what the epoch will hold."""
@@ -87,6 +89,14 @@ class Checkpointer:
         if self.alerts is not None:
             self.alerts.forget(evicted)
         out = Capture()
+        self.changed = (
+            part.applied_offset != self.last_offset
+            or bool(part.dropped)
+            or any(r.dirty_state or r.base_pos is None for r in part.rooms.values())
+        )
+        if not self.changed:
+            return out  # a quiet partition writes nothing
+        self.last_offset = part.applied_offset
         budget = max(self.rebase_ratio * self.last_delta_entries, self.rebase_min_entries)
         spent = 0
         rebase: set[int] = set()
@@ -137,6 +147,8 @@ class Checkpointer:
             positions = [r.base_pos for r in part.rooms.values() if r.base_pos is not None]
             return min(positions) if positions else -1
 
+        if not self.changed:
+            return -1  # nothing happened since the last epoch: nothing to write
         self.writing = True
         try:
             offset = await self.writer.write(capture.pieces, capture.meta, restore_from)

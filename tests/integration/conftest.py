@@ -245,7 +245,9 @@ def kcat_env() -> dict[str, str]:
     link_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "liveroom-kcat-lib"
     link_dir.mkdir(exist_ok=True)
     link = link_dir / "librdkafka.so.1"
-    if not link.exists():
+    if link.is_symlink() and os.readlink(link) != found[0]:
+        link.unlink()  # left by another confluent-kafka version
+    if not link.is_symlink():
         link.symlink_to(found[0])
     return {**os.environ, "LD_LIBRARY_PATH": str(link_dir)}
 

@@ -68,8 +68,8 @@ def fingerprint(part: RoomPartition) -> dict:
         base = room.state.capture_base()
         rooms[room_id] = orjson.loads(orjson.dumps(base, option=orjson.OPT_SORT_KEYS))
         for name, pairs in rooms[room_id]["indexes"].items():
-            rooms[room_id]["indexes"][name] = sorted(map(tuple, pairs))
-        rooms[room_id]["presence"] = sorted(map(tuple, rooms[room_id]["presence"]))
+            rooms[room_id]["indexes"][name] = sorted(pairs.items())
+        rooms[room_id]["presence"] = sorted(rooms[room_id]["presence"].items())
         rooms[room_id]["rows"] = sorted(map(tuple, rooms[room_id]["rows"]))
         for name, change in rooms[room_id]["counts"].items():
             if "add" in change:
@@ -184,9 +184,7 @@ def test_a_stale_writer_that_keeps_writing_does_not_corrupt_the_new_chain():
     restored = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
     b = restored.part
     # no rolling rebase: B's restore still reads from A's bases, past A's stale epoch
-    b_cp = Checkpointer(
-        EpochWriter(log, TOPIC, 0, "B", restored.restored.epoch), b, None, 0.0, 0
-    )
+    b_cp = Checkpointer(EpochWriter(log, TOPIC, 0, "B", restored.restored.epoch), b, None, 0.0, 0)
     for offset in range(10, 20):
         a.apply(offset, other[offset], NOW, Outcome())  # A, unaware, goes on
         b.apply(offset, records[offset], NOW, Outcome())

@@ -30,7 +30,12 @@ def test_groups_the_ingest_stage_sends_again_are_skipped_by_source_offset():
     # the ingest stage crashed before committing: offsets 5-6 of a and 7 of b come again,
     # re-encoded (new event ids would not matter), with something new behind them
     again = [group(5, [enter("u1", event_id="x1")], a), group(6, [enter("u3", event_id="x3")], a)]
-    part.apply(2, [*again, group(7, [enter("u2", event_id="x2")], b), group(8, [enter("u4")], b)], NOW, outcome)
+    part.apply(
+        2,
+        [*again, group(7, [enter("u2", event_id="x2")], b), group(8, [enter("u4")], b)],
+        NOW,
+        outcome,
+    )
     assert part.rooms["r"].state.views == 4
     assert outcome.skipped_replays == 3
     assert part.sources == {a: 6, b: 8}
@@ -39,7 +44,9 @@ def test_groups_the_ingest_stage_sends_again_are_skipped_by_source_offset():
 def test_duplicates_and_late_are_counted_by_kind():
     part, outcome = fresh(), Outcome()
     part.apply(0, [group(0, [enter("a", event_id="x"), enter("a", event_id="x")])], NOW, outcome)
-    part.apply(1, [group(1, [order("a", 5.0, ts=T0 + 10_000), order("b", 5.0, ts=T0)])], NOW, outcome)
+    part.apply(
+        1, [group(1, [order("a", 5.0, ts=T0 + 10_000), order("b", 5.0, ts=T0)])], NOW, outcome
+    )
     assert outcome.duplicates == [1, 0, 0, 0]
     assert outcome.applied == [1, 0, 0, 2]
     assert outcome.late == [0, 0, 0, 1]

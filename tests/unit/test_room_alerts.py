@@ -12,9 +12,9 @@ from streams.rooms.partition import Outcome
 from streams.rooms.room import RoomSettings
 from streams.runtime.checkpoint import Checkpointer
 from streams.runtime.restore import restore_partition
+from streams.sentiment import score
 from streams.state.log import MemoryLog
 from streams.state.writer import EpochWriter
-from streams.sentiment import score
 
 from .helpers import T0, Alerted, cart, comment, enter, leave, order
 
