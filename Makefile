@@ -37,7 +37,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check streams tests loadtest deploy
 	$(BIN)/ruff format --check streams tests loadtest deploy
 
-bench: $(STAMP)
+# The peer baseline (a plain Quix Streams app) lives in its own virtualenv: quixstreams
+# pins a confluent-kafka other than the one the tests use, and the worker needs neither.
+PEER_STAMP := .venv-peer/.installed
+$(PEER_STAMP):
+	$(PYTHON) -m venv .venv-peer
+	.venv-peer/bin/pip install -q quixstreams==3.28.0
+	touch $(PEER_STAMP)
+
+bench: $(STAMP) $(PEER_STAMP)
 	$(BIN)/python -m loadtest.bench
 
 dashboards: $(STAMP)
@@ -61,4 +69,4 @@ loadtest: $(STAMP)
 	$(BIN)/liveroom loadtest --scenario steady
 
 clean:
-	rm -rf $(VENV) .pytest_cache loadtest-reports
+	rm -rf $(VENV) .venv-peer .pytest_cache loadtest-reports

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -34,6 +35,7 @@ from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.room import RoomSettings
 from streams.runtime.checkpoint import Checkpointer
 from streams.runtime.ingest import route
+from streams.runtime.worker import tune_gc
 from streams.state.log import MemoryLog
 from streams.state.writer import EpochWriter
 from streams.traffic.model import TrafficModel, comment_text
@@ -157,9 +159,7 @@ def bench_core(events: int) -> float:
     print(
         f"core: route + fold, arrays of 100                             {rate_of(arrays['core'])}"
     )
-    print(
-        f"core: snapshot all {arrays['rooms']} rooms                              {arrays['snapshot_ms']:>9.1f} ms"
-    )
+    print(f"core: snapshot all {arrays['rooms']} rooms{arrays['snapshot_ms']:>46.1f} ms")
     single = core_rate(records(min(events, 100_000), 1), now_ms)
     print(
         f"core: route + fold, one event per record                      {rate_of(single['core'])}"
@@ -292,7 +292,9 @@ def bench_detectors(steps: int = 200_000) -> None:
 # -- on the broker -------------------------------------------------------------------------
 
 
-async def produce(bootstrap: str, settings: config.Settings, data: dict[str, list[bytes]]) -> None:
+async def produce(
+    bootstrap: str, topics: tuple[str, ...], partitions: int, data: dict[str, list[bytes]]
+) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         linger_ms=20,
@@ -300,11 +302,11 @@ async def produce(bootstrap: str, settings: config.Settings, data: dict[str, lis
         max_request_size=8 * 1024 * 1024,
     )
     await producer.start()
-    topics = dict(zip(KINDS, settings.input_topics, strict=True))
+    by_kind = dict(zip(KINDS, topics, strict=True))
     try:
         for kind, recs in data.items():
             for i, rec in enumerate(recs):
-                await producer.send(topics[kind], rec, partition=i % settings.partitions)
+                await producer.send(by_kind[kind], rec, partition=i % partitions)
         await producer.flush()
     finally:
         await producer.stop()
@@ -321,10 +323,14 @@ def processed(port: int) -> float:
     )
 
 
-def bench_worker(broker: EmbeddedBroker, events: int, per_record: int, label: str) -> None:
+def bench_worker(
+    broker: EmbeddedBroker, data: dict[str, list[bytes]], events: int, label: str
+) -> float | None:
+    """Events/s of a whole worker process draining `data` (a backlog), from the first
+    scrape that saw progress (excludes start-up and the group join)."""
     import subprocess
 
-    tag = f"bench{per_record}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    tag = f"bench-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     env = {
         **os.environ,
         "LIVEROOM_KAFKA_BOOTSTRAP": broker.bootstrap,
@@ -338,13 +344,11 @@ def bench_worker(broker: EmbeddedBroker, events: int, per_record: int, label: st
             {"bootstrap_servers": broker.bootstrap}, all_topics(settings), settings.partitions
         )
     )
-    data = records(events, per_record)
     n_records = sum(len(r) for r in data.values())
-    asyncio.run(produce(broker.bootstrap, settings, data))
+    asyncio.run(produce(broker.bootstrap, settings.input_topics, settings.partitions, data))
     ceiling_s, _ = asyncio.run(
         raw_ceiling({"bootstrap_servers": broker.bootstrap}, list(settings.input_topics), n_records)
     )
-
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the worker writes it until it exits
         prefix="bench-worker-", suffix=".log", delete=False
     )
@@ -372,37 +376,94 @@ def bench_worker(broker: EmbeddedBroker, events: int, per_record: int, label: st
             time.sleep(0.05)
         if first is None or last is None:
             print(f"worker: {label}: did not finish (log: {log.name})")
-            return
-        # From the first scrape that saw progress: excludes start-up and group join.
-        worker_s = last - first[0]
-        worker_events = events - first[1]
+            return None
+        worker_rate = (events - first[1]) / (last - first[0])
         print(
-            f"worker: {label:<28} {rate(worker_events, worker_s)}"
-            f"   raw ceiling {rate(events, ceiling_s)}"
-            f"   ratio {(worker_events / worker_s) / (events / ceiling_s):.2f}"
-            f"   ({n_records:,} records)"
+            f"worker: {label:<28} {rate_of(worker_rate)}"
+            f"   raw ceiling {rate_of(events / ceiling_s)}"
+            f"   ratio {worker_rate / (events / ceiling_s):.2f}   ({n_records:,} records)"
         )
+        return worker_rate
     finally:
         worker.terminate()
         worker.wait(20)
+
+
+PEER_PYTHON = Path(".venv-peer/bin/python")
+
+
+def bench_peer(
+    broker: EmbeddedBroker, data: dict[str, list[bytes]], events: int, label: str
+) -> float | None:
+    """Events/s of the peer baseline (loadtest/peer_quix.py) on the same records."""
+    import json
+    import subprocess
+
+    if not PEER_PYTHON.exists():
+        print("peer: skipped (no .venv-peer: `make bench` creates it)")
+        return None
+    topic = f"peer-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    options = {"bootstrap_servers": broker.bootstrap}
+    asyncio.run(create_topics(options, [topic], 8))
+    mixed = {kind: recs for kind, recs in data.items()}
+    asyncio.run(produce(broker.bootstrap, (topic,) * 4, 8, mixed))
+    with tempfile.TemporaryDirectory(prefix="peer-state-") as state_dir:
+        done = subprocess.run(
+            [
+                str(PEER_PYTHON),
+                str(Path(__file__).with_name("peer_quix.py")),
+                "--bootstrap",
+                broker.bootstrap,
+                "--topic",
+                topic,
+                "--events",
+                str(events),
+                "--group",
+                f"{topic}-group",
+                "--state-dir",
+                state_dir,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        print(f"peer: {label}: failed ({done.stderr.strip()[-300:]})")
+        return None
+    peer_rate = float(json.loads(lines[-1])["rate"])
+    print(f"peer:   Quix Streams, {label:<14} {rate_of(peer_rate)}")
+    return peer_rate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--core-events", type=int, default=300_000)
     parser.add_argument("--array-events", type=int, default=300_000)
-    parser.add_argument("--single-events", type=int, default=30_000)
+    parser.add_argument("--single-events", type=int, default=60_000)
     parser.add_argument("--skip-worker", action="store_true")
     args = parser.parse_args()
     print(f"liveroom-streams bench — {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    bench_core(args.core_events)
+    tune_gc()  # as the worker does
+    core = bench_core(args.core_events)
     bench_sentiment()
     bench_detectors()
+    bench_checkpoint()
     if args.skip_worker:
         return
     with EmbeddedBroker() as broker:
-        bench_worker(broker, args.array_events, 100, "arrays of 100 events/record")
-        bench_worker(broker, args.single_events, 1, "one event per record")
+        for events, per_record, label in (
+            (args.array_events, 100, "arrays of 100"),
+            (args.single_events, 1, "one event per record"),
+        ):
+            data = records(events, per_record)
+            worker = bench_worker(broker, data, events, label)
+            peer = bench_peer(broker, data, events, label)
+            if worker is not None:
+                ratios = [f"{worker / core:.2f}x the core (route + fold, arrays)"]
+                if peer:
+                    ratios.insert(0, f"{worker / peer:.2f}x Quix")
+                print(f"ratio:  worker, {label:<20} " + ", ".join(ratios))
 
 
 if __name__ == "__main__":

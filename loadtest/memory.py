@@ -15,6 +15,7 @@ import orjson
 
 from loadtest.scenario import load
 from streams import sentiment
+from streams.alerts.partition import PartitionAlerts
 from streams.alerts.rules import AlertRules
 from streams.events import decode_record
 from streams.rooms.partition import Outcome, RoomPartition
@@ -40,7 +41,9 @@ def main() -> None:
     scenario = load(args.scenario)
     model = scenario.model()
     kinds = {name: i for i, name in enumerate(("views", "comments", "carts", "orders"))}
-    part = RoomPartition(0, RoomSettings(), AlertRules.load())
+    settings = RoomSettings()
+    alerts = PartitionAlerts(0, AlertRules.load(), settings.allowed_lateness_ms)
+    part = RoomPartition(0, settings, alerts)
     score = sentiment.default_scorer().score
     outcome = Outcome()
     tracemalloc.start()
@@ -54,7 +57,8 @@ def main() -> None:
                 e.pop("late", None)
             valid, _ = decode_record(orjson.dumps(batch), kinds[kind], now_ms + 1000)
             # What the rooms stage receives: events through JSON (lists, fresh strings).
-            part.apply(offset, orjson.loads(orjson.dumps(valid)), now_ms / 1000, outcome, score)
+            groups = [[0, offset, valid]]
+            part.apply(offset, orjson.loads(orjson.dumps(groups)), now_ms / 1000, outcome, score)
             offset += 1
             events += len(valid)
     snapshot = tracemalloc.take_snapshot()
@@ -67,7 +71,7 @@ def main() -> None:
         )
     print(
         f"{scenario.name}: {args.seconds} s of traffic, {events:,} events, "
-        f"{len(part.rooms):,} rooms, {sum(len(r.viewers) for r in part.rooms.values()):,} "
+        f"{len(part.rooms):,} rooms, {sum(len(r.state.viewers) for r in part.rooms.values()):,} "
         "distinct viewers (session, summed)"
     )
     print(f"traced: {total / 2**20:,.0f} MB\n\nby file:")

@@ -71,7 +71,7 @@ def fingerprint(part: RoomPartition) -> dict:
             rooms[room_id]["indexes"][name] = sorted(pairs.items())
         rooms[room_id]["presence"] = sorted(rooms[room_id]["presence"].items())
         rooms[room_id]["rows"] = sorted(map(tuple, rooms[room_id]["rows"]))
-        for name, change in rooms[room_id]["counts"].items():
+        for change in rooms[room_id]["counts"].values():
             if "add" in change:
                 change["add"] = sorted(change["add"])
         rooms[room_id]["online"] = room.state.online
