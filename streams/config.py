@@ -118,7 +118,7 @@ class Settings:
     app_id: str = _setting("liveroom-streams", "Kafka consumer group / Faust app id", _topic)
     checkpoint_interval_seconds: float = _setting(
         5.0,
-        "how often changed room state is checkpointed to the changelog (a restart replays "
+        "how often changed room state is checkpointed to the state log (a restart replays "
         "at most about this much)",
         _positive_float,
     )
