@@ -42,6 +42,7 @@ def test_compose_runs_kraft_kafka_two_workers_and_the_monitoring_stack():
         *defaults.input_topics,
         *defaults.output_topics,
         defaults.topic_room_events,
+        defaults.topic_room_state,
     }
     for name in ("prometheus", "alertmanager", "grafana"):
         for volume in services[name].get("volumes", []):
