@@ -74,10 +74,6 @@ def records(events: int, per_record: int) -> dict[str, list[bytes]]:
     return out
 
 
-def rate(events: int, seconds: float) -> str:
-    return f"{events / seconds:>12,.0f} events/s"
-
-
 # -- pure core ---------------------------------------------------------------------------
 
 
@@ -405,8 +401,7 @@ def bench_peer(
     topic = f"peer-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     options = {"bootstrap_servers": broker.bootstrap}
     asyncio.run(create_topics(options, [topic], 8))
-    mixed = {kind: recs for kind, recs in data.items()}
-    asyncio.run(produce(broker.bootstrap, (topic,) * 4, 8, mixed))
+    asyncio.run(produce(broker.bootstrap, (topic,) * 4, 8, data))  # every kind, one topic
     with tempfile.TemporaryDirectory(prefix="peer-state-") as state_dir:
         done = subprocess.run(
             [

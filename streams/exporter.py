@@ -7,7 +7,6 @@ room per second), so a scrape joins cached lines, not a recomputation.
 
 from __future__ import annotations
 
-import bisect
 import collections
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -57,12 +56,6 @@ class EventLagHistogram(Collector):
         self.bounds = list(buckets)
         self.counts = [0] * (len(self.bounds) + 1)
         self.total = 0.0
-
-    def observe_many(self, lags: Iterable[float]) -> None:
-        bounds, counts = self.bounds, self.counts
-        for lag in lags:
-            counts[bisect.bisect_left(bounds, lag)] += 1
-            self.total += lag
 
     def observe_event_times(self, now_ms: int, event_ts_ms: Iterable[int]) -> None:
         """Observe now - ts for each event time (ms), without a float per event."""

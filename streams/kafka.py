@@ -8,6 +8,9 @@ from aiokafka.partitioner import murmur2
 
 from streams.config import Settings
 
+# The largest record the worker writes: below Kafka's default message.max.bytes (1 MB).
+RECORD_LIMIT_BYTES = 900_000
+
 
 def bootstrap_servers(settings: Settings) -> list[str]:
     return [s.strip() for s in settings.kafka_bootstrap.replace(";", ",").split(",") if s.strip()]

@@ -62,10 +62,13 @@ class DistinctCount:
         return self.exact is not None and key in self.exact
 
     def _add_hashed(self, h: int) -> None:
+        index = h >> REST_BITS
+        self._raise(index, REST_BITS - (h & ((1 << REST_BITS) - 1)).bit_length() + 1)
+
+    def _raise(self, index: int, rank: int) -> None:
+        """Register `index` to at least `rank`, keeping the estimate's sums current."""
         registers = self.registers
         assert registers is not None
-        index = h >> REST_BITS
-        rank = REST_BITS - (h & ((1 << REST_BITS) - 1)).bit_length() + 1
         old = registers[index]
         if rank > old:
             registers[index] = rank
@@ -136,12 +139,6 @@ class DistinctCount:
             self.inverse_sum = sum(2.0**-r for r in self.registers)
             self.zeros = self.registers.count(0)
         else:
-            registers = self.registers
-            assert registers is not None
             for index, rank in change["reg"]:
-                old = registers[index]
-                if rank > old:
-                    registers[index] = rank
-                    self.inverse_sum += 2.0**-rank - 2.0**-old
-                    self.zeros -= old == 0
+                self._raise(index, rank)
         self._added, self._changed, self._converted = [], set(), False

@@ -30,8 +30,7 @@ class Capture:
     rooms: list[Room] = field(default_factory=list)  # every room written
     dropped: list[str] = field(default_factory=list)  # rooms evicted
     meta: dict[str, Any] = field(default_factory=dict)
-    deltas: int = 0
-    entries: int = 0
+    empty: bool = False  # nothing happened since the last epoch: nothing to write
 
 
 def room_size(room: Room) -> int:
@@ -76,11 +75,8 @@ class Checkpointer:
         self.rebase_min_entries = rebase_min_entries
         self.part = part
         self.alerts = alerts
-        self.writing = False
-        self.epochs = 0
         self.last_delta_entries = 0
-        self.last_offset = -2
-        self.changed = True  # the last capture held something to write
+        self.last_offset = -2  # the offset the last written capture included
 
     def capture(self, now: float, room_ttl: float) -> Capture:
         """Synchronous: evict idle rooms, then copy what the epoch will hold."""
@@ -89,12 +85,12 @@ class Checkpointer:
         if self.alerts is not None:
             self.alerts.forget(evicted)
         out = Capture()
-        self.changed = (
+        out.empty = not (
             part.applied_offset != self.last_offset
-            or bool(part.dropped)
+            or part.dropped
             or any(r.dirty_state or r.base_pos is None for r in part.rooms.values())
         )
-        if not self.changed:
+        if out.empty:
             return out  # a quiet partition writes nothing
         self.last_offset = part.applied_offset
         budget = max(self.rebase_ratio * self.last_delta_entries, self.rebase_min_entries)
@@ -110,16 +106,13 @@ class Checkpointer:
         for room in part.rooms.values():
             if room.base_pos is None or id(room) in rebase:
                 piece = room.state.capture_base()
-                piece["room"] = room.state.room_id
                 out.bases.append((room, len(out.pieces)))
             elif room.dirty_state:
                 piece = room.state.capture_delta()
-                piece["room"] = room.state.room_id
-                out.deltas += 1
                 delta_entries += _entries(piece)
             else:
                 continue
-            out.entries += _entries(piece)
+            piece["room"] = room.state.room_id
             out.pieces.extend(split_piece(piece, PIECE_ENTRIES))
             out.rooms.append(room)
             room.dirty_state = False
@@ -147,18 +140,14 @@ class Checkpointer:
             positions = [r.base_pos for r in part.rooms.values() if r.base_pos is not None]
             return min(positions) if positions else -1
 
-        if not self.changed:
-            return -1  # nothing happened since the last epoch: nothing to write
-        self.writing = True
+        if capture.empty:
+            return -1
         try:
-            offset = await self.writer.write(capture.pieces, capture.meta, restore_from)
+            return await self.writer.write(capture.pieces, capture.meta, restore_from)
         except BaseException:
             for room in capture.rooms:
                 room.base_pos = None
                 room.dirty_state = True
             part.dropped.extend(capture.dropped)
+            self.last_offset = -2  # the next capture is written whatever happens
             raise
-        finally:
-            self.writing = False
-        self.epochs += 1
-        return offset

@@ -18,8 +18,7 @@ TP = tuple[str, int]
 
 class OffsetCursor:
     def __init__(self) -> None:
-        self.next: dict[TP, int] = {}
-        self.jumps = 0  # records that arrived beyond the cursor (offset gaps)
+        self.next: dict[TP, int] = {}  # -1: nothing committed, take what comes
 
     def start(self, tp: TP, offset: int) -> None:
         self.next[tp] = offset
@@ -28,17 +27,12 @@ class OffsetCursor:
         for tp in tps:
             self.next.pop(tp, None)
 
-    def owns(self, tp: TP) -> bool:
-        return tp in self.next
-
     def admit(self, tp: TP, records: Sequence[Any]) -> Sequence[Any]:
         """The records of a fetch still to process (all of them, usually)."""
         want = self.next.get(tp)
-        if want is None or not records:
-            return records if want is not None else ()
-        if records[0].offset >= want:
-            if records[0].offset > want:
-                self.jumps += 1
+        if want is None:
+            return ()  # no longer ours
+        if not records or records[0].offset >= want:
             return records
         return [r for r in records if r.offset >= want]
 
@@ -46,12 +40,6 @@ class OffsetCursor:
         """The records have been processed (and their output is durable)."""
         if records:
             self.next[tp] = records[-1].offset + 1
-
-    def lag(self, tp: TP, highwater: int | None) -> int | None:
-        want = self.next.get(tp)
-        if want is None or highwater is None:
-            return None
-        return max(highwater - want, 0)
 
     def positions(self) -> dict[TP, int]:
         return dict(self.next)

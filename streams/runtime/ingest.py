@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 
 from streams.events import F_ROOM, Reject, decode_record
+from streams.kafka import RECORD_LIMIT_BYTES
 from streams.rooms.partition import source_id
 
-MAX_RECORD_BYTES = 900_000  # below Kafka's default 1 MB message limit
 # A dead letter keeps at most this much of the rejected bytes (base64 adds a third)...
 DEADLETTER_MAX_BYTES = 256 * 1024
 # ...and repeats them as JSON text only up to this size (escaping can grow text 6x).
@@ -72,7 +72,7 @@ def route(
     return out
 
 
-def encode_groups(groups: list[list[Any]], limit: int = MAX_RECORD_BYTES) -> list[bytes]:
+def encode_groups(groups: list[list[Any]], limit: int = RECORD_LIMIT_BYTES) -> list[bytes]:
     """JSON arrays of whole groups, each record at most ~`limit` bytes."""
     out: list[bytes] = []
     pending = [groups]

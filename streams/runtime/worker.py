@@ -150,11 +150,10 @@ class StreamWorker:
         if consumer is None:
             return []
         out = []
-        for (topic, partition), _ in self.cursor.positions().items():
+        for (topic, partition), position in self.cursor.positions().items():
             highwater = consumer.highwater(TopicPartition(topic, partition))
-            lag = self.cursor.lag((topic, partition), highwater)
-            if lag is not None:
-                out.append((topic, partition, lag))
+            if highwater is not None:
+                out.append((topic, partition, max(highwater - position, 0)))
         return out
 
     def partition_of(self, room_id: str) -> int:
@@ -349,13 +348,20 @@ class StreamWorker:
                 await self._commit()
 
     async def _checkpoint(self, owned: OwnedPartition, now: float) -> None:
+        """Capture and write one epoch. A failed write is logged, not raised (it runs in
+        the background): the checkpointer writes what it held again as bases next time."""
         started = time.perf_counter()
         capture = owned.checkpointer.capture(now, self.settings.room_ttl_seconds)
         self.health.checkpoint_capture_seconds.set(time.perf_counter() - started)
-        await owned.checkpointer.write(capture)
+        writer = owned.checkpointer.writer
+        written = writer.bytes_written
+        try:
+            await owned.checkpointer.write(capture)
+        except Exception:
+            log.exception("checkpoint of partition %d failed", owned.part.partition)
+            return
         self.health.checkpoint_seconds.set(time.perf_counter() - started)
-        self.health.checkpoint_bytes.inc(owned.checkpointer.writer.bytes_written)
-        owned.checkpointer.writer.bytes_written = 0
+        self.health.checkpoint_bytes.inc(writer.bytes_written - written)
 
     async def send_alerts(self, partition: int, records: list[dict[str, Any]]) -> None:
         """To the alerts topic (the partition of the rooms, where the ledger is read back

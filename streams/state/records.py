@@ -23,14 +23,12 @@ log order, from `restore_from`. So:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
+from streams.kafka import RECORD_LIMIT_BYTES
 
 PAYLOAD_BYTES = 512 * 1024  # pieces packed per payload, before chunking
-CHUNK_BYTES = 900_000  # below Kafka's default message.max.bytes (1 MB)
+CHUNK_BYTES = RECORD_LIMIT_BYTES
 
 Epoch = tuple[str, int]  # (writer, epoch number)
 
@@ -69,21 +67,6 @@ def parse_key(raw: bytes | None) -> Key | None:
     except ValueError:
         return None
     return None
-
-
-def pack(pieces: Iterable[dict[str, Any]], limit: int = PAYLOAD_BYTES) -> Iterator[bytes]:
-    """JSON arrays of pieces of about `limit` bytes (a bigger piece gets its own)."""
-    parts: list[bytes] = []
-    size = 0
-    for piece in pieces:
-        data = orjson.dumps(piece)
-        if parts and size + len(data) > limit:
-            yield b"[" + b",".join(parts) + b"]"
-            parts, size = [], 0
-        parts.append(data)
-        size += len(data) + 1
-    if parts:
-        yield b"[" + b",".join(parts) + b"]"
 
 
 def chunk(data: bytes, size: int = CHUNK_BYTES) -> list[bytes]:

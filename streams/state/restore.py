@@ -28,29 +28,28 @@ class Restored:
 async def last_commit(
     log: LogReader, topic: str, partition: int, end: int
 ) -> tuple[int, Key, dict[str, Any]] | None:
-    """(offset, key, value) of the last commit record before `end`."""
+    """(offset, key, value) of the last commit record before `end`: scanned back in
+    growing steps from the end (normally the very last record), then from the start."""
     high = end
-    for step in TAIL_STEPS:
+    for step in (*TAIL_STEPS, end):
         low = max(0, end - step)
-        found = None
-        async for batch in log.read(topic, partition, low, high):
-            for record in batch:
-                key = parse_key(record.key)
-                if key is not None and key.kind == "c" and record.value is not None:
-                    found = (record.offset, key, orjson.loads(record.value))
-        if found is not None:
+        found = await _last_commit_in(log, topic, partition, low, high)
+        if found is not None or low == 0:
             return found
-        if low == 0:
-            return None
         high = low
-    # Further back than the last step: read everything (a log that never committed).
+    return None
+
+
+async def _last_commit_in(
+    log: LogReader, topic: str, partition: int, low: int, high: int
+) -> tuple[int, Key, dict[str, Any]] | None:
     found = None
-    async for batch in log.read(topic, partition, 0, high):
+    async for batch in log.read(topic, partition, low, high):
         for record in batch:
             key = parse_key(record.key)
             if key is not None and key.kind == "c" and record.value is not None:
-                found = (record.offset, key, orjson.loads(record.value))
-    return found
+                found = (record.offset, key, record.value)
+    return None if found is None else (found[0], found[1], orjson.loads(found[2]))
 
 
 async def restore(

@@ -53,7 +53,8 @@ def test_room_cap_keeps_the_busiest_and_counts_the_rest():
 def test_health_metrics_and_lag_histogram():
     registry, health = build_registry(lambda: [], max_rooms=10)
     health.rejected.labels("liveroom.views", "invalid_json").inc(2)
-    health.lag.observe_many([0.01, 0.3, 7.0])
+    now_ms = 1_763_000_000_000
+    health.lag.observe_event_times(now_ms, [now_ms - 10, now_ms - 300, now_ms - 7000])
     got = samples(registry)
     key = (
         "liveroom_events_rejected_total",
