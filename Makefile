@@ -13,12 +13,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,loadtest]'
 	touch $(STAMP)
 
-# Debian tools the tests use as real peers: prometheus + promtool, amtool, kcat.
+# Debian tools the tests use as real peers: prometheus + promtool, amtool, kcat, and
+# chromium (with a CJK font) for the live page.
 system-deps:
-	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v kcat >/dev/null || { \
+	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v kcat >/dev/null \
+	  && command -v chromium >/dev/null && [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && \
-	  $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager kcat >/dev/null; }
+	  $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager kcat \
+	    chromium fonts-wqy-microhei >/dev/null; }
 
 demo: $(STAMP)
 	$(BIN)/liveroom demo

@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 from faust.app.base import BootStrategy
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from streams.config import Settings
 
@@ -25,8 +26,21 @@ class WebAndTimersOnly(BootStrategy):
     enable_kafka = False
 
 
+class OurPagesOnly(AiohttpWeb):
+    """Faust's aiohttp server without its built-in blueprints: its index would take `/`
+    (the live rooms page), and /router and /table describe Faust tables we do not use."""
+
+    default_blueprints = ()
+    production_blueprints = ()
+    debug_blueprints = ()
+    optional_blueprints = ()
+
+
 class LiveroomApp(faust.App):
     BootStrategy = WebAndTimersOnly
+
+    def _new_web(self) -> AiohttpWeb:
+        return OurPagesOnly(self)
 
 
 def create_app(settings: Settings) -> faust.App:

@@ -138,9 +138,10 @@ def run_demo(settings: Settings) -> None:
             create_topics(aiokafka_options(settings), all_topics(settings), settings.partitions)
         )
     worker = spawn_worker(settings, str(logs / "worker.log"))
+    base = f"http://127.0.0.1:{settings.metrics_port}"
     console.print(
-        f"worker pid {worker.pid}; metrics at http://127.0.0.1:{settings.metrics_port}/metrics;"
-        f" logs in {logs}"
+        f"worker pid {worker.pid}; live rooms page at [bold]{base}/[/bold];"
+        f" metrics at {base}/metrics; logs in {logs}"
     )
     try:
         asyncio.run(_demo(settings, console))

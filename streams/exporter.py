@@ -23,6 +23,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from streams.rooms.metrics import WINDOWED_GAUGES, WINDOWS
+from streams.rooms.peers import PEER_METRICS
+from streams.rooms.trend import CHANGE_METRICS
 
 ROOM_COUNTERS = (
     ("views_total", "liveroom_views", "Viewer enter events (PV) in the session."),
@@ -214,6 +216,16 @@ class RoomExposition:
             ),
             *((f"{name}_total", doc, "counter") for _, name, doc in ROOM_COUNTERS),
             *((f"liveroom_{name}", WINDOWED_HELP[name], "gauge") for name in WINDOWED_GAUGES),
+            (
+                "liveroom_window_change_ratio",
+                "This 10-minute window's value over the previous 10 minutes' (README).",
+                "gauge",
+            ),
+            (
+                "liveroom_peer_percentile",
+                "Rank among live rooms of the same audience band, 0-1 (README).",
+                "gauge",
+            ),
         ]
         return [f"# HELP {name} {doc}\n# TYPE {name} {kind}\n" for name, doc, kind in families]
 
@@ -236,6 +248,17 @@ class RoomExposition:
                     f'liveroom_{name}{{{room},window="{window}"}} {_value(value)}\n'
                     for window in WINDOWS
                     if (value := windows[window][name]) is not None
+                )
+            )
+        for family, values, metrics in (
+            ("liveroom_window_change_ratio", snap.get("change", {}), CHANGE_METRICS),
+            ("liveroom_peer_percentile", snap.get("peers", {}), PEER_METRICS),
+        ):
+            lines.append(
+                "".join(
+                    f'{family}{{{room},metric="{metric}"}} {_value(values[metric])}\n'
+                    for metric in metrics
+                    if metric in values
                 )
             )
         return lines

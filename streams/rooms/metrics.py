@@ -144,4 +144,5 @@ def snapshot(room: RoomState) -> dict[str, Any]:
         "gmv_yuan_total": room.gmv,
         "refunds_yuan_total": room.refund_amount,
         "windows": windows,
+        "change": room.minute_marks.change(watermark_s // 60),
     }

@@ -24,6 +24,7 @@ from streams.events import (
 )
 from streams.rooms.distinct import DistinctCount
 from streams.rooms.presence import Presence
+from streams.rooms.trend import MinuteMarks
 from streams.rooms.windows import LastSeen, SecondSums
 from streams.sentiment.scorer import NEUTRAL_BAND
 
@@ -104,6 +105,8 @@ class RoomState:
         self.recent_buyers = LastSeen(WINDOW_HORIZON_S)
         self.presence = Presence(settings.session_timeout_s)
         self.seen_event_ids = LastSeen(settings.dedup_horizon_s)
+        # Totals as the watermark enters each minute: the last 10 minutes vs the 10 before.
+        self.minute_marks = MinuteMarks()
         self._trackers = (
             self.recent_viewers,
             self.recent_commenters,
@@ -125,6 +128,12 @@ class RoomState:
             self.sums.expire(second)
             for tracker in self._trackers:
                 tracker.expire(second)
+            if second // 60 != old_second // 60:
+                self.minute_marks.cross(old_second // 60, second // 60, self._totals())
+
+    def _totals(self) -> list[float]:
+        """What a minute mark holds (streams.rooms.trend.MARKED)."""
+        return [self.views, self.comments, self.cart_adds, self.orders, self.gmv, self.online]
 
     def apply(self, event: tuple | list, sentiment: float | None = None) -> int:
         """Fold one compact event into the room; return APPLIED, LATE or DUPLICATE.
@@ -219,6 +228,7 @@ class RoomState:
                 if (pairs := getattr(self, name).take_changes())
             },
             "presence": self.presence.take_changes(),
+            **({"marks": marks} if (marks := self.minute_marks.take_changes()) else {}),
         }
 
     def capture_base(self) -> dict[str, Any]:
@@ -230,6 +240,7 @@ class RoomState:
             "counts": {name: getattr(self, name).snapshot() for name in self._COUNTS},
             "indexes": {name: getattr(self, name).snapshot() for name in self._INDEXES},
             "presence": self.presence.snapshot(),
+            "marks": self.minute_marks.snapshot(),
         }
 
     def load(self, piece: dict[str, Any]) -> None:
@@ -246,6 +257,8 @@ class RoomState:
             getattr(self, name).load(pairs)
         if "presence" in piece:
             self.presence.load(piece["presence"])
+        if "marks" in piece:
+            self.minute_marks.load(piece["marks"])
 
     def settle(self) -> None:
         """After a restore: expire what the restored watermark has left behind."""

@@ -43,7 +43,10 @@ from streams.config import Settings
 from streams.events import KIND_NAMES
 from streams.exporter import build_registry
 from streams.kafka import aiokafka_options, partition_for
+from streams.live.pages import LiveSource, add_live_pages
+from streams.live.view import LiveView, RateMeter
 from streams.rooms.partition import Outcome, RoomPartition
+from streams.rooms.peers import PeerIndex
 from streams.rooms.room import RoomSettings
 from streams.runtime.checkpoint import Checkpointer
 from streams.runtime.cursor import OffsetCursor
@@ -57,6 +60,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT_CHECK_S = 0.1
 TICK_S = 0.25
 COMMIT_INTERVAL_S = 1.0
+LIVE_CLEANUP_S = 10.0  # rooms gone idle or moved leave the peer ranks and the page
 POLL_TIMEOUT_MS = 100
 # Tansu (the embedded broker) holds every JoinGroup for half the session timeout; these
 # join in ~3 s there and are ordinary, safe values for Kafka too.
@@ -119,6 +123,21 @@ class StreamWorker:
         )
         self.delivery.follow_firing(self._firing_records)
         add_web_pages(self.app, self.exposition, self.readiness)
+        self.peers = PeerIndex()
+        self.live = LiveView()
+        self.event_rate = RateMeter()
+        self._last_live_cleanup = 0.0
+        add_live_pages(
+            self.app,
+            LiveSource(
+                view=self.live,
+                snapshots=self._snapshots,
+                room=self._room_snapshot,
+                firing=self._firing_records,
+                health=self._live_health,
+                clock=self.clock,
+            ),
+        )
         self._wire()
 
     # -- what the web pages and the exporter read ------------------------------------------
@@ -133,6 +152,26 @@ class StreamWorker:
     def _snapshots(self) -> list[dict[str, Any]]:
         horizon = self.clock() - self.settings.room_ttl_seconds
         return [snap for owned in list(self.owned.values()) for snap in owned.part.latest(horizon)]
+
+    def _room_snapshot(self, room_id: str) -> dict[str, Any] | None:
+        owned = self.owned.get(self.partition_of(room_id))
+        room = owned.part.rooms.get(room_id) if owned is not None else None
+        if room is None or room.last_active <= self.clock() - self.settings.room_ttl_seconds:
+            return None
+        return room.snapshot
+
+    def _live_health(self) -> dict[str, Any]:
+        problem = self.readiness()
+        return {
+            "events_per_second": round(self.event_rate.rate, 1),
+            "consumer_lag_records": sum(lag for _, _, lag in self._lags()),
+            "late_events_total": _total(self.health.late),
+            "rejected_events_total": _total(self.health.rejected),
+            "duplicate_events_total": _total(self.health.duplicates),
+            "live_rooms": sum(len(owned.part.rooms) for owned in list(self.owned.values())),
+            "ready": problem is None,
+            "not_ready": problem,
+        }
 
     def _firing_records(self) -> list[dict[str, Any]]:
         return [
@@ -324,6 +363,8 @@ class StreamWorker:
         topic = self.settings.topic_room_metrics
         for owned in list(self.owned.values()):
             for snap in owned.part.due_snapshots(now):
+                self.peers.observe(snap, now)  # sets its peer percentiles
+                self.live.observe(snap, now)
                 await producer.send(topic, orjson.dumps(snap), key=snap["room_id"].encode())
 
     async def tick(self) -> None:
@@ -345,7 +386,12 @@ class StreamWorker:
                         owned.writing = asyncio.create_task(self._checkpoint(owned, now))
             if now - self._last_commit >= COMMIT_INTERVAL_S:
                 self._last_commit = now
+                self.event_rate.sample(_total(self.health.processed), now)
                 await self._commit()
+            if now - self._last_live_cleanup >= LIVE_CLEANUP_S:
+                self._last_live_cleanup = now
+                self.peers.expire(now - self.settings.room_ttl_seconds)
+                self.live.keep_only(r for o in self.owned.values() for r in o.part.rooms)
 
     async def _checkpoint(self, owned: OwnedPartition, now: float) -> None:
         """Capture and write one epoch. A failed write is logged, not raised (it runs in
@@ -374,6 +420,7 @@ class StreamWorker:
         pending = []
         for record in records:
             record["emitted_at_ms"] = now_ms
+            self.live.alert(record)
             pending.append(
                 await producer.send(
                     self.settings.topic_alerts,
@@ -426,7 +473,9 @@ class StreamWorker:
                     try:
                         await self._flush(tp.partition)
                     finally:
-                        self.owned.pop(tp.partition, None)
+                        gone = self.owned.pop(tp.partition, None)
+                        for room_id in gone.part.rooms if gone is not None else ():
+                            self.peers.forget(room_id)
             keys = {(tp.topic, tp.partition) for tp in revoked}
             await self._commit(keys)
             self.cursor.forget(keys)
@@ -500,6 +549,16 @@ class _Listener(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         await self.worker.assign(set(assigned))
+
+
+def _total(counter: Any) -> float:
+    """A labelled prometheus_client counter summed over its labels."""
+    return sum(
+        sample.value
+        for metric in counter.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
 
 
 def tune_gc() -> None:
