@@ -201,6 +201,15 @@ def room() -> dict:
                 "Comments per minute",
                 [(f"liveroom:comments_per_minute:rate1m{{{ROOM}}}", "comments/min")],
             ),
+            panel(
+                "Last 10 minutes over the 10 before (1 = unchanged)",
+                [(f"liveroom_window_change_ratio{{{ROOM}}}", "{{metric}}")],
+            ),
+            panel(
+                "Percentile among rooms of the same audience band (1 = best)",
+                [(f"liveroom_peer_percentile{{{ROOM}}}", "{{metric}}")],
+                unit="percentunit",
+            ),
         ],
         [variable],
         [annotation],

@@ -120,12 +120,17 @@ def test_prometheus_evaluates_every_rule_against_a_live_worker(stack, tmp_path):
         panels = dashboard_exprs()
         assert len(panels) >= 25
 
+        # Comparisons exist only with history and peers this short run cannot have: a
+        # room's 20 minutes of event time, and 5 rooms in its audience band. They must
+        # still evaluate (tests/unit/test_comparisons.py and the page test check values).
+        may_be_empty = {"liveroom_window_change_ratio", "liveroom_peer_percentile"}
+
         def panels_with_data() -> list[tuple[str, str, str]]:
             empty = []
             for board, title, expr in panels:
                 answer = query(prom_port, expr.replace("$room_id", busiest))
                 assert answer["status"] == "success", (board, title, answer)
-                if not answer["data"]["result"]:
+                if not answer["data"]["result"] and expr.split("{")[0] not in may_be_empty:
                     empty.append((board, title, expr))
             return empty
 
