@@ -29,10 +29,14 @@ from streams.alerts.rules import AlertRules
 from streams.alerts.watch import RoomWatch
 from streams.anomaly import ConditionalDrop, LevelDrop, RateDrop, RateSpike, RatioSurge
 from streams.broker import EmbeddedBroker, all_topics, create_topics, free_port
-from streams.events import VIEW
+from streams.events import ORDER, VIEW
+from streams.exporter import RoomExposition
 from streams.kafka import partition_for
+from streams.live.view import MAX_LIMIT, LiveView
+from streams.rooms.metrics import snapshot
 from streams.rooms.partition import Outcome, RoomPartition
-from streams.rooms.room import RoomSettings
+from streams.rooms.peers import PeerIndex
+from streams.rooms.room import RoomSettings, RoomState
 from streams.runtime.checkpoint import Checkpointer
 from streams.runtime.ingest import route
 from streams.runtime.worker import tune_gc
@@ -133,9 +137,24 @@ def core_rate(data: dict[str, list[bytes]], now_ms: int) -> dict[str, float]:
             alerts.take()
     fold_s = time.perf_counter() - started
     started = time.perf_counter()
-    rooms = sum(len(part.due_snapshots(now + 10)) for part, _ in parts.values())
+    snaps = [snap for part, _ in parts.values() for snap in part.due_snapshots(now + 10)]
     snap_s = time.perf_counter() - started
+    rooms = len(snaps)
+    # Sizes for `liveroom plan`: what the broker carries per event and per room.
+    state_bytes = 0
+    for p, (part, alerts) in parts.items():
+        writer = EpochWriter(MemoryLog(), "state", p, "bench", None)
+        checkpointer = Checkpointer(writer, part, alerts)
+        asyncio.run(checkpointer.write(checkpointer.capture(now, 3600)))
+        state_bytes += writer.bytes_written
     return {
+        "input_bytes_per_event": sum(len(v) for recs in data.values() for v in recs) / events,
+        "room_events_bytes_per_event": sum(
+            len(v) for r in routed for values in r.records.values() for v in values
+        )
+        / events,
+        "state_bytes_per_event": state_bytes / events,
+        "snapshot_bytes": sum(len(orjson.dumps(snap)) for snap in snaps) / max(rooms, 1),
         "events": events,
         "route": events / route_s,
         "fold": events / fold_s,
@@ -156,6 +175,11 @@ def bench_core(events: int) -> float:
         f"core: route + fold, arrays of 100                             {rate_of(arrays['core'])}"
     )
     print(f"core: snapshot all {arrays['rooms']} rooms{arrays['snapshot_ms']:>46.1f} ms")
+    print(
+        f"plan: bytes per event: input {arrays['input_bytes_per_event']:.0f}, room-events "
+        f"{arrays['room_events_bytes_per_event']:.0f}, state log (bases) "
+        f"{arrays['state_bytes_per_event']:.0f}; room snapshot {arrays['snapshot_bytes']:.0f} B"
+    )
     single = core_rate(records(min(events, 100_000), 1), now_ms)
     print(
         f"core: route + fold, one event per record                      {rate_of(single['core'])}"
@@ -235,6 +259,59 @@ def _timed_write(checkpointer: Checkpointer, capture: object) -> tuple[float, fl
         return took, longest
 
     return asyncio.run(go())
+
+
+def bench_page(rooms: int = 5_000) -> None:
+    """The live page's JSON and /metrics at `rooms` live rooms: build cost and size."""
+    now = time.time()
+    now_ms = int(now * 1000)
+    rng = random.Random(7)
+    snaps = []
+    for i in range(rooms):
+        room = RoomState(f"room-{i:04d}", RoomSettings())
+        for u in range(rng.randint(5, 60)):
+            room.apply((VIEW, f"e{i}-{u}", f"u{u}", now_ms - 1000 + u, room.room_id, True))
+            if u % 7 == 0:
+                room.apply(
+                    (ORDER, f"o{i}-{u}", f"u{u}", now_ms, room.room_id, f"o{u}", "p", 1, 99.0, True)
+                )
+        snaps.append(snapshot(room))
+    view, peers = LiveView(), PeerIndex()
+    started = time.perf_counter()
+    for snap in snaps:
+        peers.observe(snap, now)
+        view.observe(snap, now)
+    observe_us = (time.perf_counter() - started) / rooms * 1e6
+    firing: list[dict] = []
+    health: dict = {}
+    timings = {}
+    for limit in (100, MAX_LIMIT):
+        started = time.perf_counter()
+        body = orjson.dumps(view.overview(snaps, firing, health, now, limit=limit))
+        timings[limit] = (time.perf_counter() - started, len(body))
+    started = time.perf_counter()
+    for snap in snaps[:1000]:
+        orjson.dumps(view.room(snap, firing, health, now))
+    room_us = (time.perf_counter() - started) / 1000 * 1e6
+    exposition = RoomExposition(lambda: snaps, max_rooms=rooms)
+    started = time.perf_counter()
+    cold = exposition.render()
+    cold_s = time.perf_counter() - started
+    started = time.perf_counter()
+    exposition.render()
+    warm_s = time.perf_counter() - started
+    (top_s, top_b), (all_s, all_b) = timings[100], timings[MAX_LIMIT]
+    row_us = (all_s - top_s) / (MAX_LIMIT - 100) * 1e6
+    print(
+        f"page: {rooms:,} rooms: peer rank + trail per snapshot {observe_us:.1f} µs;"
+        f" /api/rooms (top 100) {top_s * 1000:.1f} ms, {top_b / 1000:.0f} kB;"
+        f" top {MAX_LIMIT:,} {all_s * 1000:.0f} ms, {all_b / 1e6:.1f} MB ({row_us:.1f} µs a row);"
+        f" /api/rooms/<id> {room_us:.0f} µs"
+    )
+    print(
+        f"metrics: {rooms:,} rooms: /metrics rooms part {len(cold) / 1e6:.1f} MB,"
+        f" render {cold_s * 1000:.0f} ms fresh, {warm_s * 1000:.0f} ms from the cache"
+    )
 
 
 def bench_sentiment(comments: int = 5_000) -> None:
@@ -444,6 +521,7 @@ def main() -> None:
     bench_sentiment()
     bench_detectors()
     bench_checkpoint()
+    bench_page()
     if args.skip_worker:
         return
     with EmbeddedBroker() as broker:

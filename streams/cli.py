@@ -1,4 +1,4 @@
-"""`liveroom` command line: demo | broker | worker | loadtest."""
+"""`liveroom` command line: demo | broker | worker | plan | loadtest."""
 
 from __future__ import annotations
 
@@ -85,6 +85,38 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(_settings())
 
 
+def cmd_plan(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from streams.plan import plan
+
+    try:
+        result = plan(
+            args.rooms,
+            args.events_per_second,
+            args.viewers,
+            hottest_room_events_per_s=args.hottest_room_events_per_second,
+            replication=args.replication,
+        )
+    except ValueError as exc:
+        sys.exit(f"liveroom plan: {exc}")
+    table = Table(
+        title=f"Capacity plan: {args.rooms:,} rooms, {args.events_per_second:,.0f} events/s, "
+        f"{args.viewers:,} concurrent viewers"
+    )
+    for column in ("", "plan", "from"):
+        table.add_column(column)
+    for what, value, how in result.lines():
+        table.add_row(
+            what,
+            value,
+            how,
+            style=None if result.hottest_room_fits or what != "hottest room" else "bold red",
+        )
+    Console().print(table)
+
+
 def cmd_loadtest(args: argparse.Namespace) -> None:
     from loadtest.runner import main as loadtest_main
 
@@ -104,6 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="a stream worker against LIVEROOM_KAFKA_BOOTSTRAP")
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     worker.set_defaults(func=cmd_worker)
+    capacity = sub.add_parser("plan", help="capacity plan for a peak from measured figures")
+    capacity.add_argument("--rooms", type=int, required=True, help="live rooms at the peak")
+    capacity.add_argument(
+        "--events-per-second", type=float, required=True, help="peak input events per second"
+    )
+    capacity.add_argument("--viewers", type=int, required=True, help="peak concurrent viewers")
+    capacity.add_argument(
+        "--hottest-room-events-per-second",
+        type=float,
+        default=None,
+        help="the busiest room's own peak (default: a Zipf share of the total)",
+    )
+    capacity.add_argument(
+        "--replication", type=int, default=3, help="Kafka replication factor (default 3)"
+    )
+    capacity.set_defaults(func=cmd_plan)
     load = sub.add_parser("loadtest", help="the load-test harness")
     load.add_argument("--scenario", default="steady", help="built-in name or a TOML file")
     load.add_argument("--duration", type=float, default=None, help="seconds")

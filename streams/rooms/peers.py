@@ -40,12 +40,19 @@ class PeerIndex:
         """Take the room's new snapshot into the index and set its `band` and `peers`
         ({metric: percentile in 0-1}) on it."""
         room_id = snap["room_id"]
-        self.forget(room_id)
         band = band_of(snap["online_viewers"])
         window = snap["windows"][PEER_WINDOW]
         values = {m: float(v) for m in PEER_METRICS if (v := window[m]) is not None}
-        for metric, value in values.items():
-            bisect.insort(self._values.setdefault((band, metric), []), value)
+        old_band, old_values, _ = self._rooms.get(room_id, (band, {}, 0.0))
+        for metric in PEER_METRICS:  # move only the values that changed
+            old, new = old_values.get(metric), values.get(metric)
+            if old == new and old_band == band:
+                continue
+            if old is not None:
+                ranked = self._values[(old_band, metric)]
+                del ranked[bisect.bisect_left(ranked, old)]
+            if new is not None:
+                bisect.insort(self._values.setdefault((band, metric), []), new)
         self._rooms[room_id] = (band, values, now)
         snap["band"] = band
         snap["peers"] = {

@@ -154,3 +154,17 @@ def test_comparisons_in_the_exposition():
         == 0.25
     )
     assert ("liveroom_peer_percentile", (("metric", "gpm_yuan"), ("room_id", "r"))) not in got
+
+
+def test_observing_a_room_again_moves_only_what_changed():
+    index = PeerIndex()
+    for i in range(5):
+        index.observe(snap(f"r{i}", 500, conversion=i / 100), now=0)
+    for _ in range(3):  # the same values again: still one entry per room
+        again = snap("r2", 500, conversion=0.02)
+        index.observe(again, now=1)
+        assert again["peers"]["conversion_ratio"] == 0.5
+    up = snap("r2", 500, conversion=0.5, interaction=0.1)
+    index.observe(up, now=2)
+    assert up["peers"] == {"conversion_ratio": 1.0, "interaction_ratio": 0.5, "gpm_yuan": 0.5}
+    assert index.percentile("100-999", "conversion_ratio", 0.0) == 0.0

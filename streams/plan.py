@@ -1,0 +1,161 @@
+"""`liveroom plan`: a capacity plan for a peak, from figures measured on this project's
+own benchmarks and load tests (README.md, "Capacity plan", says where each comes from).
+
+    workers     = ceil(peak events/s / (one worker's sustained events/s x headroom))
+    partitions  = max(8, next power of two >= 4 x workers)
+    memory      = base + viewers/worker x bytes per viewer + rooms/worker x bytes per room
+    broker in   = events/s x (input bytes + room-events bytes + state-log bytes per event)
+                  + rooms x snapshot bytes (one snapshot per room per second)
+    broker out  = events/s x (input bytes + room-events bytes per event) + snapshots x readers
+
+A room is folded by one partition, so by one worker: its own peak must fit in one
+worker, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Per-worker and per-room figures, measured on a 2-vCPU machine (README.md)."""
+
+    worker_events_per_s: float  # one worker process (one core), `capacity` scenario
+    worker_base_bytes: float  # RSS of a worker with no rooms
+    bytes_per_viewer: float  # worker memory per concurrent viewer (`memory` scenario)
+    bytes_per_room: float
+    input_bytes_per_event: float  # simulator events as JSON, arrays of 100
+    room_events_bytes_per_event: float  # the routed copy (compact arrays)
+    state_bytes_per_event: float  # checkpoint deltas written to the state log
+    snapshot_bytes: float  # one room-metrics record
+
+
+MEASURED = Measured(
+    worker_events_per_s=40_000,
+    worker_base_bytes=150 * MIB,
+    bytes_per_viewer=200,
+    bytes_per_room=60_000,
+    input_bytes_per_event=190,
+    room_events_bytes_per_event=110,
+    state_bytes_per_event=40,
+    snapshot_bytes=2_400,
+)
+HEADROOM = 0.5  # plan for half a worker's rate: bursts above the minute peak, catch-up
+MEMORY_MARGIN = 1.5  # checkpoint bases and bursts on top of the steady state
+PARTITIONS_PER_WORKER = 4  # partitions cannot be added later without moving state
+ZIPF_S = 1.1  # room popularity (the simulator's; live-commerce audiences are this skewed)
+
+
+@dataclass(frozen=True)
+class Plan:
+    rooms: int
+    events_per_second: float
+    viewers: int
+    workers: int
+    partitions: int
+    cores: int
+    memory_per_worker_bytes: float
+    broker_in_bytes_per_s: float
+    broker_out_bytes_per_s: float
+    hottest_room_events_per_s: float
+    hottest_room_fits: bool
+    measured: Measured
+
+    def lines(self) -> list[tuple[str, str, str]]:
+        """(what, value, how it was reached) for printing."""
+        m = self.measured
+        per_worker = m.worker_events_per_s * HEADROOM
+        return [
+            (
+                "worker processes",
+                f"{self.workers}",
+                f"{self.events_per_second:,.0f} ev/s / ({m.worker_events_per_s:,.0f} x "
+                f"{HEADROOM}) per worker",
+            ),
+            (
+                "partitions",
+                f"{self.partitions}",
+                f"{PARTITIONS_PER_WORKER} per worker, power of two, at least 8",
+            ),
+            ("cores (workers)", f"{self.cores}", "one Python process uses one core"),
+            (
+                "memory per worker",
+                f"{self.memory_per_worker_bytes / MIB:,.0f} MiB",
+                f"({m.worker_base_bytes / MIB:,.0f} MiB + viewers x {m.bytes_per_viewer:,.0f} B"
+                f" + rooms x {m.bytes_per_room / 1000:,.0f} kB per worker) x {MEMORY_MARGIN}",
+            ),
+            (
+                "broker writes",
+                f"{self.broker_in_bytes_per_s / MIB:,.1f} MiB/s",
+                "input + room-events + state log + room snapshots (x replication)",
+            ),
+            (
+                "broker reads",
+                f"{self.broker_out_bytes_per_s / MIB:,.1f} MiB/s",
+                "workers read input and room-events; one reader of room-metrics",
+            ),
+            (
+                "hottest room",
+                f"{self.hottest_room_events_per_s:,.0f} ev/s",
+                (
+                    "fits in one worker"
+                    if self.hottest_room_fits
+                    else f"ABOVE one worker's planned {per_worker:,.0f} ev/s: that room "
+                    "falls behind whatever the worker count"
+                ),
+            ),
+        ]
+
+
+def zipf_top_share(rooms: int, s: float = ZIPF_S) -> float:
+    """Share of all events that the most popular of `rooms` rooms takes."""
+    return 1.0 / sum(1.0 / k**s for k in range(1, rooms + 1))
+
+
+def plan(
+    rooms: int,
+    events_per_second: float,
+    viewers: int,
+    measured: Measured = MEASURED,
+    hottest_room_events_per_s: float | None = None,
+    replication: int = 1,
+) -> Plan:
+    if rooms < 1 or events_per_second <= 0 or viewers < 0:
+        raise ValueError("rooms >= 1, events per second > 0 and viewers >= 0")
+    m = measured
+    workers = max(1, math.ceil(events_per_second / (m.worker_events_per_s * HEADROOM)))
+    partitions = max(8, 1 << math.ceil(math.log2(PARTITIONS_PER_WORKER * workers)))
+    memory = MEMORY_MARGIN * (
+        m.worker_base_bytes
+        + viewers / workers * m.bytes_per_viewer
+        + rooms / workers * m.bytes_per_room
+    )
+    per_event_in = m.input_bytes_per_event + m.room_events_bytes_per_event
+    snapshots = rooms * m.snapshot_bytes  # at most one per room per second
+    broker_in = replication * (
+        events_per_second * (per_event_in + m.state_bytes_per_event) + snapshots
+    )
+    broker_out = events_per_second * per_event_in + snapshots
+    hottest = (
+        hottest_room_events_per_s
+        if hottest_room_events_per_s is not None
+        else events_per_second * zipf_top_share(rooms)
+    )
+    return Plan(
+        rooms=rooms,
+        events_per_second=events_per_second,
+        viewers=viewers,
+        workers=workers,
+        partitions=partitions,
+        cores=workers,
+        memory_per_worker_bytes=memory,
+        broker_in_bytes_per_s=broker_in,
+        broker_out_bytes_per_s=broker_out,
+        hottest_room_events_per_s=hottest,
+        hottest_room_fits=hottest <= m.worker_events_per_s * HEADROOM,
+        measured=m,
+    )
