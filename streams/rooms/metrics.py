@@ -99,13 +99,13 @@ def snapshot(room: RoomState) -> dict[str, Any]:
     watermark_s = room.watermark_ms // 1000
     for name, length in WINDOW_SECONDS.items():
         first = watermark_s - length + 1
-        sums = room.sums.sum_since(first)
+        sums = room.sums.window_sum(length, first)
         windows[name] = funnel(
             views=int(sums[S_VIEWS]),
-            unique_viewers=room.recent_viewers.count_since(first),
-            commenters=room.recent_commenters.count_since(first),
-            carters=room.recent_carters.count_since(first),
-            buyers=room.recent_buyers.count_since(first),
+            unique_viewers=room.recent_viewers.window_count(length, first),
+            commenters=room.recent_commenters.window_count(length, first),
+            carters=room.recent_carters.window_count(length, first),
+            buyers=room.recent_buyers.window_count(length, first),
             orders=int(sums[S_ORDERS]),
             gmv=sums[S_GMV],
             comments=int(sums[S_COMMENTS]),

@@ -29,6 +29,7 @@ from streams.rooms.windows import LastSeen, SecondSums
 from streams.sentiment.scorer import NEUTRAL_BAND
 
 WINDOW_HORIZON_S = 300  # the longest sliding window (5 min)
+KEPT_WINDOWS = (60, 300)  # the snapshot's 1m and 5m, kept summed as the watermark moves
 
 # Columns of the per-second sums.
 (S_VIEWS, S_COMMENTS, S_CARTS, S_ORDERS, S_GMV, S_REFUNDS, S_NEGATIVE, S_SCORED, S_SCORE_SUM) = (
@@ -98,11 +99,11 @@ class RoomState:
         self.carters = DistinctCount()
         self.buyers = DistinctCount()
         # Sliding windows: sums per second, and distinct users by last-seen second.
-        self.sums = SecondSums(SUM_COLUMNS, WINDOW_HORIZON_S)
-        self.recent_viewers = LastSeen(WINDOW_HORIZON_S)
-        self.recent_commenters = LastSeen(WINDOW_HORIZON_S)
-        self.recent_carters = LastSeen(WINDOW_HORIZON_S)
-        self.recent_buyers = LastSeen(WINDOW_HORIZON_S)
+        self.sums = SecondSums(SUM_COLUMNS, WINDOW_HORIZON_S, KEPT_WINDOWS)
+        self.recent_viewers = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
+        self.recent_commenters = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
+        self.recent_carters = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
+        self.recent_buyers = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
         self.presence = Presence(settings.session_timeout_s)
         self.seen_event_ids = LastSeen(settings.dedup_horizon_s)
         # Totals as the watermark enters each minute: the last 10 minutes vs the 10 before.
@@ -125,7 +126,7 @@ class RoomState:
         self.watermark_ms = ts
         second = ts // 1000
         if second != old_second:
-            self.sums.expire(second)
+            self.sums.advance(second, (ts - self.settings.allowed_lateness_ms) // 1000)
             for tracker in self._trackers:
                 tracker.expire(second)
             if second // 60 != old_second // 60:
@@ -263,7 +264,7 @@ class RoomState:
     def settle(self) -> None:
         """After a restore: expire what the restored watermark has left behind."""
         second = self.watermark_ms // 1000
-        self.sums.expire(second)
+        self.sums.advance(second, (self.watermark_ms - self.settings.allowed_lateness_ms) // 1000)
         for tracker in self._trackers:
             tracker.expire(second)
 

@@ -24,14 +24,17 @@ class LastSeen:
     lives in exactly one bucket (its latest second), so memory is O(distinct keys).
     """
 
-    __slots__ = ("_buckets", "_oldest", "changed", "horizon", "last")
+    __slots__ = ("_buckets", "_oldest", "_windows", "changed", "horizon", "last")
 
-    def __init__(self, horizon_s: int) -> None:
+    def __init__(self, horizon_s: int, windows: tuple[int, ...] = ()) -> None:
         self.horizon = horizon_s
         self.last: dict[Hashable, int] = {}
         self._buckets: dict[int, set] = {}
         self._oldest: int | None = None  # no bucket is older than this second
         self.changed: dict = {}  # key -> second, for keys touched since take_changes()
+        # Trailing windows kept counted as keys move and the watermark advances, so a
+        # snapshot reads a count instead of summing buckets: [length, first second, count].
+        self._windows: list[list[Any]] = [[length, None, 0] for length in windows]
 
     def __len__(self) -> int:
         return len(self.last)
@@ -47,6 +50,10 @@ class LastSeen:
             if prev >= second:
                 return
             self._buckets[prev].discard(key)
+        for window in self._windows:
+            first = window[1]
+            if first is not None and second >= first and (prev is None or prev < first):
+                window[2] += 1
         last[key] = second
         self.changed[key] = second
         bucket = self._buckets.get(second)
@@ -61,8 +68,25 @@ class LastSeen:
         """Distinct keys last seen at or after `first_second`."""
         return sum(len(b) for s, b in self._buckets.items() if s >= first_second)
 
+    def window_count(self, length: int, first_second: int) -> int:
+        """`count_since(first_second)`, O(1) for a kept window the watermark has moved to."""
+        for window_length, first, count in self._windows:
+            if window_length == length and first == first_second:
+                return count
+        return self.count_since(first_second)
+
     def expire(self, watermark_s: int) -> None:
-        """Forget keys last seen at or before `watermark_s - horizon`."""
+        """Forget keys last seen at or before `watermark_s - horizon`, and move the kept
+        windows to end at `watermark_s` (before the buckets they leave are dropped)."""
+        buckets = self._buckets
+        for window in self._windows:
+            length, first, _ = window
+            new_first = watermark_s - length + 1
+            if first is None or new_first - first > len(buckets):
+                window[2] = self.count_since(new_first)  # first move, or a long jump
+            elif new_first > first:
+                window[2] -= sum(len(buckets.get(s, ())) for s in range(first, new_first))
+            window[1] = max(new_first, first) if first is not None else new_first
         cutoff = watermark_s - self.horizon
         if self._oldest is None or self._oldest > cutoff:
             return
@@ -92,19 +116,30 @@ class LastSeen:
         for key, second in pairs.items():
             touch(key, second)
         self.changed = {}
+        for window in self._windows:  # recounted when the watermark next moves
+            window[1], window[2] = None, 0
 
 
 class SecondSums:
-    """Per-second sums of a fixed set of counters, summed over any trailing window."""
+    """Per-second sums of a fixed set of counters, summed over any trailing window.
 
-    __slots__ = ("_oldest", "_rows", "changed", "horizon", "width")
+    Kept windows are summed incrementally: a row no event can change any more (older
+    than the allowed lateness, `settled_before`) is added to a window's total once, and
+    subtracted once when the window leaves it; a window's sum is that total plus the
+    few unsettled rows. Callers add to rows in place, so only settled rows are totalled.
+    """
 
-    def __init__(self, width: int, horizon_s: int) -> None:
+    __slots__ = ("_oldest", "_rows", "_watermark", "_windows", "changed", "horizon", "width")
+
+    def __init__(self, width: int, horizon_s: int, windows: tuple[int, ...] = ()) -> None:
         self.width = width
         self.horizon = horizon_s
         self._rows: dict[int, list[float]] = {}
         self._oldest: int | None = None
         self.changed: set[int] = set()  # seconds written since the last take_changes()
+        self._watermark: int | None = None
+        # [length, first second, settled up to (exclusive), totals of rows first..settled-1]
+        self._windows: list[list[Any]] = [[length, None, None, None] for length in windows]
 
     def row(self, second: int) -> list[float]:
         """The row of `second`, to add to (marked changed)."""
@@ -127,6 +162,47 @@ class SecondSums:
                 for i, v in enumerate(row):
                     total[i] += v
         return total
+
+    def window_sum(self, length: int, first_second: int) -> list[float]:
+        """`sum_since(first_second)`, from the kept window's total when it is there."""
+        for window_length, first, settled, totals in self._windows:
+            if window_length == length and first == first_second and self._watermark is not None:
+                out = list(totals)
+                rows = self._rows
+                for s in range(settled, self._watermark + 1):
+                    row = rows.get(s)
+                    if row is not None:
+                        for i, v in enumerate(row):
+                            out[i] += v
+                return out
+        return self.sum_since(first_second)
+
+    def _add_rows(self, totals: list[float], first: int, end: int, sign: int) -> None:
+        rows = self._rows
+        seconds = range(first, end) if end - first <= len(rows) else sorted(rows)
+        for s in seconds:
+            if first <= s < end and (row := rows.get(s)) is not None:
+                for i, v in enumerate(row):
+                    totals[i] += sign * v
+
+    def advance(self, watermark_s: int, settled_before: int) -> None:
+        """The watermark moved to `watermark_s`; rows before `settled_before` are final.
+        Moves the kept windows, then expires rows past the horizon."""
+        self._watermark = watermark_s
+        for window in self._windows:
+            length, first, settled, totals = window
+            new_first = watermark_s - length + 1
+            new_settled = max(min(settled_before, watermark_s + 1), new_first)
+            if first is None or totals is None:
+                totals = [0] * self.width
+                self._add_rows(totals, new_first, new_settled, 1)
+            else:
+                self._add_rows(totals, first, min(new_first, settled), -1)  # left the window
+                if new_first >= settled:
+                    totals = [0] * self.width  # nothing settled inside: no float residue
+                self._add_rows(totals, max(settled, new_first), new_settled, 1)
+            window[1], window[2], window[3] = new_first, new_settled, totals
+        self.expire(watermark_s)
 
     def expire(self, watermark_s: int) -> None:
         cutoff = watermark_s - self.horizon
@@ -154,6 +230,8 @@ class SecondSums:
                 self._oldest = second
             self._rows[second] = list(row)
         self.changed = set()
+        for window in self._windows:  # totalled again when the watermark next moves
+            window[1] = window[2] = window[3] = None
 
 
 def _seconds_up_to(buckets: dict[int, Any], oldest: int, cutoff: int) -> list[int]:
