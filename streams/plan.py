@@ -1,7 +1,8 @@
 """`liveroom plan`: a capacity plan for a peak, from figures measured on this project's
 own benchmarks and load tests (README.md, "Capacity plan", says where each comes from).
 
-    workers     = ceil(peak events/s / (one worker's sustained events/s x headroom))
+    workers     = ceil((events/s / one worker's sustained events/s
+                        + rooms x CPU seconds per room and second) / headroom)
     partitions  = max(8, next power of two >= 4 x workers)
     memory      = base + viewers/worker x bytes per viewer + rooms/worker x bytes per room
     broker in   = events/s x (input bytes + room-events bytes + state-log bytes per event)
@@ -25,6 +26,7 @@ class Measured:
     """Per-worker and per-room figures, measured on a 2-vCPU machine (README.md)."""
 
     worker_events_per_s: float  # one worker process (one core), `capacity` scenario
+    room_cpu_seconds: float  # per live room and second: its snapshot and its alert detectors
     worker_base_bytes: float  # RSS of a worker with no rooms
     bytes_per_viewer: float  # worker memory per concurrent viewer (`memory` scenario)
     bytes_per_room: float
@@ -35,14 +37,15 @@ class Measured:
 
 
 MEASURED = Measured(
-    worker_events_per_s=40_000,
-    worker_base_bytes=150 * MIB,
-    bytes_per_viewer=200,
-    bytes_per_room=60_000,
-    input_bytes_per_event=190,
-    room_events_bytes_per_event=110,
-    state_bytes_per_event=40,
-    snapshot_bytes=2_400,
+    worker_events_per_s=40_000,  # `capacity`, 2026-11-22: highest step held, arrays of 100
+    room_cpu_seconds=84e-6,  # `memory --profile`: snapshots + alerts were 42 % of a core / 5,000
+    worker_base_bytes=120 * MIB,  # a worker with no rooms
+    bytes_per_viewer=1_200,  # `memory`: 2.5 GB RSS with ~2M viewers inside the session timeout
+    bytes_per_room=22_000,  # tracemalloc of a small room with its alert watch
+    input_bytes_per_event=124,  # make bench: the traffic model's events, arrays of 100
+    room_events_bytes_per_event=64,
+    state_bytes_per_event=66,  # make bench: a base of everything (deltas write less)
+    snapshot_bytes=1_600,
 )
 HEADROOM = 0.5  # plan for half a worker's rate: bursts above the minute peak, catch-up
 MEMORY_MARGIN = 1.5  # checkpoint bases and bursts on top of the steady state
@@ -73,8 +76,8 @@ class Plan:
             (
                 "worker processes",
                 f"{self.workers}",
-                f"{self.events_per_second:,.0f} ev/s / ({m.worker_events_per_s:,.0f} x "
-                f"{HEADROOM}) per worker",
+                f"({self.events_per_second:,.0f} ev/s / {m.worker_events_per_s:,.0f}"
+                f" + {self.rooms:,} rooms x {m.room_cpu_seconds * 1e6:.0f} µs) / {HEADROOM}",
             ),
             (
                 "partitions",
@@ -127,7 +130,8 @@ def plan(
     if rooms < 1 or events_per_second <= 0 or viewers < 0:
         raise ValueError("rooms >= 1, events per second > 0 and viewers >= 0")
     m = measured
-    workers = max(1, math.ceil(events_per_second / (m.worker_events_per_s * HEADROOM)))
+    load = events_per_second / m.worker_events_per_s + rooms * m.room_cpu_seconds  # in cores
+    workers = max(1, math.ceil(load / HEADROOM))
     partitions = max(8, 1 << math.ceil(math.log2(PARTITIONS_PER_WORKER * workers)))
     memory = MEMORY_MARGIN * (
         m.worker_base_bytes

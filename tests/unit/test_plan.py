@@ -7,6 +7,7 @@ from streams.plan import HEADROOM, MEMORY_MARGIN, MIB, Measured, plan, zipf_top_
 
 FIGURES = Measured(
     worker_events_per_s=40_000,
+    room_cpu_seconds=100e-6,
     worker_base_bytes=100 * MIB,
     bytes_per_viewer=500,
     bytes_per_room=50_000,
@@ -19,13 +20,17 @@ FIGURES = Measured(
 
 def test_workers_partitions_memory_and_broker_from_the_formula():
     p = plan(1_000, 100_000, 2_000_000, FIGURES, replication=3)
-    assert p.workers == 5  # 100,000 / (40,000 x 0.5) = 5
-    assert p.partitions == 32  # 4 x 5 = 20 -> 32
-    assert p.cores == 5
-    per_worker = 100 * MIB + 2_000_000 / 5 * 500 + 1_000 / 5 * 50_000
+    assert p.workers == 6  # (100,000 / 40,000 + 1,000 x 100 µs) / 0.5 = 5.2
+    assert p.partitions == 32  # 4 x 6 = 24 -> 32
+    assert p.cores == 6
+    per_worker = 100 * MIB + 2_000_000 / 6 * 500 + 1_000 / 6 * 50_000
     assert p.memory_per_worker_bytes == pytest.approx(MEMORY_MARGIN * per_worker)
     assert p.broker_in_bytes_per_s == pytest.approx(3 * (100_000 * 350 + 1_000 * 2_000))
     assert p.broker_out_bytes_per_s == pytest.approx(100_000 * 300 + 1_000 * 2_000)
+
+
+def test_many_quiet_rooms_need_workers_too():
+    assert plan(20_000, 1_000, 100_000, FIGURES).workers == 5  # (0.025 + 2.0) / 0.5
 
 
 def test_small_peaks_get_one_worker_and_eight_partitions():
