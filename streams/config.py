@@ -80,6 +80,22 @@ def _existing_file(text: str) -> str:
     return value
 
 
+def _room_families(text: str) -> str:
+    """`all`, or a comma list of per-room family names (streams.exporter.ROOM_FAMILIES)."""
+    from streams.exporter import ROOM_FAMILY_NAMES
+
+    value = ",".join(part.strip() for part in text.split(",") if part.strip())
+    if value == "all":
+        return value
+    names = value.split(",") if value else []
+    if not names or any(name not in ROOM_FAMILY_NAMES for name in names):
+        raise ValueError(
+            "all, or a comma list of per-room families, e.g. "
+            "liveroom_online_viewers,liveroom_gmv_yuan_total (README: Metrics)"
+        )
+    return value
+
+
 def _topic(text: str) -> str:
     value = text.strip()
     if not value or len(value) > 249 or not all(c.isalnum() or c in "._-" for c in value):
@@ -99,6 +115,17 @@ class Settings:
     )
     max_rooms: int = _setting(
         5000, "most rooms exported to Prometheus, busiest first", _positive_int
+    )
+    metrics_series_budget: int = _setting(
+        45_000,
+        "most series one worker's /metrics holds: per-room families for the busiest rooms "
+        "that fit (all rooms stay in the room-metrics topic and the live page)",
+        _positive_int,
+    )
+    metrics_room_families: str = _setting(
+        "all",
+        "per-room families /metrics exports: all, or a comma list of family names",
+        _room_families,
     )
     allowed_lateness_seconds: float = _setting(
         5.0, "events later than this behind the room watermark skip the windows", _positive_float
@@ -192,6 +219,13 @@ class Settings:
     alertmanager_resend_seconds: float = _setting(
         60.0, "how often firing alerts are re-posted to Alertmanager", _positive_float
     )
+
+    @property
+    def room_families(self) -> tuple[str, ...] | None:
+        """The chosen per-room families; None = all."""
+        if self.metrics_room_families == "all":
+            return None
+        return tuple(self.metrics_room_families.split(","))
 
     @property
     def input_topics(self) -> tuple[str, str, str, str]:

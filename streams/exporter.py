@@ -49,6 +49,27 @@ WINDOWED_HELP = {
     "comment_sentiment_score": "Mean sentiment score of scored comments, -1 (negative) to 1.",
 }
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+# Per-room families, in exposition order: (name, help, type).
+ROOM_FAMILIES = (
+    ("liveroom_online_viewers", "Users who entered, have not left and are not silent.", "gauge"),
+    ("liveroom_peak_online_viewers", "PCU: peak online viewers in the session.", "gauge"),
+    ("liveroom_entries_per_minute", "Enter events in the last minute of event time.", "gauge"),
+    *((f"{name}_total", doc, "counter") for _, name, doc in ROOM_COUNTERS),
+    *((f"liveroom_{name}", WINDOWED_HELP[name], "gauge") for name in WINDOWED_GAUGES),
+    (
+        "liveroom_window_change_ratio",
+        "This 10-minute window's value over the previous 10 minutes' (README).",
+        "gauge",
+    ),
+    (
+        "liveroom_peer_percentile",
+        "Rank among live rooms of the same audience band, 0-1 (README).",
+        "gauge",
+    ),
+)
+ROOM_FAMILY_NAMES = tuple(name for name, _, _ in ROOM_FAMILIES)
+# One worker's /metrics stays under this many series by default (SPEC: under 50,000).
+DEFAULT_SERIES_BUDGET = 45_000
 
 
 class EventLagHistogram(Collector):
@@ -181,7 +202,12 @@ def _value(value: float) -> str:
 
 
 class RoomExposition:
-    """The per-room families as Prometheus text, busiest `max_rooms` first.
+    """The per-room families as Prometheus text for the busiest rooms that fit.
+
+    Rooms are taken busiest first (events in the last 5 minutes) until `max_rooms` or
+    until the next room's series would take the exposition over `series_budget`; the
+    rest are counted in `liveroom_rooms_unexported` (they stay in the room-metrics topic
+    and the live page). `families` chooses which per-room families are exported.
 
     prometheus_client's collectors format every sample on every scrape (~10 µs each:
     5,000 rooms x 45 samples would block the worker for seconds). A room changes at
@@ -192,46 +218,34 @@ class RoomExposition:
     """
 
     def __init__(
-        self, snapshots: SnapshotSource, max_rooms: int, firing_alerts: AlertSource = lambda: ()
+        self,
+        snapshots: SnapshotSource,
+        max_rooms: int,
+        firing_alerts: AlertSource = lambda: (),
+        series_budget: int = DEFAULT_SERIES_BUDGET,
+        families: Iterable[str] | None = None,
     ) -> None:
         self.snapshots = snapshots
         self.max_rooms = max_rooms
         self.firing_alerts = firing_alerts
-        self._families = self._family_headers()
-        self._cache: dict[str, tuple[dict[str, Any], list[str]]] = {}
-
-    @staticmethod
-    def _family_headers() -> list[str]:
-        families = [
-            (
-                "liveroom_online_viewers",
-                "Users who entered, have not left and are not silent.",
-                "gauge",
-            ),
-            ("liveroom_peak_online_viewers", "PCU: peak online viewers in the session.", "gauge"),
-            (
-                "liveroom_entries_per_minute",
-                "Enter events in the last minute of event time.",
-                "gauge",
-            ),
-            *((f"{name}_total", doc, "counter") for _, name, doc in ROOM_COUNTERS),
-            *((f"liveroom_{name}", WINDOWED_HELP[name], "gauge") for name in WINDOWED_GAUGES),
-            (
-                "liveroom_window_change_ratio",
-                "This 10-minute window's value over the previous 10 minutes' (README).",
-                "gauge",
-            ),
-            (
-                "liveroom_peer_percentile",
-                "Rank among live rooms of the same audience band, 0-1 (README).",
-                "gauge",
-            ),
+        self.series_budget = series_budget
+        chosen = set(ROOM_FAMILY_NAMES if families is None else families)
+        unknown = chosen - set(ROOM_FAMILY_NAMES)
+        if unknown:
+            raise ValueError(f"unknown room families: {', '.join(sorted(unknown))}")
+        self._chosen = [i for i, name in enumerate(ROOM_FAMILY_NAMES) if name in chosen]
+        self._families = [
+            f"# HELP {name} {doc}\n# TYPE {name} {kind}\n"
+            for i, (name, doc, kind) in enumerate(ROOM_FAMILIES)
+            if i in self._chosen
         ]
-        return [f"# HELP {name} {doc}\n# TYPE {name} {kind}\n" for name, doc, kind in families]
+        # room -> (snapshot, its lines of the chosen families, how many series they hold)
+        self._cache: dict[str, tuple[dict[str, Any], list[str], int]] = {}
+        self.exported_series = 0  # room series in the last render
 
     @staticmethod
     def _room_lines(snap: dict[str, Any]) -> list[str]:
-        """One string per family (in header order) with this room's samples."""
+        """One string per family (in ROOM_FAMILIES order) with this room's samples."""
         room = f'room_id="{_label(snap["room_id"])}"'
         lines = [
             f"liveroom_online_viewers{{{room}}} {_value(snap['online_viewers'])}\n",
@@ -263,13 +277,22 @@ class RoomExposition:
             )
         return lines
 
+    def _rendered(self, snap: dict[str, Any]) -> tuple[dict[str, Any], list[str], int]:
+        cached = self._cache.get(snap["room_id"])
+        if cached is None or cached[0] is not snap:
+            every = self._room_lines(snap)
+            lines = [every[i] for i in self._chosen]
+            cached = (snap, lines, sum(line.count("\n") for line in lines))
+        return cached
+
     @staticmethod
     def _counts(live: int, unexported: int) -> str:
         return (
             "# HELP liveroom_live_rooms Rooms with state on this worker.\n"
             "# TYPE liveroom_live_rooms gauge\n"
             f"liveroom_live_rooms {_value(live)}\n"
-            "# HELP liveroom_rooms_unexported Live rooms left out by LIVEROOM_MAX_ROOMS.\n"
+            "# HELP liveroom_rooms_unexported Live rooms left out of the per-room families "
+            "by LIVEROOM_MAX_ROOMS or the series budget.\n"
             "# TYPE liveroom_rooms_unexported gauge\n"
             f"liveroom_rooms_unexported {_value(max(unexported, 0))}\n"
         )
@@ -279,23 +302,26 @@ class RoomExposition:
         live = sum(1 for _ in self.snapshots())
         return self._counts(live, live - self.max_rooms)
 
-    def render(self) -> str:
+    def render(self, other_series: int = 0) -> str:
+        """The rooms' part of /metrics; `other_series` are already spent (health)."""
         rooms = list(self.snapshots())
-        if len(rooms) > self.max_rooms:
-            rooms.sort(key=_activity, reverse=True)
-        exported, unexported = rooms[: self.max_rooms], len(rooms) - self.max_rooms
+        rooms.sort(key=_activity, reverse=True)
+        firing = collections.Counter(self.firing_alerts())
+        budget = self.series_budget - other_series - 2 - len(firing)
         columns: list[list[str]] = [[] for _ in self._families]
-        cache, fresh = self._cache, {}
-        for snap in exported:
-            room_id = snap["room_id"]
-            cached = cache.get(room_id)
-            if cached is None or cached[0] is not snap:
-                cached = (snap, self._room_lines(snap))
-            fresh[room_id] = cached
+        fresh: dict[str, tuple[dict[str, Any], list[str], int]] = {}
+        used = 0
+        for snap in rooms[: self.max_rooms]:
+            cached = self._rendered(snap)
+            if used + cached[2] > budget:
+                break  # busiest first: the rest stay out
+            used += cached[2]
+            fresh[snap["room_id"]] = cached
             for column, line in zip(columns, cached[1], strict=True):
                 column.append(line)
         self._cache = fresh  # rooms gone from the exposition leave the cache too
-        out = [self._counts(len(rooms), unexported)]
+        self.exported_series = used
+        out = [self._counts(len(rooms), len(rooms) - len(fresh))]
         for header, column in zip(self._families, columns, strict=True):
             out.append(header)
             out.extend(column)
@@ -305,7 +331,7 @@ class RoomExposition:
             "# HELP liveroom_alerts_firing Alerts currently firing.\n"
             "# TYPE liveroom_alerts_firing gauge\n"
         )
-        for (room_id, kind, severity), count in collections.Counter(self.firing_alerts()).items():
+        for (room_id, kind, severity), count in firing.items():
             out.append(
                 f'liveroom_alerts_firing{{room_id="{_label(room_id)}",kind="{_label(kind)}",'
                 f'severity="{_label(severity)}"}} {_value(count)}\n'
@@ -323,7 +349,10 @@ class Exposition:
 
     def render(self, rooms: bool = True) -> bytes:
         health = generate_latest(self.registry)
-        return health + (self.rooms.render() if rooms else self.rooms.summary()).encode()
+        if not rooms:
+            return health + self.rooms.summary().encode()
+        spent = sum(1 for line in health.splitlines() if line and not line.startswith(b"#"))
+        return health + self.rooms.render(spent).encode()
 
 
 def build_registry(
@@ -331,9 +360,11 @@ def build_registry(
     max_rooms: int,
     firing_alerts: AlertSource = lambda: (),
     lags: LagSource = lambda: (),
+    series_budget: int = DEFAULT_SERIES_BUDGET,
+    families: Iterable[str] | None = None,
 ) -> tuple[Exposition, HealthMetrics]:
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # RSS and CPU for the processor dashboard
     registry.register(ConsumerLagCollector(lags))
-    rooms = RoomExposition(snapshots, max_rooms, firing_alerts)
+    rooms = RoomExposition(snapshots, max_rooms, firing_alerts, series_budget, families)
     return Exposition(registry, rooms), HealthMetrics(registry)

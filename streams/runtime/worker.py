@@ -112,6 +112,8 @@ class StreamWorker:
             settings.max_rooms,
             firing_alerts=self._firing_alerts,
             lags=self._lags,
+            series_budget=settings.metrics_series_budget,
+            families=settings.room_families,
         )
         self.delivery = AlertDelivery(
             alertmanager_url=settings.alertmanager_url,

@@ -87,3 +87,13 @@ def test_namespaced_settings_share_nothing_with_the_defaults():
     assert s.topic_room_events == "t1.room-events"
     names = {*s.input_topics, *s.output_topics, s.topic_room_events}
     assert len(names) == 8 and not names & {*defaults.input_topics, *defaults.output_topics}
+
+
+def test_room_families_are_checked_at_start():
+    s = config.load(
+        {"LIVEROOM_METRICS_ROOM_FAMILIES": " liveroom_online_viewers, liveroom_gmv_yuan_total"}
+    )
+    assert s.room_families == ("liveroom_online_viewers", "liveroom_gmv_yuan_total")
+    assert config.load({}).room_families is None
+    with pytest.raises(config.ConfigError, match="LIVEROOM_METRICS_ROOM_FAMILIES"):
+        config.load({"LIVEROOM_METRICS_ROOM_FAMILIES": "liveroom_views"})

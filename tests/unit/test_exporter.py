@@ -1,3 +1,4 @@
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.exporter import build_registry
@@ -81,3 +82,38 @@ def test_rooms_can_be_left_out_for_a_health_probe():
     text = exposition.render(rooms=False).decode()
     assert "liveroom_live_rooms 3.0" in text and "liveroom_rooms_unexported 1.0" in text
     assert "room_id=" not in text and "process_cpu_seconds_total" in text
+
+
+def series_count(text: str) -> int:
+    return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def test_the_series_budget_keeps_the_busiest_rooms_that_fit():
+    snaps = [room_snapshot(f"r{n}", n, orders=1) for n in range(1, 41)]
+    unlimited, _ = build_registry(lambda: snaps, max_rooms=100)
+    whole = unlimited.render().decode()
+    per_room = unlimited.rooms.exported_series / 40
+    # 3 + 7 counters + 8 windowed gauges x 3 (no cart-to-order, negative or sentiment
+    # ratio without carts and comments; no change or peers yet)
+    assert per_room == 34
+    budget = series_count(whole) - 10 * 34  # room for all but 10 rooms
+    exposition, _ = build_registry(lambda: snaps, max_rooms=100, series_budget=budget)
+    text = exposition.render().decode()
+    assert series_count(text) <= budget
+    got = samples(exposition)
+    exported = {dict(labels)["room_id"] for (name, labels) in got if name == "liveroom_views_total"}
+    assert exported == {f"r{n}" for n in range(11, 41)}  # the 30 busiest
+    assert got[("liveroom_rooms_unexported", ())] == 10
+    assert got[("liveroom_live_rooms", ())] == 40
+
+
+def test_operators_choose_the_room_families():
+    snaps = [room_snapshot(f"r{n}", n, orders=1) for n in range(1, 4)]
+    families = ["liveroom_online_viewers", "liveroom_conversion_ratio"]
+    exposition, _ = build_registry(lambda: snaps, max_rooms=10, families=families)
+    got = samples(exposition)
+    names = {name for (name, labels) in got if ("room_id", "r1") in labels}
+    assert names == {"liveroom_online_viewers", "liveroom_conversion_ratio"}
+    assert exposition.rooms.exported_series == 3 * (1 + 3)
+    with pytest.raises(ValueError, match="liveroom_nonsense"):
+        build_registry(lambda: snaps, max_rooms=10, families=["liveroom_nonsense"])
