@@ -7,9 +7,13 @@ logging, the aiohttp web server and the app's timers and services.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
+import hmac
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -54,10 +58,54 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
-def add_web_pages(app: faust.App, exposition: Any, readiness: Callable[[], str | None]) -> None:
+Handler = Callable[..., Awaitable[Any]]
+
+
+def authorized(header: str | None, token: str) -> bool:
+    """`Authorization: Bearer <token>`, or Basic auth with <token> as the password (what a
+    browser can send to the live page). Compared in constant time."""
+    if not token:
+        return True
+    if not header:
+        return False
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            value = base64.b64decode(value, validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(value.encode(), token.encode())
+
+
+def guarded(token: str) -> Callable[[Handler], Handler]:
+    """Wrap a page handler: 401 with a Basic challenge unless the request carries the
+    token. /healthz and /readyz stay open for the orchestrator's probes."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def page(web: Any, request: Any, **params: Any) -> Any:
+            if not authorized(request.headers.get("Authorization"), token):
+                return web.text(
+                    "authorization required\n",
+                    status=401,
+                    headers={"WWW-Authenticate": 'Basic realm="liveroom", charset="UTF-8"'},
+                )
+            return await handler(web, request, **params)
+
+        return page
+
+    return wrap
+
+
+def add_web_pages(
+    app: faust.App, exposition: Any, readiness: Callable[[], str | None], token: str = ""
+) -> None:
     """/metrics for Prometheus, /healthz for liveness, /readyz for readiness."""
 
     @app.page("/metrics")
+    @guarded(token)
     async def metrics(web: Any, request: Any) -> Any:
         # aiohttp takes the charset separately; this is prometheus_client's CONTENT_TYPE_LATEST.
         # `?rooms=0` leaves the per-room families out: for a probe that wants only the

@@ -21,8 +21,11 @@ class ConfigError(ValueError):
     """A setting has a value the program cannot use."""
 
 
-def _setting(default: Any, doc: str, parse: Callable[[str], Any] | None = None) -> Any:
-    return field(default=default, metadata={"doc": doc, "parse": parse})
+def _setting(
+    default: Any, doc: str, parse: Callable[[str], Any] | None = None, secret: bool = False
+) -> Any:
+    # A secret is left out of the settings' repr, so no log line or error can carry it.
+    return field(default=default, metadata={"doc": doc, "parse": parse}, repr=not secret)
 
 
 def _int(text: str, expected: str) -> int:
@@ -109,7 +112,15 @@ class Settings:
         "", "Kafka bootstrap servers (host:port,...); empty = start the embedded broker"
     )
     metrics_port: int = _setting(9464, "HTTP port of /metrics, /healthz and /readyz", _port)
-    metrics_host: str = _setting("0.0.0.0", "address the HTTP endpoint binds to")
+    metrics_host: str = _setting(
+        "0.0.0.0", "address the HTTP endpoint binds to (127.0.0.1: this machine only)"
+    )
+    metrics_token: str = _setting(
+        "",
+        "secret required by /metrics and the live page, as a bearer token or the basic-auth "
+        "password; empty = open (/healthz and /readyz are always open)",
+        secret=True,
+    )
     room_ttl_seconds: float = _setting(
         600.0, "a room with no event for this long leaves /metrics", _positive_float
     )
@@ -190,7 +201,7 @@ class Settings:
         _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
     )
     kafka_sasl_username: str = _setting("", "SASL user name")
-    kafka_sasl_password: str = _setting("", "SASL password")
+    kafka_sasl_password: str = _setting("", "SASL password", secret=True)
     kafka_ssl_cafile: str = _setting("", "CA bundle to verify the brokers (PEM)")
     kafka_ssl_certfile: str = _setting("", "client certificate for mutual TLS (PEM)")
     kafka_ssl_keyfile: str = _setting("", "client key for mutual TLS (PEM)")

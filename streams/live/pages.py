@@ -15,6 +15,7 @@ from typing import Any
 import faust
 import orjson
 
+from streams.app import guarded
 from streams.live.view import DEFAULT_LIMIT, LiveView
 
 PAGE = importlib.resources.files("streams.live").joinpath("page.html").read_text("utf-8")
@@ -33,16 +34,21 @@ class LiveSource:
     clock: Callable[[], float]
 
 
-def add_live_pages(app: faust.App, source: LiveSource) -> None:
+def add_live_pages(app: faust.App, source: LiveSource, token: str = "") -> None:
+    guard = guarded(token)
+
     @app.page("/")
+    @guard
     async def overview_page(web: Any, request: Any) -> Any:
         return web.html(PAGE)
 
     @app.page("/rooms/{room_id}")
+    @guard
     async def room_page(web: Any, request: Any, room_id: str) -> Any:
         return web.html(PAGE)
 
     @app.page("/api/rooms")
+    @guard
     async def overview_json(web: Any, request: Any) -> Any:
         try:
             limit = int(request.query.get("limit", DEFAULT_LIMIT))
@@ -59,6 +65,7 @@ def add_live_pages(app: faust.App, source: LiveSource) -> None:
         return web.bytes(orjson.dumps(body), content_type=JSON)
 
     @app.page("/api/rooms/{room_id}")
+    @guard
     async def room_json(web: Any, request: Any, room_id: str) -> Any:
         snap = source.room(room_id)
         if snap is None:

@@ -124,7 +124,7 @@ class StreamWorker:
             outcome=lambda target, result: self.health.deliveries.labels(target, result).inc(),
         )
         self.delivery.follow_firing(self._firing_records)
-        add_web_pages(self.app, self.exposition, self.readiness)
+        add_web_pages(self.app, self.exposition, self.readiness, settings.metrics_token)
         self.peers = PeerIndex()
         self.live = LiveView()
         self.event_rate = RateMeter()
@@ -139,6 +139,7 @@ class StreamWorker:
                 health=self._live_health,
                 clock=self.clock,
             ),
+            settings.metrics_token,
         )
         self._wire()
 
