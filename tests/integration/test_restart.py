@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import pytest
 
-from .conftest import room_value, rooms_in, total, wait_until
+from .conftest import PARTITIONS, room_value, rooms_in, total, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -225,3 +225,71 @@ def test_workers_joining_and_leaving_mid_stream_keep_totals_exact(stack):
         for name in ("views", "comments", "carts", "orders", "uv", "buyers"):
             assert got[name] == want[name], (room, name)
         assert got["gmv"] == pytest.approx(want["gmv"]), room
+
+
+def test_sigterm_under_load_checkpoints_commits_and_exits_within_10_s(stack):
+    """SIGTERM while records flow: the worker finishes the batch in hand, writes a final
+    checkpoint, commits and exits within 10 s; its restart resumes exactly where that
+    checkpoint ends (its committed room-events offsets are the checkpoints' next
+    records, so nothing the checkpoint holds is read again) and ends exact."""
+    records = generate(seed=5, batches=1500, now=int(time.time() * 1000))
+    expected = oracle(records)
+    expected_events = sum(
+        sum(v for k, v in r.items() if k in ("views", "comments", "carts", "orders"))
+        for r in expected.values()
+    )
+    worker = stack.worker()
+    worker.wait_ready()
+
+    def produce() -> None:
+        for i, (kind, events) in enumerate(records):
+            stack.produce(kind, events, key=events[0]["room_id"].encode())
+            if i % 50 == 49:
+                time.sleep(0.1)
+        stack.flush()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    wait_until(
+        lambda: total(worker.scrape(), "liveroom_events_processed_total") > 0.3 * expected_events,
+        60,
+        "a third of the events processed",
+    )
+    assert worker.process is not None
+    started = time.monotonic()
+    worker.stop()  # SIGTERM
+    took = time.monotonic() - started
+    producer.join()
+    assert worker.process.returncode == 0
+    assert took < 10, f"took {took:.1f} s to stop"
+    assert "final checkpoints written and offsets committed" in worker.log_path.read_text()
+
+    room_events = stack.topic("room_events")
+    committed = stack.committed([(room_events, p) for p in range(PARTITIONS)])
+    restarted = stack.worker()
+    restarted.wait_ready()
+    restored = {
+        int(p): int(offset)
+        for p, offset in re.findall(
+            r"partition (\d+) restored: \d+ rooms, offset (-?\d+)", restarted.log_path.read_text()
+        )
+    }
+    for p in range(PARTITIONS):
+        assert committed[(room_events, p)] == restored[p] + 1, (p, committed, restored)
+
+    def converged():
+        got = {room: room_totals(restarted.scrape(), room) for room in expected}
+        return (
+            got
+            if sum(g["views"] for g in got.values()) >= sum(r["views"] for r in expected.values())
+            else None
+        )
+
+    wait_until(converged, 90, "restarted worker caught up")
+    time.sleep(2)
+    got = {room: room_totals(restarted.scrape(), room) for room in expected}
+    for room, want in expected.items():
+        assert {k: got[room][k] for k in ("views", "comments", "carts", "orders", "uv")} == {
+            k: want[k] for k in ("views", "comments", "carts", "orders", "uv")
+        }, room
+        assert got[room]["gmv"] == pytest.approx(want["gmv"]), room
