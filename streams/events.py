@@ -98,6 +98,8 @@ def validate(obj: Any, kind: int, now_ms: int) -> tuple:
         raise Invalid("not_an_object", "event must be a JSON object")
     event_type = obj.get("type")
     if event_type is not None and event_type != KIND_NAMES[kind]:
+        if type(event_type) is not str:  # a list or object would not even hash
+            raise Invalid("wrong_type", "type must be a string")
         if event_type in KIND_BY_NAME:
             raise Invalid("type_mismatch", f"type {event_type!r} on the {KIND_NAMES[kind]} topic")
         raise Invalid("unknown_type", "type must be one of view, comment, cart, order")
