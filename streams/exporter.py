@@ -159,6 +159,12 @@ class HealthMetrics:
             "Time the last checkpoint held the event loop to capture what changed.",
             registry=registry,
         )
+        self.broker_up = Gauge(
+            "liveroom_broker_up",
+            "1 while the Kafka broker answers this worker's metadata probe (every 2 s), else 0.",
+            registry=registry,
+        )
+        self.broker_up.set(1)
         self.checkpoint_bytes = Counter(
             "liveroom_checkpoint_written_bytes",
             "Bytes of checkpoints written to the state log.",

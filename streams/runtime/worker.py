@@ -70,6 +70,11 @@ REBALANCE_TIMEOUT_MS = 10_000
 # Tansu holds a fetch for its whole max wait when records arrive after the request; on
 # Kafka a fetch returns as soon as records arrive, so a short wait costs nothing there.
 FETCH_MAX_WAIT_MS = 20
+# Metadata round trip that tells whether the broker answers; after BROKER_DOWN_S without
+# an answer /readyz reports the outage (the worker keeps running and resumes by itself).
+BROKER_PROBE_S = 2.0
+BROKER_PROBE_TIMEOUT_S = 3.0
+BROKER_DOWN_S = 5.0
 
 
 @dataclass
@@ -107,6 +112,7 @@ class StreamWorker:
         self._last_checkpoint = 0.0
         self._last_commit = 0.0
         self._partition_cache: dict[str, int] = {}
+        self.broker_answered_at = clock()  # last metadata answer from the broker
         self.exposition, self.health = build_registry(
             self._snapshots,
             settings.max_rooms,
@@ -146,11 +152,27 @@ class StreamWorker:
     # -- what the web pages and the exporter read ------------------------------------------
 
     def readiness(self) -> str | None:
+        silent = self.clock() - self.broker_answered_at
+        if silent >= BROKER_DOWN_S:
+            return f"broker unreachable for {silent:.0f} s (processing resumes when it answers)"
         if not self.assigned_once:
             return "starting"
         if self.rebalancing:
             return "rebalancing"
         return None
+
+    async def probe_broker(self) -> None:
+        """One metadata request: does the broker answer?"""
+        consumer = self.consumer
+        if consumer is None or self.stopping:
+            return
+        try:
+            await asyncio.wait_for(consumer.topics(), BROKER_PROBE_TIMEOUT_S)
+        except Exception:  # a timeout or a connection error: the broker is not answering
+            self.health.broker_up.set(0)
+            return
+        self.broker_answered_at = self.clock()
+        self.health.broker_up.set(1)
 
     def _snapshots(self) -> list[dict[str, Any]]:
         horizon = self.clock() - self.settings.room_ttl_seconds
@@ -234,6 +256,10 @@ class StreamWorker:
         @app.timer(TICK_S)
         async def tick_timer() -> None:
             await self.tick()
+
+        @app.timer(BROKER_PROBE_S)
+        async def broker_probe() -> None:
+            await self.probe_broker()
 
         @app.task
         async def deliver_alerts() -> None:
