@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from pathlib import Path
@@ -35,6 +36,50 @@ def _slope(points: list[tuple[float, float]]) -> float:
     num = sum((t - mt) * (y - my) for t, y in points)
     den = sum((t - mt) ** 2 for t, _ in points)
     return num / den if den else 0.0
+
+
+DRAINED_RECORDS_S = 1.0  # "drained": the backlog is under one second of offered events
+SETTLE_S = 30  # levels are the mean over this long
+
+
+def bursts(
+    series: list[dict], shape: list[tuple[float, float, float]], rate: float
+) -> dict[str, Any]:
+    """Per burst: backlog peak, seconds from the burst's end until the backlog is under
+    a second of traffic, RSS before and after, and the late share; then whether RSS
+    trends up across the run (the level before each burst, MB per hour)."""
+    rows = []
+    for i, (start, length, _factor) in enumerate(shape):
+        end = start + length
+        next_start = shape[i + 1][0] if i + 1 < len(shape) else series[-1]["t"] + 1
+        before = _window(series, start - SETTLE_S, start)
+        during = _window(series, start, next_start)
+        after = _window(series, next_start - SETTLE_S, next_start)
+        drained_at = next(
+            (r["t"] for r in during if r["t"] >= end and r["backlog"] <= rate * DRAINED_RECORDS_S),
+            None,
+        )
+        processed = during[-1]["processed"] - during[0]["processed"] if during else 0
+        late = during[-1]["late"] - during[0]["late"] if during else 0
+        rows.append(
+            {
+                "start": start,
+                "backlog_peak": round(max((r["backlog"] for r in during), default=0)),
+                "drain_s": None if drained_at is None else round(drained_at - end, 1),
+                "rss_before_mb": round(_mean([r["rss_mb"] for r in before]), 1) if before else None,
+                "rss_after_mb": round(_mean([r["rss_mb"] for r in after]), 1) if after else None,
+                "late_share": round(late / processed, 5) if processed else None,
+            }
+        )
+    levels = [(r["start"], r["rss_before_mb"]) for r in rows if r["rss_before_mb"] is not None]
+    trend = _slope(levels) * 3600 if len(levels) >= 2 else None
+    return {
+        "bursts": rows,
+        "rss_trend_mb_per_hour": None if trend is None else round(trend, 1),
+        "all_drained_within_60_s": all(
+            r["drain_s"] is not None and r["drain_s"] <= 60 for r in rows
+        ),
+    }
 
 
 def _window(series: list[dict], start: float, end: float) -> list[dict]:
@@ -159,6 +204,8 @@ def build(
         result["max_sustained_rate"] = max(kept) if kept else None
     else:
         result["steady"] = judge(steady, s.rate)
+    if len(s.bursts()) > 1:
+        result["bursts"] = bursts(series, s.bursts(), s.rate)
     notes = result["notes"]
     if result["generator"]["bottleneck"]:
         notes.append(
@@ -325,6 +372,26 @@ def markdown(result: dict[str, Any], charts: list[str]) -> str:
                 f"{'yes' if st['sustained'] else 'no'} |"
             )
         lines += ["", f"Max sustained rate: **{_fmt(result['max_sustained_rate'])} events/s**."]
+    if "bursts" in result:
+        b = result["bursts"]
+        lines += [
+            "",
+            "## Bursts",
+            "",
+            "| burst at | backlog peak | drained after (s) | RSS before / after (MB) | late share |",
+            "|---|---|---|---|---|",
+        ]
+        for r in b["bursts"]:
+            lines.append(
+                f"| {r['start']:.0f} s | {r['backlog_peak']:,} | {_fmt(r['drain_s'], digits=1)} | "
+                f"{_fmt(r['rss_before_mb'])} / {_fmt(r['rss_after_mb'])} | "
+                f"{_fmt(r['late_share'], digits=4)} |"
+            )
+        lines += [
+            "",
+            f"RSS trend before bursts: {_fmt(b['rss_trend_mb_per_hour'], ' MB/hour', digits=1)}; "
+            f"every burst drained within 60 s: {'yes' if b['all_drained_within_60_s'] else 'no'}.",
+        ]
     if result["incidents"]:
         lines += [
             "",
@@ -425,4 +492,15 @@ def _charts(out: Path, result: dict[str, Any]) -> list[str]:
     ax2.plot(t, [r["cpu_percent"] for r in series], label="CPU (%)", color="gray", alpha=0.6)
     ax2.set_ylabel("CPU (% of one core)")
     made.append(save(fig, [ax, ax2], "Worker memory and CPU", "resources.png"))
+
+    # Late share per second: events counted late / events processed in that second.
+    late_share = [float("nan")]
+    for prev, row in itertools.pairwise(series):
+        done = row["processed"] - prev["processed"]
+        late_share.append((row["late"] - prev["late"]) / done if done > 0 else float("nan"))
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    ax.plot(t, late_share, label="late share", color="darkorange")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("late / processed")
+    made.append(save(fig, [ax], "Events later than the allowed lateness", "late.png"))
     return made

@@ -40,7 +40,7 @@ class Scenario:
     duplicate_share: float = 0.0
     late_share: float = 0.0
     malformed_share: float = 0.0
-    flash_sale: dict[str, float] = field(default_factory=dict)  # start, length, factor
+    flash_sale: dict[str, float] = field(default_factory=dict)  # start, length, factor, every
     incidents: tuple[InjectedIncident, ...] = ()
     steps: tuple[float, ...] = ()  # rate steps (capacity search); empty = one rate
     step_duration: float = 0.0
@@ -53,6 +53,18 @@ class Scenario:
         if not self.steps:
             return self.rate
         return self.steps[min(int(t // self.step_duration), len(self.steps) - 1)]
+
+    def bursts(self) -> list[tuple[float, float, float]]:
+        """(start, length, factor) of every flash sale in the run: one, or one `every`
+        seconds (the soak's repeated bursts)."""
+        fs = self.flash_sale
+        if not fs:
+            return []
+        every = fs.get("every", 0)
+        starts = [fs["start"]]
+        while every and starts[-1] + every < self.total_duration:
+            starts.append(starts[-1] + every)
+        return [(start, fs["length"], fs["factor"]) for start in starts]
 
     def imperfections(self) -> Imperfections:
         return Imperfections(self.duplicate_share, self.late_share, self.malformed_share)
@@ -70,9 +82,8 @@ class Scenario:
                 start = rng.uniform(self.ramp_s, latest)
                 if all(abs(start - other) > 40 for other, _, _ in shape.launches):
                     shape.launches.append((start, rng.uniform(20, 40), rng.uniform(2, 3)))
-            if self.flash_sale:
-                fs = self.flash_sale
-                shape.flash_sales.append((fs["start"], fs["length"], fs["factor"]))
+            for start, length, factor in self.bursts():
+                shape.flash_sales.append((start, length, factor))
             out[index] = shape
         for incident in self.incidents:
             out[incident.room_rank - 1].incidents.append(
@@ -104,6 +115,7 @@ BUILT_IN = (
     "capacity",
     "capacity-single",
     "memory",
+    "soak",
 )
 
 

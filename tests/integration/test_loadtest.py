@@ -74,3 +74,46 @@ def test_short_load_test_report_is_complete_and_consistent(tmp_path):
         assert (out / chart).stat().st_size > 10_000
     markdown = (out / "report.md").read_text()
     assert "| raw ceiling" in markdown and "![throughput.png](throughput.png)" in markdown
+
+
+def test_short_soak_reports_each_burst_draining_and_memory_levels(tmp_path):
+    """The `soak` scenario shortened to 2 minutes: a x10 burst every 40 s; the report
+    gives each burst's backlog peak, drain time, RSS before and after, and the late
+    share, and the backlog drains within 60 s of every burst."""
+    scenario = tmp_path / "soak-short.toml"
+    scenario.write_text(
+        'description = "soak, 2 minutes"\n'
+        "rate = 3000\nduration = 120\nrooms = 100\nbatch = 100\nseed = 4\nramp_s = 0\n"
+        "duplicate_share = 0.001\nlate_share = 0.001\nmalformed_share = 0.001\n"
+        "[flash_sale]\nstart = 20\nlength = 5\nfactor = 10\nevery = 40\n"
+    )
+    out = tmp_path / "report"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "loadtest",
+            "--scenario",
+            str(scenario),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["consistency"]["drained"]
+    bursts = report["bursts"]["bursts"]
+    assert [b["start"] for b in bursts] == [20, 60, 100]
+    for b in bursts:
+        assert b["backlog_peak"] > 3000  # the burst was there
+        assert b["drain_s"] is not None and b["drain_s"] <= 60, b
+        assert b["rss_before_mb"] > 0 and b["rss_after_mb"] > 0
+        assert 0 <= b["late_share"] < 0.05
+    assert report["bursts"]["all_drained_within_60_s"]
+    markdown = (out / "report.md").read_text()
+    assert "## Bursts" in markdown and "RSS trend before bursts" in markdown
+    assert (out / "late.png").stat().st_size > 10_000
