@@ -1,0 +1,138 @@
+"""The scorer's matching in C (Aho-Corasick, mapped n-gram lookups) gives exactly the
+scores of the straightforward per-character scan it replaced, kept here as the reference."""
+
+import random
+
+import pytest
+
+from streams.sentiment import default_scorer
+from streams.sentiment.resources import (
+    CHATTER,
+    CONTRAST,
+    DEGREE,
+    NEGATOR,
+    SENTIMENT,
+    Resources,
+    load,
+)
+from streams.sentiment.scorer import (
+    BEFORE_CONTRAST,
+    CLAUSE_ENDS,
+    GAP,
+    NEGATED,
+    NEGATION_WINDOW,
+    QUESTION_DAMPING,
+    QUESTION_ENDS,
+    WORD_CHARS,
+)
+from streams.sentiment.text import normalize
+from streams.traffic.model import comment_text
+
+
+def reference_raw(res: Resources, text: str) -> float:
+    """Unbounded evidence: lexicon-and-rules sum plus the weighted n-gram sum.
+
+    The n-gram sum does not see the characters of chatter entries (主播好, 几号链接):
+    that is what keeps chatter neutral. Its weights exist for Chinese n-grams only.
+    """
+    t = normalize(text)
+    n = len(t)
+    if n == 0:
+        return 0.0
+    tokens = res.tokens
+    max_len = res.max_token_len
+    total = clause = 0.0
+    negation = 0
+    degree = 1.0
+    rest: list[str] = []  # the text the n-grams see: GAP where chatter was
+    i = 0
+    while i < n:
+        c = t[i]
+        entry = None
+        if c in WORD_CHARS:
+            j = i + 1
+            while j < n and t[j] in WORD_CHARS:
+                j += 1
+            entry = tokens.get(t[i:j])
+        else:
+            for j in range(min(n, i + max_len), i, -1):
+                entry = tokens.get(t[i:j])
+                if entry is not None:
+                    break
+            else:
+                j = i + 1
+                if c in CLAUSE_ENDS:
+                    negation, degree = 0, 1.0
+        rest.append(GAP if entry is not None and entry[0] == CHATTER else t[i:j])
+        i = j
+        if entry is None:
+            negation -= 1
+            continue
+        kind, value = entry
+        if kind == SENTIMENT:
+            value *= degree
+            clause += value * NEGATED if negation > 0 else value
+            degree = 1.0
+            negation = 0
+        elif kind == NEGATOR:
+            # 不是不好: a second negator inside the window cancels the first.
+            negation = 0 if negation > 0 else NEGATION_WINDOW
+        elif kind == DEGREE:
+            degree = value
+        elif kind == CONTRAST:
+            total = (total + clause) * BEFORE_CONTRAST
+            clause = 0.0
+        else:  # chatter
+            negation -= 1
+    evidence = total + clause
+    u = "".join(rest)
+    if len(u.replace(GAP, "")):
+        ngrams = res.ngrams
+        learnt = 0.0
+        get = ngrams.get
+        for k in range(len(u)):
+            learnt += get(u[k], 0.0) + get(u[k : k + 2], 0.0) + get(u[k : k + 3], 0.0)
+        evidence += res.ngram_weight * learnt
+    if t[-1] in QUESTION_ENDS:
+        evidence *= QUESTION_DAMPING
+    return evidence
+
+
+def corpus() -> list[str]:
+    rng = random.Random(8)
+    texts = [comment_text(rng, 0.3) for _ in range(3000)]
+    texts += [
+        "东西不错但是发货太慢",
+        "不是不好",
+        "真的太好了!!!",
+        "不太满意",
+        "good but too slow",
+        "not bad 👍",
+        "yyds！但是客服态度差",
+        "呵呵，又翻车了",
+        "好家伙，等了一周",
+        "666 质量差",
+        "包邮吗？",
+        "u1s1 还行",
+        "xswl 主播",
+        "nsdd",
+        "",
+        "!!!",
+        "a",
+        "好",
+        "okay好的",
+        "don't buy, terrible quality 😡",
+        "主播好，几号链接",
+        "超级无敌好用，回购",
+        "\x00好",
+    ]
+    return texts
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_scores_equal_the_reference_scan(chunk: int) -> None:
+    res: Resources = load()
+    scorer = default_scorer()
+    texts = corpus()[chunk::4]
+    for text in texts:
+        assert scorer.raw(text) == pytest.approx(reference_raw(res, text), abs=1e-9), text
