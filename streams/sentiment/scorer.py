@@ -13,7 +13,7 @@ import operator
 import re
 from typing import Literal
 
-import ahocorasick
+import ahocorasick_rs
 
 from streams.sentiment.resources import CONTRAST, DEGREE, NEGATOR, SENTIMENT, Resources
 from streams.sentiment.text import normalize
@@ -37,26 +37,28 @@ _CLAUSE_END = re.compile("[" + re.escape("".join(sorted(CLAUSE_ENDS))) + "]")
 
 
 class Scorer:
-    """Matching runs in C: an Aho-Corasick automaton (pyahocorasick) finds the lexicon's
-    leftmost-longest terms and a regex the whole English words; Python only walks the
-    matched terms (a few per comment), and the n-gram sum maps dict lookups in C."""
+    """Matching runs in compiled code: an Aho-Corasick automaton (ahocorasick-rs, Rust)
+    finds the lexicon's leftmost-longest terms and a regex the whole English words;
+    Python only walks the matched terms (a few per comment), and the n-gram sum maps
+    dict lookups in C."""
 
     def __init__(self, res: Resources) -> None:
         self._words = {term: e for term, e in res.tokens.items() if term[0] in WORD_CHARS}
-        self._automaton = ahocorasick.Automaton()
-        for term, (kind, value) in res.tokens.items():
-            if term[0] not in WORD_CHARS:
-                self._automaton.add_word(term, (len(term), kind, value))
-        self._automaton.make_automaton()
+        terms = [term for term in res.tokens if term[0] not in WORD_CHARS]
+        self._entries = [res.tokens[term] for term in terms]
+        self._automaton = ahocorasick_rs.AhoCorasick(
+            terms, matchkind=ahocorasick_rs.MatchKind.LeftmostLongest
+        )
         self._ngrams = res.ngrams
         self._ngram_weight = res.ngram_weight
 
     def _terms(self, t: str) -> list[tuple[int, int, int, float]]:
         """(start, end, kind, value) of the lexicon terms in `t`, in order: the longest
         term at each position, English words whole, none overlapping."""
+        entries = self._entries
         found = [
-            (end + 1 - length, end + 1, kind, value)
-            for end, (length, kind, value) in self._automaton.iter_long(t)
+            (start, end, *entries[index])
+            for index, start, end in self._automaton.find_matches_as_indexes(t)
         ]
         if _HAS_WORD.search(t) is None:
             return found
