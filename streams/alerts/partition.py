@@ -45,6 +45,7 @@ class PartitionAlerts:
         self.watches: dict[str, RoomWatch] = {}
         self.ledger = AlertLedger()
         self.outbox: list[Record] = []  # transitions not yet sent
+        self.unsent: list[Record] = []  # admitted by the ledger, not acknowledged by Kafka
         self.closed_through = -1  # last second every watch was closed through
         self._transitioned: set[str] = set()  # rooms whose alerts changed since capture
 
@@ -107,10 +108,17 @@ class PartitionAlerts:
                     self._transitioned.add(room_id)
 
     def take(self) -> list[Record]:
-        """Transitions to send now: the outbox less what the ledger says was sent."""
-        out = [r for r in map(self.ledger.admit, self.outbox) if r is not None]
+        """Transitions to send now: any that failed to send before, then the outbox less
+        what the ledger says was sent."""
+        out = self.unsent + [r for r in map(self.ledger.admit, self.outbox) if r is not None]
+        self.unsent = []
         self.outbox.clear()
         return out
+
+    def not_sent(self, records: list[Record]) -> None:
+        """The broker did not acknowledge these: they go first next time (the ledger
+        already counts them as sent, so they must not pass through it again)."""
+        self.unsent = records + self.unsent
 
     def forget(self, room_ids: Iterable[str]) -> None:
         """Rooms evicted as idle: resolve what they still have firing."""

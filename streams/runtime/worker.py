@@ -32,6 +32,7 @@ from typing import Any
 import mode
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from streams import sentiment
@@ -334,9 +335,23 @@ class StreamWorker:
                 else:
                     inputs.append((tp.topic, self.kind_by_topic[tp.topic], tp.partition, admitted))
             if inputs:
-                await self.ingest(inputs, now)
+                try:
+                    await self.ingest(inputs, now)
+                except KafkaError as exc:  # not acknowledged: read these records again
+                    log.warning("routing a fetch failed (%r); its records are read again", exc)
+                    self._rewind([(topic, partition) for topic, _, partition, _ in inputs])
             if rooms:
                 self.fold(rooms, now)
+
+    def _rewind(self, keys: list[tuple[str, int]]) -> None:
+        """Seek back to the next record not yet processed: whatever of the batch reached
+        room-events is skipped there by its source offset (RoomPartition)."""
+        consumer = self.consumer
+        assert consumer is not None
+        positions = self.cursor.positions()
+        for key in keys:
+            if key in positions:
+                consumer.seek(TopicPartition(*key), positions[key])
 
     async def ingest(self, inputs: list[tuple[str, int, int, list[Any]]], now: float) -> None:
         routed = route(inputs, self.partition_of, int(now * 1000))
@@ -394,7 +409,11 @@ class StreamWorker:
             for snap in owned.part.due_snapshots(now):
                 self.peers.observe(snap, now)  # sets its peer percentiles
                 self.live.observe(snap, now)
-                await producer.send(topic, orjson.dumps(snap), key=snap["room_id"].encode())
+                try:
+                    await producer.send(topic, orjson.dumps(snap), key=snap["room_id"].encode())
+                except KafkaError as exc:  # the next change of the room sends a newer one
+                    log.warning("room snapshot not sent (%r)", exc)
+                    return
 
     async def tick(self) -> None:
         if self.producer is None or self.stopping:
@@ -403,12 +422,20 @@ class StreamWorker:
             if self.stopping:
                 return
             now = self.clock()
+            unsent = False
             for p, owned in list(self.owned.items()):
                 if owned.alerts is not None:
                     owned.alerts.advance(now, owned.part)
-                    await self.send_alerts(p, owned.alerts.take())
+                    records = owned.alerts.take()
+                    try:
+                        await self.send_alerts(p, records)
+                    except KafkaError as exc:  # the broker is slow or gone: next tick
+                        log.warning("alerts of partition %d not sent (%r); retried", p, exc)
+                        owned.alerts.not_sent(records)
+                        unsent = True
             # Alerts go out before the checkpoint that holds the detector state behind them.
-            if now - self._last_checkpoint >= self.settings.checkpoint_interval_seconds:
+            due = now - self._last_checkpoint >= self.settings.checkpoint_interval_seconds
+            if due and not unsent:
                 self._last_checkpoint = now
                 for owned in self.owned.values():
                     if owned.writing is None or owned.writing.done():
@@ -488,7 +515,15 @@ class StreamWorker:
         if owned.writing is not None:
             await asyncio.gather(owned.writing, return_exceptions=True)
         if owned.alerts is not None:
-            await self.send_alerts(p, owned.alerts.take())
+            records = owned.alerts.take()
+            try:
+                await self.send_alerts(p, records)
+            except KafkaError as exc:
+                # No final checkpoint then: the next owner restores the one before these
+                # transitions and raises them again (the ledger has not seen them sent).
+                log.warning("alerts of partition %d not sent (%r); no final checkpoint", p, exc)
+                owned.alerts.not_sent(records)
+                return
         await self._checkpoint(owned, self.clock())
 
     async def revoke(self, revoked: set[TopicPartition]) -> None:

@@ -247,3 +247,24 @@ def test_leaves_alone_do_not_page() -> None:
         part.apply(t, events, now=float(t), outcome=Outcome(), score=score)
         sent += part.take_alerts()
     assert [a for a in sent if a["kind"] == "ViewerDrop"] == []
+
+
+def test_alerts_the_broker_did_not_acknowledge_are_sent_again_first():
+    from streams.alerts.partition import PartitionAlerts
+    from streams.alerts.rules import AlertRules
+
+    alerts = PartitionAlerts(0, AlertRules.load(), 5000)
+    first = {
+        "alert_id": "a1",
+        "kind": "KeywordHit",
+        "key": "fraud",
+        "room_id": "r",
+        "status": "firing",
+    }
+    alerts.outbox.append(first)
+    taken = alerts.take()
+    assert taken == [first]
+    alerts.not_sent(taken)  # the produce timed out
+    alerts.outbox.append(dict(first))  # the same transition again: the ledger drops it
+    assert alerts.take() == [first]  # sent again, once
+    assert alerts.take() == []
