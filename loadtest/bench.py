@@ -41,6 +41,8 @@ from streams.rooms.room import RoomSettings, RoomState
 from streams.runtime.checkpoint import Checkpointer
 from streams.runtime.ingest import route
 from streams.runtime.worker import tune_gc
+from streams.sentiment.resources import load as load_resources
+from streams.sentiment.scorer import Scorer
 from streams.state.log import MemoryLog
 from streams.state.writer import EpochWriter
 from streams.traffic.model import TrafficModel, comment_text
@@ -362,6 +364,18 @@ def bench_sentiment(comments: int = 5_000) -> None:
                 f"sentiment: {name:22s} {lo:>2}-{hi:<2} chars  n={len(chosen):5,}  "
                 f"mean {mean:>5.1f} µs  p99 {p99:>5.1f} µs  {per_char:.2f} µs/char"
             )
+    # The same scorer with the n-gram sum in Python (no C extension), for a ratio
+    # measured in this run.
+    python_path = Scorer(load_resources())
+    python_path._ngram_sum = python_path._ngram_sum_py  # type: ignore[method-assign]
+    for name, texts in sources.items():
+        chosen = [t for t in texts if 10 <= len(t) <= 30]
+        c_mean = _time_texts(scorer, chosen)[0]
+        py_mean = _time_texts(python_path, chosen)[0]
+        print(
+            f"sentiment: {name:22s} 10-30 chars  n-gram sum in Python: mean {py_mean:.1f} µs "
+            f"({py_mean / c_mean:.1f}x the C sum's)"
+        )
     texts = sources["simulator comments"]
     started = time.perf_counter()
     sentiment.score_batch(texts)

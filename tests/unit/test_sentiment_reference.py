@@ -1,9 +1,11 @@
-"""The scorer's matching in C (Aho-Corasick, mapped n-gram lookups) gives exactly the
+"""The scorer's matching in compiled code (Aho-Corasick, the C n-gram sum) gives exactly the
 scores of the straightforward per-character scan it replaced, kept here as the reference."""
 
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.sentiment import default_scorer
 from streams.sentiment.resources import (
@@ -136,3 +138,24 @@ def test_scores_equal_the_reference_scan(chunk: int) -> None:
     texts = corpus()[chunk::4]
     for text in texts:
         assert scorer.raw(text) == pytest.approx(reference_raw(res, text), abs=1e-9), text
+
+
+def test_the_c_ngram_sum_is_built_and_equals_the_python_sum() -> None:
+    """`pip install` builds `_ngrams.c`; if it did not, the scorer would run ~10x slower
+    on the Python path, so a missing build fails here rather than only in `make bench`."""
+    from streams.sentiment import scorer as scorer_module
+
+    assert scorer_module.NgramTable is not None
+    scorer = default_scorer()
+    texts = [normalize(t) for t in corpus() if t]
+    texts += ["\x00", "\x00好", "好\x00", "好\x00好", "好好", "ab好的\x00吗", "𠀀好", "好" * 500]
+    for text in texts:
+        # Bit for bit: the C loop adds in the order the Python sums do.
+        assert scorer._ngram_sum(text) == scorer._ngram_sum_py(text), text
+    assert len(scorer_module.NgramTable({"好": 1.0, "好的": 2.0, "\x00": 3.0, "abcd": 4.0})) == 2
+
+
+@given(st.text(alphabet=st.sampled_from("好不差的太了很\x00a!？👍𠀀"), min_size=1, max_size=40))
+def test_the_c_ngram_sum_equals_python_on_any_text(text: str) -> None:
+    scorer = default_scorer()
+    assert scorer._ngram_sum(text) == scorer._ngram_sum_py(text)
