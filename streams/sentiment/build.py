@@ -46,7 +46,7 @@ def curated() -> list[Entry]:
             term, weight, kind = line.split("\t")
             role = (
                 kind
-                if kind in ("negator", "degree", "contrast", "chatter", "drop")
+                if kind in ("negator", "degree", "contrast", "chatter", "sarcasm", "ironic", "drop")
                 else "sentiment"
             )
             value = 1.5 if role == "degree" else float(weight)

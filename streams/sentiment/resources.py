@@ -8,14 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
-# Token kinds in the lexicon table.
-SENTIMENT, NEGATOR, DEGREE, CONTRAST, CHATTER = 0, 1, 2, 3, 4
+# Token kinds in the lexicon table. Sarcasm markers (呵呵, 就这) turn the comment's praise
+# into complaint; ironic praise (6, 666) is praise alone and complaint beside one.
+SENTIMENT, NEGATOR, DEGREE, CONTRAST, CHATTER, SARCASM, IRONIC = range(7)
 KINDS = {
     "sentiment": SENTIMENT,
     "negator": NEGATOR,
     "degree": DEGREE,
     "contrast": CONTRAST,
     "chatter": CHATTER,
+    "sarcasm": SARCASM,
+    "ironic": IRONIC,
 }
 
 

@@ -15,7 +15,15 @@ from typing import Literal
 
 import ahocorasick_rs
 
-from streams.sentiment.resources import CONTRAST, DEGREE, NEGATOR, SENTIMENT, Resources
+from streams.sentiment.resources import (
+    CONTRAST,
+    DEGREE,
+    IRONIC,
+    NEGATOR,
+    SARCASM,
+    SENTIMENT,
+    Resources,
+)
 from streams.sentiment.text import normalize
 
 try:  # built by `pip install` (pyproject.toml); Python below gives the same sums
@@ -32,13 +40,24 @@ BEFORE_CONTRAST = 0.4  # 东西不错但是发货太慢: what follows 但是 is 
 QUESTION_DAMPING = 0.5  # 怎么还不发货? is a complaint; 包邮吗? is not an opinion
 CLAUSE_ENDS = frozenset(",.!;~，。！；、\n")
 QUESTION_ENDS = frozenset("?吗呢么")
-WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz'")
+# Latin letters and digits are matched as whole words (xswl, u1s1, 666, 12315), never
+# inside a longer run (1666, 16), and a number followed by a unit or an ordinal (6号链接,
+# 66元, 6斤) is a quantity, not a word.
+WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789'")
+UNIT_CHARS = frozenset("号元块斤折个件点毛分秒万千百十克米岁楼期月日天")
 GAP = "\x00"
-_HAS_WORD = re.compile(r"[a-z]")
-_WORD_RUN = re.compile(r"[a-z']+")
-_TOKEN = re.compile(r"[a-z']+|.", re.DOTALL)  # what one unmatched token is
+_HAS_WORD = re.compile(r"[a-z0-9]")
+_WORD_RUN = re.compile(  # not inside a decimal or a time either (6.1, 10:66)
+    r"(?<![a-z0-9'])(?<!\d[.:,/])[a-z0-9']++(?![" + "".join(sorted(UNIT_CHARS)) + r"]|[.:,/]\d)"
+)
+_TOKEN = re.compile(r"[a-z0-9']+|.", re.DOTALL)  # what one unmatched token is
+# Ironic praise counts as complaint only beside a comment that is negative on its own,
+# by the same line `classify` draws (score = tanh(raw / 2)): 666 beside n-gram noise
+# stays praise.
+IRONY_LINE = -2 * math.atanh(NEUTRAL_BAND)
 _ZEROS = itertools.repeat(0.0)
-_CLAUSE_END = re.compile("[" + re.escape("".join(sorted(CLAUSE_ENDS))) + "]")
+_CLAUSE_END_CHARS = "".join(sorted(CLAUSE_ENDS))
+_CLAUSE_END = re.compile("[" + re.escape(_CLAUSE_END_CHARS) + "]")
 
 
 class Scorer:
@@ -96,7 +115,8 @@ class Scorer:
         negation = 0
         degree = 1.0
         at = 0  # end of the previous term
-        chatter: list[tuple[int, int]] = []
+        sarcasm = ironic = 0.0
+        chatter: list[tuple[int, int]] = []  # spans the n-grams do not see
         for start, end, kind, value in self._terms(t):
             if start > at:  # unmatched characters and words: each one a token
                 gap = t[at:start]
@@ -118,15 +138,23 @@ class Scorer:
             elif kind == CONTRAST:
                 total = (total + clause) * BEFORE_CONTRAST
                 clause = 0.0
-            else:  # chatter
+            else:  # chatter, sarcasm and ironic praise: markers, not opinions of their own
                 negation -= 1
                 chatter.append((start, end))
+                if kind == SARCASM:
+                    sarcasm += value
+                elif kind == IRONIC:
+                    ironic += value
         evidence = total + clause
         u = t
         for start, end in reversed(chatter):
             u = u[:start] + GAP + u[end:]
         if len(u) > len(chatter):  # something besides chatter is left
             evidence += self._ngram_weight * self._ngram_sum(u)
+        if sarcasm and _one_clause(t):  # 呵呵 质量真好: the praise is the sarcasm
+            evidence = sarcasm - abs(evidence)
+        if ironic:  # 666 alone is praise; 666 又断货了 is not
+            evidence += -ironic if evidence <= IRONY_LINE else ironic
         if t[-1] in QUESTION_ENDS:
             evidence *= QUESTION_DAMPING
         return evidence
@@ -156,6 +184,12 @@ class Scorer:
 
     def classify(self, text: str) -> Label:
         return label_of(self.score(text))
+
+
+def _one_clause(t: str) -> bool:
+    """A danmaku-shaped comment: no clause end but at its end. Sarcasm markers read as
+    sarcasm only there; in longer texts 呵呵 is as often a friendly laugh."""
+    return _CLAUSE_END.search(t.rstrip(_CLAUSE_END_CHARS)) is None
 
 
 def label_of(score: float) -> Label:

@@ -103,3 +103,56 @@ def test_batch_forms_match_the_single_forms() -> None:
     texts = ["假货", "主播好", "yyds", "不好看"]
     assert score_batch(texts) == [score(t) for t in texts]
     assert classify_batch(texts) == ["negative", "neutral", "positive", "negative"]
+
+
+# Sarcasm and abbreviations: the policy is in README ("Sarcasm and abbreviations") and in
+# the header of streams/sentiment/sources/curated.tsv.
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("呵呵", "negative"),  # alone: dismissive
+        ("呵呵 质量真好", "negative"),  # praise beside it is the sarcasm
+        ("呵呵，又翻车了", "negative"),
+        ("我真的会谢", "negative"),
+        ("栓Q", "negative"),
+        ("好家伙", "neutral"),  # surprise, no direction of its own
+        ("好家伙，等了一周还没发货", "negative"),  # the rest decides
+        ("666", "positive"),  # ironic praise alone is praise
+        ("主播666", "positive"),
+        ("666 这个颜色", "positive"),  # beside n-gram noise it stays praise
+        ("666 质量差", "negative"),  # beside a complaint it is irony
+        ("6 又断货了", "negative"),
+        ("6啊 又没货", "negative"),
+        ("6号链接", "neutral"),  # a number before a unit is a quantity
+        ("yyds", "positive"),
+        ("tql", "positive"),
+        ("xswl", "positive"),
+        ("笑死", "positive"),  # amusement, not death
+        ("u1s1", "neutral"),  # "to be fair": the rest decides
+        ("u1s1 还行", "positive"),
+        ("u1s1 质量一般", "negative"),
+        ("nsdd", "neutral"),  # "you're right", often ironic: no direction
+        ("nsdd 但是太贵了", "negative"),
+        ("绝了", "neutral"),  # amazing or awful
+        ("绝了 太好看了", "positive"),
+        ("绝了 太难看了", "negative"),
+        ("yygq", "negative"),
+    ],
+)
+def test_sarcasm_markers_and_abbreviations_follow_the_written_policy(text: str, label: str) -> None:
+    assert classify(text) == label, score(text)
+
+
+def test_sarcasm_reads_as_sarcasm_only_in_a_one_clause_comment() -> None:
+    # In a review of several clauses 呵呵 is as often a friendly laugh: it counts nothing.
+    review = "性价比真不错,屏幕很漂亮,我还是一闭眼把贴膜给撕了,呵呵。送了鼠标,包装满厚实的。"
+    assert classify(review) == "positive"
+    assert score("呵呵 质量真好") < 0 < score("质量真好")
+
+
+def test_numbers_match_only_as_whole_words() -> None:
+    assert score("1666") == score("") == 0.0  # not 666 inside a longer number
+    assert score("6.1") == 0.0  # a date or a decimal, not 6
+    assert classify("打12315投诉") == "negative"  # the complaints hotline, as a word

@@ -12,7 +12,9 @@ from streams.sentiment.resources import (
     CHATTER,
     CONTRAST,
     DEGREE,
+    IRONIC,
     NEGATOR,
+    SARCASM,
     SENTIMENT,
     Resources,
     load,
@@ -21,10 +23,12 @@ from streams.sentiment.scorer import (
     BEFORE_CONTRAST,
     CLAUSE_ENDS,
     GAP,
+    IRONY_LINE,
     NEGATED,
     NEGATION_WINDOW,
     QUESTION_DAMPING,
     QUESTION_ENDS,
+    UNIT_CHARS,
     WORD_CHARS,
 )
 from streams.sentiment.text import normalize
@@ -43,7 +47,7 @@ def reference_raw(res: Resources, text: str) -> float:
         return 0.0
     tokens = res.tokens
     max_len = res.max_token_len
-    total = clause = 0.0
+    total = clause = sarcasm = ironic = 0.0
     negation = 0
     degree = 1.0
     rest: list[str] = []  # the text the n-grams see: GAP where chatter was
@@ -55,7 +59,11 @@ def reference_raw(res: Resources, text: str) -> float:
             j = i + 1
             while j < n and t[j] in WORD_CHARS:
                 j += 1
-            entry = tokens.get(t[i:j])
+            quantity = (j < n and t[j] in UNIT_CHARS) or (  # 6号, 6.1, 1.6
+                (j + 1 < n and t[j] in ".:,/" and t[j + 1].isdecimal())
+                or (i >= 2 and t[i - 1] in ".:,/" and t[i - 2].isdecimal())
+            )
+            entry = None if quantity else tokens.get(t[i:j])
         else:
             for j in range(min(n, i + max_len), i, -1):
                 entry = tokens.get(t[i:j])
@@ -65,7 +73,8 @@ def reference_raw(res: Resources, text: str) -> float:
                 j = i + 1
                 if c in CLAUSE_ENDS:
                     negation, degree = 0, 1.0
-        rest.append(GAP if entry is not None and entry[0] == CHATTER else t[i:j])
+        marker = entry is not None and entry[0] in (CHATTER, SARCASM, IRONIC)
+        rest.append(GAP if marker else t[i:j])
         i = j
         if entry is None:
             negation -= 1
@@ -84,8 +93,10 @@ def reference_raw(res: Resources, text: str) -> float:
         elif kind == CONTRAST:
             total = (total + clause) * BEFORE_CONTRAST
             clause = 0.0
-        else:  # chatter
+        else:  # chatter, sarcasm, ironic praise
             negation -= 1
+            sarcasm += value if kind == SARCASM else 0.0
+            ironic += value if kind == IRONIC else 0.0
     evidence = total + clause
     u = "".join(rest)
     if len(u.replace(GAP, "")):
@@ -95,6 +106,10 @@ def reference_raw(res: Resources, text: str) -> float:
         for k in range(len(u)):
             learnt += get(u[k], 0.0) + get(u[k : k + 2], 0.0) + get(u[k : k + 3], 0.0)
         evidence += res.ngram_weight * learnt
+    if sarcasm and not any(c in CLAUSE_ENDS for c in t.rstrip("".join(CLAUSE_ENDS))):
+        evidence = sarcasm - abs(evidence)
+    if ironic:
+        evidence += -ironic if evidence <= IRONY_LINE else ironic
     if t[-1] in QUESTION_ENDS:
         evidence *= QUESTION_DAMPING
     return evidence
@@ -127,6 +142,20 @@ def corpus() -> list[str]:
         "主播好，几号链接",
         "超级无敌好用，回购",
         "\x00好",
+        "6号链接",
+        "6 又断货了",
+        "呵呵 质量真好",
+        "打12315投诉",
+        "123150",
+        "66元 太贵",
+        "1666",
+        "我真的会谢",
+        "栓q",
+        "不6",
+        "女儿6.1的礼物",
+        "1.6 好",
+        "呵呵，质量真好",
+        "呵呵 质量真好！！",
     ]
     return texts
 
