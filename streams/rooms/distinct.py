@@ -14,6 +14,7 @@ import base64
 import hashlib
 import math
 from collections.abc import Iterable
+from sys import intern
 from typing import Any
 
 EXACT_LIMIT = 10_000
@@ -132,7 +133,7 @@ class DistinctCount:
         """Apply a base or a delta of `take_changes`/`snapshot` (idempotent)."""
         if "add" in change:
             for key in change["add"]:
-                self.add(key)
+                self.add(intern(key))  # user ids, shared with the room's other indexes
         elif "hll" in change:
             self.exact = None
             self.registers = bytearray(base64.b64decode(change["hll"]))

@@ -11,6 +11,8 @@ when that word was a leave.
 
 from __future__ import annotations
 
+from sys import intern
+
 
 class Presence:
     __slots__ = ("_buckets", "_oldest", "at", "changed", "horizon_s", "online")
@@ -18,7 +20,7 @@ class Presence:
     def __init__(self, horizon_s: int) -> None:
         self.horizon_s = horizon_s
         self.at: dict[str, int] = {}
-        self._buckets: dict[int, set[str]] = {}  # second of |at| -> users
+        self._buckets: dict[int, list[str]] = {}  # second of |at| -> users moved to it
         self._oldest: int | None = None
         self.online = 0
         self.changed: dict[str, int] = {}  # entries set since take_changes()
@@ -31,20 +33,21 @@ class Presence:
         return value is not None and value >= 0
 
     def _set(self, user: str, value: int, prev: int | None) -> None:
-        if prev is not None:
-            self._buckets[abs(prev) // 1000].discard(user)
-            self.online -= prev >= 0
         self.at[user] = value
-        self.online += value >= 0
+        self.online += (value >= 0) - (prev is not None and prev >= 0)
         self.changed[user] = value
         second = abs(value) // 1000
+        if prev is not None and abs(prev) // 1000 == second:
+            return  # already in that second's bucket
+        # Buckets are lists, not searched when a user moves on (as in LastSeen): expiry
+        # checks each user's latest word.
         bucket = self._buckets.get(second)
         if bucket is None:
-            self._buckets[second] = {user}
+            self._buckets[second] = [user]
             if self._oldest is None or second < self._oldest:
                 self._oldest = second
         else:
-            bucket.add(user)
+            bucket.append(user)
 
     def enter(self, user: str, ts: int) -> None:
         prev = self.at.get(user)
@@ -73,9 +76,13 @@ class Presence:
             if cutoff - self._oldest < 4 * len(buckets)
             else [s for s in buckets if s <= cutoff]
         )
+        last_ms = (cutoff + 1) * 1000  # words before this are a session timeout old
         for second in seconds:
             for user in buckets.pop(second):
-                self.online -= at.pop(user) >= 0
+                value = at.get(user)
+                if value is not None and abs(value) < last_ms:  # not moved on since
+                    del at[user]
+                    self.online -= value >= 0
         self._oldest = cutoff + 1
 
     # -- checkpoints -------------------------------------------------------------------
@@ -93,5 +100,5 @@ class Presence:
         """Set entries from a base or a delta (absolute values, applied in order)."""
         at = self.at
         for user, value in entries.items():
-            self._set(user, value, at.get(user))
+            self._set(intern(user), value, at.get(user))
         self.changed = {}

@@ -7,6 +7,7 @@ Plain Python with an explicit clock: `apply` takes compact events (see
 from __future__ import annotations
 
 from dataclasses import dataclass
+from sys import intern
 from typing import Any
 
 from streams.events import (
@@ -25,7 +26,7 @@ from streams.events import (
 from streams.rooms.distinct import DistinctCount
 from streams.rooms.presence import Presence
 from streams.rooms.trend import MinuteMarks
-from streams.rooms.windows import LastSeen, SecondSums
+from streams.rooms.windows import LastSeen, RecentIds, SecondSums
 from streams.sentiment.scorer import NEUTRAL_BAND
 
 WINDOW_HORIZON_S = 300  # the longest sliding window (5 min)
@@ -105,9 +106,10 @@ class RoomState:
         self.recent_carters = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
         self.recent_buyers = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
         self.presence = Presence(settings.session_timeout_s)
-        self.seen_event_ids = LastSeen(settings.dedup_horizon_s)
+        self.seen_event_ids = RecentIds(settings.dedup_horizon_s)
         # Totals as the watermark enters each minute: the last 10 minutes vs the 10 before.
         self.minute_marks = MinuteMarks()
+        self._second = -1  # the int object of the latest second applied (see `apply`)
         self._trackers = (
             self.recent_viewers,
             self.recent_commenters,
@@ -143,10 +145,18 @@ class RoomState:
         comment is negative when its score is in the negative class (below the neutral
         band), as `streams.sentiment.classify` says.
         """
-        event_id, user, ts = event[F_EVENT_ID], event[F_USER], event[F_TS]
-        second = ts // 1000
+        event_id, ts = event[F_EVENT_ID], event[F_TS]
         if event_id in self.seen_event_ids:
             return DUPLICATE
+        # Each decoded event brings new string and int objects. The indexes keep a
+        # user's id and an entry's second for minutes, so one object each is shared:
+        # interned ids (freed with their last reference) and one int per second.
+        user = intern(event[F_USER])
+        second = ts // 1000
+        if second == self._second:
+            second = self._second
+        else:
+            self._second = second
         if ts > self.watermark_ms:
             self._advance(ts)
         self.seen_event_ids.touch(event_id, second)

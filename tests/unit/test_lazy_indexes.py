@@ -1,0 +1,92 @@
+"""The per-second indexes keep buckets as lists that are not searched when a key moves
+on (expiry checks each key's latest second instead). These tests drive them with many
+moves, late and shuffled events and expiries, and compare them after every step with a
+plain dict that recomputes everything."""
+
+import random
+
+from streams.rooms.presence import Presence
+from streams.rooms.windows import LastSeen, RecentIds
+
+
+def test_presence_equals_a_recomputed_model_under_disorder_moves_and_restores() -> None:
+    rng = random.Random(11)
+    horizon = 30
+    presence = Presence(horizon)
+    model: dict[str, int] = {}  # user -> latest word's time, negative for a leave
+    watermark = 100
+    for step in range(20_000):
+        user = f"u{rng.randrange(300)}"
+        ts = (watermark - rng.randrange(40)) * 1000 + rng.randrange(1000)  # up to 40 s late
+        prev = model.get(user)
+        action = rng.random()
+        if action < 0.4:
+            presence.enter(user, ts)
+            if prev is None or (ts > prev if prev >= 0 else ts > -prev):
+                model[user] = ts
+        elif action < 0.7:
+            presence.leave(user, ts)
+            if prev is None or (ts >= prev if prev >= 0 else ts > -prev):
+                model[user] = -ts
+        else:
+            presence.active(user, ts)
+            if prev is not None and 0 <= prev < ts:
+                model[user] = ts
+        if rng.random() < 0.05:
+            watermark += rng.choice((1, 1, 2, 5, 45))
+            presence.expire(watermark)
+            cutoff = watermark - horizon
+            model = {u: v for u, v in model.items() if abs(v) // 1000 > cutoff}
+            assert presence.at == model, step
+        if step % 5_000 == 4_999:  # a restore from a base keeps the same state
+            restored = Presence(horizon)
+            restored.load(presence.snapshot())
+            presence = restored
+        assert presence.online == sum(v >= 0 for v in model.values()), step
+
+
+def test_last_seen_equals_a_recomputed_model_with_keys_moving_often() -> None:
+    rng = random.Random(12)
+    seen = LastSeen(60, (10, 60))
+    model: dict[str, int] = {}
+    watermark = 1_000
+    for step in range(30_000):
+        key = f"k{rng.randrange(200)}"  # few keys, so most touches move a key
+        second = watermark - rng.randrange(8)
+        seen.touch(key, second)
+        model[key] = max(model.get(key, second), second)
+        if rng.random() < 0.1:
+            watermark += 70 if rng.random() < 0.01 else rng.choice((1, 1, 1, 2, 3))
+            seen.expire(watermark)
+            model = {k: s for k, s in model.items() if s > watermark - 60}
+            assert seen.last == model, step
+            for length in (10, 60):
+                first = watermark - length + 1
+                expected = sum(s >= first for s in model.values())
+                assert seen.window_count(length, first) == expected, (step, length)
+                assert seen.count_since(first) == expected
+    # Buckets hold each key at most once per second it moved to, never more.
+    assert all(len(keys) == len(set(keys)) for keys in seen._buckets.values())
+
+
+def test_recent_ids_remember_ids_for_the_horizon_and_round_trip() -> None:
+    rng = random.Random(13)
+    ids = RecentIds(60)
+    model: dict[str, int] = {}
+    watermark = 5_000
+    for step in range(20_000):
+        key = f"e{rng.randrange(5_000)}"
+        second = watermark - rng.randrange(5)
+        assert (key in ids) == (key in model), step
+        ids.touch(key, second)
+        model.setdefault(key, second)
+        if rng.random() < 0.02:
+            watermark += 90 if rng.random() < 0.02 else rng.choice((1, 1, 2))
+            ids.expire(watermark)
+            model = {k: s for k, s in model.items() if s > watermark - 60}
+            assert ids.ids == set(model), step
+    assert ids.snapshot() == model
+    restored = RecentIds(60)
+    restored.load(ids.snapshot())
+    assert restored.snapshot() == model and len(restored) == len(model)
+    assert restored.take_changes() == {}
