@@ -138,33 +138,32 @@ class RecentIds:
     """Event ids seen within a horizon of event time, to drop repeats (client retries).
 
     `LastSeen` with less per id, for the busiest index a room has (every event's id):
-    an id never moves (a repeat is dropped, not touched again), so it lives in one set
-    and in the list of the second it was first seen, with no dict entry and no
-    per-id second object (~100 bytes less an id: ~90 MB at 15,000 events/s over the
-    60 s horizon). Checkpoints use LastSeen's format ({id: second}).
+    an id never moves (a repeat is dropped, not touched again), so it needs no live
+    counts and no check at expiry, only its first second in a dict (a base is one
+    C-level copy of it) and in that second's list.
     """
 
-    __slots__ = ("_oldest", "_seconds", "changed", "horizon", "ids")
+    __slots__ = ("_oldest", "_seconds", "changed", "first_seen", "horizon")
 
     def __init__(self, horizon_s: int) -> None:
         self.horizon = horizon_s
-        self.ids: set[Hashable] = set()
+        self.first_seen: dict[Hashable, int] = {}
         self._seconds: dict[int, list[Hashable]] = {}  # second first seen -> ids
         self._oldest: int | None = None
         self.changed: dict[Hashable, int] = {}  # ids added since take_changes()
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.first_seen)
 
     def __contains__(self, key: Hashable) -> bool:
-        return key in self.ids
+        return key in self.first_seen
 
     def touch(self, key: Hashable, second: int) -> None:
         """Remember `key` as first seen at `second` (a key already held stays put)."""
-        ids = self.ids
-        if key in ids:
+        first_seen = self.first_seen
+        if key in first_seen:
             return
-        ids.add(key)
+        first_seen[key] = second
         self.changed[key] = second
         bucket = self._seconds.get(second)
         if bucket is None:
@@ -179,10 +178,10 @@ class RecentIds:
         cutoff = watermark_s - self.horizon
         if self._oldest is None or self._oldest > cutoff:
             return
-        seconds, discard = self._seconds, self.ids.discard
+        seconds, first_seen = self._seconds, self.first_seen
         for s in _seconds_up_to(seconds, self._oldest, cutoff):
             for key in seconds.pop(s):
-                discard(key)
+                del first_seen[key]
         self._oldest = cutoff + 1
 
     def take_changes(self) -> dict[Hashable, int]:
@@ -190,12 +189,9 @@ class RecentIds:
         return out
 
     def snapshot(self) -> dict[Hashable, int]:
-        """{id: second} of every id (a base); resets the changes."""
+        """{id: second} of every id (a base, a copy); resets the changes."""
         self.changed = {}
-        out: dict[Hashable, int] = {}
-        for second, keys in self._seconds.items():
-            out.update(dict.fromkeys(keys, second))
-        return out
+        return self.first_seen.copy()
 
     def load(self, pairs: dict[Hashable, int]) -> None:
         touch = self.touch
