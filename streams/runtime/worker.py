@@ -49,7 +49,7 @@ from streams.live.view import LiveView, RateMeter
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.peers import PeerIndex
 from streams.rooms.room import RoomSettings
-from streams.runtime.checkpoint import Checkpointer
+from streams.runtime.checkpoint import Capture, Checkpointer
 from streams.runtime.cursor import OffsetCursor
 from streams.runtime.ingest import route
 from streams.runtime.restore import restore_partition, sent_alerts
@@ -437,9 +437,13 @@ class StreamWorker:
             due = now - self._last_checkpoint >= self.settings.checkpoint_interval_seconds
             if due and not unsent:
                 self._last_checkpoint = now
-                for owned in self.owned.values():
+                for owned in list(self.owned.values()):
                     if owned.writing is None or owned.writing.done():
-                        owned.writing = asyncio.create_task(self._checkpoint(owned, now))
+                        # Captured here, under the lock (no fold while it pauses), and
+                        # written in the background.
+                        started = time.perf_counter()
+                        capture = await self._capture(owned, now)
+                        owned.writing = asyncio.create_task(self._write(owned, capture, started))
             if now - self._last_commit >= COMMIT_INTERVAL_S:
                 self._last_commit = now
                 self.event_rate.sample(_total(self.health.processed), now)
@@ -450,11 +454,20 @@ class StreamWorker:
                 self.live.keep_only(r for o in self.owned.values() for r in o.part.rooms)
 
     async def _checkpoint(self, owned: OwnedPartition, now: float) -> None:
-        """Capture and write one epoch. A failed write is logged, not raised (it runs in
-        the background): the checkpointer writes what it held again as bases next time."""
+        """Capture and write one epoch (the caller holds the lock)."""
         started = time.perf_counter()
-        capture = owned.checkpointer.capture(now, self.settings.room_ttl_seconds)
+        await self._write(owned, await self._capture(owned, now), started)
+
+    async def _capture(self, owned: OwnedPartition, now: float) -> Capture:
+        """The caller holds the lock: folding waits while the capture lets the loop run."""
+        started = time.perf_counter()
+        capture = await owned.checkpointer.capture_paced(now, self.settings.room_ttl_seconds)
         self.health.checkpoint_capture_seconds.set(time.perf_counter() - started)
+        return capture
+
+    async def _write(self, owned: OwnedPartition, capture: Capture, started: float) -> None:
+        """Write one captured epoch. A failed write is logged, not raised (it runs in the
+        background): the checkpointer writes what it held again as bases next time."""
         writer = owned.checkpointer.writer
         written = writer.bytes_written
         try:

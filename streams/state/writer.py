@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -52,6 +52,7 @@ class EpochWriter:
         pieces: Sequence[dict[str, Any]],
         meta: dict[str, Any],
         restore_from: Callable[[list[int]], int],
+        split: Callable[[dict[str, Any]], Iterable[dict[str, Any]]] | None = None,
     ) -> int:
         """Write one epoch; return the offset of its commit record.
 
@@ -59,10 +60,11 @@ class EpochWriter:
         log offset of the record holding each piece: it returns the offset a restore of
         this epoch must read from, or -1 for "from this commit" (nothing before it is
         needed). Raises if the log fails; the epoch then never counts (the caller must
-        write what it held again, as bases)."""
+        write what it held again, as bases). `split` cuts a piece into smaller ones,
+        written in order (a piece's offset is that of its first part)."""
         self.epoch += 1
         epoch = self.epoch
-        payloads, piece_payload = await self._pack(pieces)
+        payloads, piece_payload = await self._pack(pieces, split)
         records: list[tuple[bytes, bytes]] = []
         first_record: list[int] = []  # payload -> index of its first record
         for seq, data in enumerate(payloads):
@@ -82,7 +84,11 @@ class EpochWriter:
         self.parent = (self.writer, epoch)
         return commit_offset
 
-    async def _pack(self, pieces: Sequence[dict[str, Any]]) -> tuple[list[bytes], list[int]]:
+    async def _pack(
+        self,
+        pieces: Sequence[dict[str, Any]],
+        split: Callable[[dict[str, Any]], Iterable[dict[str, Any]]] | None,
+    ) -> tuple[list[bytes], list[int]]:
         """Pieces packed into JSON-array payloads, serialised in slices of SLICE_S."""
         payloads: list[bytes] = []
         piece_payload: list[int] = []
@@ -90,16 +96,18 @@ class EpochWriter:
         size = 0
         started = self.clock()
         for piece in pieces:
-            data = orjson.dumps(piece)
-            if parts and size + len(data) > self.payload_bytes:
-                payloads.append(b"[" + b",".join(parts) + b"]")
-                parts, size = [], 0
-            parts.append(data)
-            size += len(data) + 1
-            piece_payload.append(len(payloads))
-            if self.clock() - started > SLICE_S:
-                await asyncio.sleep(0)
-                started = self.clock()
+            for n, cut in enumerate(split(piece) if split is not None else (piece,)):
+                data = orjson.dumps(cut)
+                if parts and size + len(data) > self.payload_bytes:
+                    payloads.append(b"[" + b",".join(parts) + b"]")
+                    parts, size = [], 0
+                parts.append(data)
+                size += len(data) + 1
+                if n == 0:
+                    piece_payload.append(len(payloads))
+                if self.clock() - started > SLICE_S:
+                    await asyncio.sleep(0)
+                    started = self.clock()
         if parts:
             payloads.append(b"[" + b",".join(parts) + b"]")
         return payloads, piece_payload

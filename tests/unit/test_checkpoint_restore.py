@@ -197,3 +197,48 @@ def test_a_stale_writer_that_keeps_writing_does_not_corrupt_the_new_chain():
     assert final.restored.read_from == 0  # A's first epoch, so A's stale one is read too
     assert final.restored.epochs[-1][0] == "B"
     assert fingerprint(final.part) == fingerprint(b)
+
+
+def test_a_paced_capture_lets_the_loop_run_and_captures_what_a_synchronous_one_does(
+    monkeypatch,
+):
+    """The worker captures with `capture_paced` (under the lock folding takes), so a big
+    room's base does not hold the event loop for its whole copy."""
+    monkeypatch.setattr(checkpoint, "CAPTURE_SLICE_S", 0.0)  # pause at every step
+    records = make_records()
+
+    def folded() -> RoomPartition:
+        part = RoomPartition(0, SETTINGS)
+        for offset, groups in enumerate(records):
+            part.apply(offset, groups, NOW, Outcome())
+        return part
+
+    sync_part, paced_part = folded(), folded()
+    sync = Checkpointer(EpochWriter(MemoryLog(), TOPIC, 0, "a", None), sync_part, None)
+    paced = Checkpointer(EpochWriter(MemoryLog(), TOPIC, 0, "a", None), paced_part, None)
+    expected = sync.capture(NOW, room_ttl=3600)
+
+    async def capture_while_counting() -> tuple[checkpoint.Capture, int]:
+        turns = 0
+
+        async def other_work() -> None:
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0)
+                turns += 1
+
+        other = asyncio.create_task(other_work())
+        await asyncio.sleep(0)
+        started = turns
+        captured = await paced.capture_paced(NOW, room_ttl=3600)
+        other.cancel()
+        return captured, turns - started
+
+    captured, turns = asyncio.run(capture_while_counting())
+    # every room's base, and the big room's maps, are separate steps
+    assert turns >= len(paced_part.rooms) + 5
+    assert orjson.dumps(captured.pieces) == orjson.dumps(expected.pieces)
+    assert captured.meta == expected.meta
+    assert [r.state.room_id for r, _ in captured.bases] == [
+        r.state.room_id for r, _ in expected.bases
+    ]
