@@ -41,6 +41,7 @@ from streams.rooms.room import RoomSettings, RoomState
 from streams.runtime.checkpoint import Checkpointer
 from streams.runtime.ingest import route
 from streams.runtime.worker import tune_gc
+from streams.sentiment.evaluate import LENGTH_BUCKETS as EVAL_BUCKETS
 from streams.sentiment.resources import load as load_resources
 from streams.sentiment.scorer import Scorer
 from streams.state.log import MemoryLog
@@ -332,7 +333,7 @@ def bench_page(rooms: int = 5_000) -> None:
         )
 
 
-LENGTH_BUCKETS = ((1, 8), (9, 15), (16, 30), (31, 60))
+LENGTH_BUCKETS = EVAL_BUCKETS[:4]  # the last (over 60 characters) has no comments
 
 
 def _time_texts(scorer: Any, texts: list[str]) -> tuple[float, float, float]:

