@@ -160,43 +160,6 @@ def validate(obj: Any, kind: int, now_ms: int) -> tuple:
     return (ORDER, event_id, user_id, ts, room_id, order_id, product_id, quantity, amount, paid)
 
 
-def accept_common(obj: Any, kind: int, now_ms: int) -> tuple | None:
-    """The compact event of a plainly valid view or comment in one pass, inline; None
-    for anything else (another kind, any doubt), which `validate` then judges and names.
-    Whatever this accepts, `validate` accepts as the same tuple (a property test checks
-    it): it only skips the calls that name a reason. Views and comments are ~85 % of
-    the traffic, and one call per field was most of the routing cost."""
-    if type(obj) is not dict or kind > COMMENT:
-        return None
-    get = obj.get
-    event_id, user_id, room_id, ts = get("event_id"), get("user_id"), get("room_id"), get("ts")
-    if not (
-        type(event_id) is str
-        and type(user_id) is str
-        and type(room_id) is str
-        and type(ts) is int
-        and room_id in _KNOWN_ROOMS  # checked by `validate` once, valid ids only
-        and 0 < len(event_id) <= MAX_ID_CHARS
-        and 0 < len(user_id) <= MAX_ID_CHARS
-        and -MAX_CLOCK_SKEW_MS <= ts - now_ms <= MAX_CLOCK_SKEW_MS
-    ):
-        return None
-    event_type = get("type")
-    if event_type is not None and event_type != KIND_NAMES[kind]:
-        return None
-    if kind == VIEW:
-        action = get("action", "enter")
-        if action == "enter":
-            return (VIEW, event_id, user_id, ts, room_id, True)
-        if action == "leave":
-            return (VIEW, event_id, user_id, ts, room_id, False)
-        return None
-    text = get("text")
-    if type(text) is str and len(text) <= MAX_TEXT_CHARS:
-        return (COMMENT, event_id, user_id, ts, room_id, text)
-    return None
-
-
 def decode_record(value: bytes | None, kind: int, now_ms: int) -> tuple[list[tuple], list[Reject]]:
     """Decode one record of the `kind` topic into (valid events, rejects).
 
@@ -221,21 +184,13 @@ def decode_record(value: bytes | None, kind: int, now_ms: int) -> tuple[list[tup
         if not doc:
             rejects.append(Reject("not_an_object", "empty array", value))
         for index, item in enumerate(doc):
-            event = accept_common(item, kind, now_ms)
-            if event is not None:
-                events.append(event)
-                continue
             try:
                 events.append(validate(item, kind, now_ms))
             except Invalid as bad:
                 rejects.append(Reject(bad.reason, bad.detail, orjson.dumps(item), index))
     else:
-        event = accept_common(doc, kind, now_ms)
-        if event is not None:
-            events.append(event)
-        else:
-            try:
-                events.append(validate(doc, kind, now_ms))
-            except Invalid as bad:
-                rejects.append(Reject(bad.reason, bad.detail, value))
+        try:
+            events.append(validate(doc, kind, now_ms))
+        except Invalid as bad:
+            rejects.append(Reject(bad.reason, bad.detail, value))
     return events, rejects
