@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,8 +75,10 @@ class Checkpointer:
         alerts: PartitionAlerts | None,
         rebase_ratio: float = 1.0,
         rebase_min_entries: int = REBASE_MIN_ENTRIES,
+        clock: Callable[[], float] = time.perf_counter,  # paces `capture_paced`
     ) -> None:
         self.writer = writer
+        self.clock = clock
         self.rebase_ratio = rebase_ratio  # base entries rewritten per delta entry
         self.rebase_min_entries = rebase_min_entries
         self.part = part
@@ -97,11 +99,12 @@ class Checkpointer:
         state still until it returns (the worker holds the lock that folding takes), so
         the epoch is as consistent as a synchronous capture."""
         out = Capture()
-        started = time.perf_counter()
+        clock = self.clock
+        started = clock()
         for _ in self._capture_steps(now, room_ttl, out):
-            if time.perf_counter() - started > CAPTURE_SLICE_S:
+            if clock() - started > CAPTURE_SLICE_S:
                 await asyncio.sleep(0)
-                started = time.perf_counter()
+                started = clock()
         return out
 
     def _capture_steps(self, now: float, room_ttl: float, out: Capture) -> Iterator[None]:
