@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +258,28 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: `make test` installs it (make system-deps)")
     return path
+
+
+@contextmanager
+def running_prometheus(tmp_path: Path, config_yaml: str) -> Iterator[int]:
+    """Debian's Prometheus with this configuration, on a free port (yielded); its log in
+    tmp_path/prometheus.log. Stopped on leaving."""
+    config = tmp_path / "prometheus.yml"
+    config.write_text(config_yaml)
+    port = free_port()
+    with open(tmp_path / "prometheus.log", "wb") as log:
+        prometheus = subprocess.Popen(
+            [
+                require_tool("prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            yield port
+        finally:
+            prometheus.terminate()
+            prometheus.wait(20)

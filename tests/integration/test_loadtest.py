@@ -6,37 +6,32 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.integration
 
 
-def test_short_load_test_report_is_complete_and_consistent(tmp_path):
-    out = tmp_path / "report"
+def run_loadtest(out: Path, *args: str, timeout: float) -> dict:
+    """`liveroom loadtest ... --out out` as a user runs it; its report.json."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streams",
-            "loadtest",
-            "--scenario",
-            "steady",
-            "--duration",
-            "12",
-            "--rate",
-            "3000",
-            "--rooms",
-            "50",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, "-m", "streams", "loadtest", *args, "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    report = json.loads((out / "report.json").read_text())
+    return json.loads((out / "report.json").read_text())
+
+
+def test_short_load_test_report_is_complete_and_consistent(tmp_path):
+    out = tmp_path / "report"
+    report = run_loadtest(
+        out,
+        *("--scenario", "steady", "--duration", "12", "--rate", "3000", "--rooms", "50"),
+        timeout=240,
+    )
 
     totals, c = report["totals"], report["consistency"]
     assert c["drained"] and c["difference"] == 0
@@ -88,23 +83,7 @@ def test_short_soak_reports_each_burst_draining_and_memory_levels(tmp_path):
         "[flash_sale]\nstart = 20\nlength = 5\nfactor = 10\nevery = 40\n"
     )
     out = tmp_path / "report"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streams",
-            "loadtest",
-            "--scenario",
-            str(scenario),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    report = json.loads((out / "report.json").read_text())
+    report = run_loadtest(out, "--scenario", str(scenario), timeout=400)
     assert report["consistency"]["drained"]
     bursts = report["bursts"]["bursts"]
     assert [b["start"] for b in bursts] == [20, 60, 100]

@@ -4,7 +4,6 @@ returns data and every alert expression evaluates."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -13,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import free_port
 from streams.traffic.model import TrafficModel
 
-from .conftest import require_tool, wait_until
+from .conftest import running_prometheus, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -61,26 +59,14 @@ def test_prometheus_evaluates_every_rule_against_a_live_worker(stack, tmp_path):
     worker = stack.worker()
     worker.wait_ready()
     model = TrafficModel(rooms=6, total_viewers=600, seed=2, ramp_s=1)
-    prom_port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
+    scrape_and_rules = (
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         f"rule_files: ['{RULES}/liveroom-recording.yml', '{RULES}/liveroom-alerts.yml']\n"
         "scrape_configs:\n"
         "  - job_name: liveroom\n"
         f"    static_configs: [{{targets: ['127.0.0.1:{worker.port}']}}]\n"
     )
-    prometheus = subprocess.Popen(
-        [
-            require_tool("prometheus"),
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "prometheus.log", "wb"),  # noqa: SIM115
-    )
-    try:
+    with running_prometheus(tmp_path, scrape_and_rules) as prom_port:
         busiest = max(model.rooms, key=lambda r: r.peak_viewers).room_id
         records = rule_exprs("recording")
         assert len(records) == 9
@@ -139,6 +125,3 @@ def test_prometheus_evaluates_every_rule_against_a_live_worker(stack, tmp_path):
             60,
             "every dashboard panel returns data",
         )
-    finally:
-        prometheus.terminate()
-        prometheus.wait(20)

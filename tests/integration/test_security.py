@@ -4,7 +4,6 @@ secrets never reach the worker's log or its endpoints."""
 from __future__ import annotations
 
 import base64
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -12,9 +11,7 @@ import uuid
 
 import pytest
 
-from streams.broker import free_port
-
-from .conftest import require_tool, wait_until
+from .conftest import running_prometheus, wait_until
 from .test_prometheus_live import query
 
 pytestmark = pytest.mark.integration
@@ -64,26 +61,14 @@ def test_the_token_guards_metrics_and_the_page_and_no_secret_leaks(stack, tmp_pa
     # A real Prometheus scrapes it with the token from a file, as deploy/ shows.
     token_file = tmp_path / "liveroom-token"
     token_file.write_text(token)
-    prom_port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
+    scrape_with_token = (
         "global: {scrape_interval: 1s}\n"
         "scrape_configs:\n"
         "  - job_name: liveroom\n"
         f"    authorization: {{type: Bearer, credentials_file: '{token_file}'}}\n"
         f"    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
     )
-    prometheus = subprocess.Popen(
-        [
-            require_tool("prometheus"),
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with running_prometheus(tmp_path, scrape_with_token) as prom_port:
         wait_until(
             lambda: query(prom_port, 'liveroom_views_total{room_id="secure-room"}')["data"][
                 "result"
@@ -92,9 +77,6 @@ def test_the_token_guards_metrics_and_the_page_and_no_secret_leaks(stack, tmp_pa
             "Prometheus scraping with the token",
             interval=1.0,
         )
-    finally:
-        prometheus.terminate()
-        prometheus.wait(20)
 
     everything = b"".join(
         get(port, path, f"Bearer {token}")[1]
