@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from sys import intern
 
+from streams.rooms.windows import seconds_up_to
+
 
 class Presence:
     __slots__ = ("_buckets", "_oldest", "at", "changed", "horizon_s", "online")
@@ -71,13 +73,8 @@ class Presence:
         if self._oldest is None or self._oldest > cutoff:
             return
         at, buckets = self.at, self._buckets
-        seconds = (
-            [s for s in range(self._oldest, cutoff + 1) if s in buckets]
-            if cutoff - self._oldest < 4 * len(buckets)
-            else [s for s in buckets if s <= cutoff]
-        )
         last_ms = (cutoff + 1) * 1000  # words before this are a session timeout old
-        for second in seconds:
+        for second in seconds_up_to(buckets, self._oldest, cutoff):
             for user in buckets.pop(second):
                 value = at.get(user)
                 if value is not None and abs(value) < last_ms:  # not moved on since

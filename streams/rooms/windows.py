@@ -101,7 +101,7 @@ class LastSeen:
         if self._oldest is None or self._oldest > cutoff:
             return
         last, buckets = self.last, self._buckets
-        for s in _seconds_up_to(buckets, self._oldest, cutoff):
+        for s in seconds_up_to(buckets, self._oldest, cutoff):
             del live[s]
             for key in buckets.pop(s):
                 latest = last.get(key)
@@ -179,7 +179,7 @@ class RecentIds:
         if self._oldest is None or self._oldest > cutoff:
             return
         seconds, first_seen = self._seconds, self.first_seen
-        for s in _seconds_up_to(seconds, self._oldest, cutoff):
+        for s in seconds_up_to(seconds, self._oldest, cutoff):
             for key in seconds.pop(s):
                 del first_seen[key]
         self._oldest = cutoff + 1
@@ -288,7 +288,7 @@ class SecondSums:
         cutoff = watermark_s - self.horizon
         if self._oldest is None or self._oldest > cutoff:
             return
-        for s in _seconds_up_to(self._rows, self._oldest, cutoff):
+        for s in seconds_up_to(self._rows, self._oldest, cutoff):
             del self._rows[s]
         self._oldest = cutoff + 1
 
@@ -314,7 +314,7 @@ class SecondSums:
             window[1] = window[2] = window[3] = None
 
 
-def _seconds_up_to(buckets: dict[int, Any], oldest: int, cutoff: int) -> list[int]:
+def seconds_up_to(buckets: dict[int, Any], oldest: int, cutoff: int) -> list[int]:
     """Keys of `buckets` in [oldest, cutoff]: walk the seconds when the span is short
     (the usual one-second step), scan the keys when the watermark jumped far."""
     if cutoff - oldest < 4 * len(buckets):
