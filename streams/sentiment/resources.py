@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
-# Token kinds in the lexicon table. Sarcasm markers (呵呵, 就这) turn the comment's praise
-# into complaint; ironic praise (6, 666) is praise alone and complaint beside one.
+# Token kinds in the lexicon table. Sarcasm markers (呵呵, 会谢) turn a one-clause comment's
+# praise into complaint; ironic praise (6, 666) is praise alone and complaint beside one.
 SENTIMENT, NEGATOR, DEGREE, CONTRAST, CHATTER, SARCASM, IRONIC = range(7)
 KINDS = {
     "sentiment": SENTIMENT,
