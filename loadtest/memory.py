@@ -16,14 +16,12 @@ import orjson
 
 from loadtest.generator import records_of
 from loadtest.scenario import load
-from streams import sentiment
+from streams import config, sentiment
 from streams.alerts.partition import PartitionAlerts
 from streams.alerts.rules import AlertRules
 from streams.events import decode_record
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.room import RoomSettings
-
-CHECKPOINT_EVERY_S = 5  # the worker's default checkpoint interval
 
 
 def _rss_bytes() -> int:
@@ -58,6 +56,8 @@ def main() -> None:
     part = RoomPartition(0, settings, alerts)
     score = sentiment.default_scorer().score
     outcome = Outcome()
+    # The worker's checkpoint interval (LIVEROOM_CHECKPOINT_INTERVAL_SECONDS, default 5 s).
+    checkpoint_every_s = max(1, round(config.load().checkpoint_interval_seconds))
     if not args.rss_only:
         tracemalloc.start()
     start_ms = int(time.time() * 1000) - args.seconds * 1000
@@ -76,7 +76,7 @@ def main() -> None:
                 part.apply(offset, groups, now_ms / 1000, outcome, score)
                 offset += 1
                 events += len(valid)
-        if t % CHECKPOINT_EVERY_S == 0:  # as the worker does: change tracking is reset
+        if t % checkpoint_every_s == 0:  # as the worker does: change tracking is reset
             for room in part.rooms.values():
                 if room.dirty_state:
                     room.state.capture_delta()
