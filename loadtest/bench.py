@@ -32,7 +32,7 @@ from streams.anomaly import ConditionalDrop, LevelDrop, RateDrop, RateSpike, Rat
 from streams.broker import EmbeddedBroker, all_topics, create_topics, free_port
 from streams.events import ORDER, VIEW
 from streams.exporter import DEFAULT_SERIES_BUDGET, RoomExposition
-from streams.kafka import partition_for
+from streams.kafka import RoomPartitions
 from streams.live.view import MAX_LIMIT, LiveView
 from streams.rooms.metrics import snapshot
 from streams.rooms.partition import Outcome, RoomPartition
@@ -115,10 +115,9 @@ def core_rate(data: dict[str, list[bytes]], now_ms: int) -> dict[str, float]:
     partitions = 8
     started = time.perf_counter()
     routed = []
+    partition_of = RoomPartitions(partitions)
     for start in range(0, len(fetches), 8):  # ~500 records per fetch, as the worker takes
-        routed.append(
-            route(fetches[start : start + 8], lambda r: partition_for(r, partitions), now_ms)
-        )
+        routed.append(route(fetches[start : start + 8], partition_of, now_ms))
     route_s = time.perf_counter() - started
     events = sum(r.events for r in routed)
     rules, score = AlertRules.load(), sentiment.default_scorer().score

@@ -12,7 +12,7 @@ fit one room-events record.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,10 +40,12 @@ class Routed:
 
 def route(
     fetched: Iterable[tuple[str, int, int, list[Any]]],
-    partition_of: Callable[[str], int],
+    partition_of: Mapping[str, int],
     now_ms: int,
 ) -> Routed:
-    """Route whole fetches: (topic, kind, partition, records with .offset/.key/.value)."""
+    """Route whole fetches: (topic, kind, partition, records with .offset/.key/.value).
+
+    `partition_of` maps a room id to its room-events partition (a `RoomPartitions`)."""
     out = Routed()
     groups: dict[int, list[list[Any]]] = {}
     rejected = out.rejected
@@ -54,12 +56,12 @@ def route(
             if events:
                 out.events += len(events)
                 if len(events) == 1:
-                    p = partition_of(events[0][F_ROOM])
+                    p = partition_of[events[0][F_ROOM]]
                     groups.setdefault(p, []).append([source, record.offset, events])
                 else:
                     by_partition: dict[int, list[tuple]] = {}
                     for event in events:
-                        by_partition.setdefault(partition_of(event[F_ROOM]), []).append(event)
+                        by_partition.setdefault(partition_of[event[F_ROOM]], []).append(event)
                     for p, chunk in by_partition.items():
                         groups.setdefault(p, []).append([source, record.offset, chunk])
             for reject in rejects:

@@ -43,7 +43,7 @@ from streams.app import add_web_pages, create_app
 from streams.config import Settings
 from streams.events import KIND_NAMES
 from streams.exporter import build_registry
-from streams.kafka import aiokafka_options, partition_for
+from streams.kafka import RoomPartitions, aiokafka_options
 from streams.live.pages import LiveSource, add_live_pages
 from streams.live.view import LiveView, RateMeter
 from streams.rooms.partition import Outcome, RoomPartition
@@ -112,7 +112,7 @@ class StreamWorker:
         self.stopping = False
         self._last_checkpoint = 0.0
         self._last_commit = 0.0
-        self._partition_cache: dict[str, int] = {}
+        self.partition_of = RoomPartitions(settings.partitions)
         self.broker_answered_at = clock()  # last metadata answer from the broker
         self.exposition, self.health = build_registry(
             self._snapshots,
@@ -180,7 +180,7 @@ class StreamWorker:
         return [snap for owned in list(self.owned.values()) for snap in owned.part.latest(horizon)]
 
     def _room_snapshot(self, room_id: str) -> dict[str, Any] | None:
-        owned = self.owned.get(self.partition_of(room_id))
+        owned = self.owned.get(self.partition_of[room_id])
         room = owned.part.rooms.get(room_id) if owned is not None else None
         if room is None or room.last_active <= self.clock() - self.settings.room_ttl_seconds:
             return None
@@ -220,14 +220,6 @@ class StreamWorker:
             if highwater is not None:
                 out.append((topic, partition, max(highwater - position, 0)))
         return out
-
-    def partition_of(self, room_id: str) -> int:
-        p = self._partition_cache.get(room_id)
-        if p is None:
-            if len(self._partition_cache) > 100_000:
-                self._partition_cache.clear()
-            p = self._partition_cache[room_id] = partition_for(room_id, self.settings.partitions)
-        return p
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.events import KIND_NAMES, REASONS, decode_record
+from streams.kafka import RoomPartitions
 from streams.runtime.ingest import route
 
 NOW = 1_763_000_000_000
@@ -141,7 +142,7 @@ class Record:
 @given(st.lists(st.binary(max_size=200) | st.none(), max_size=8), st.sampled_from(KINDS))
 def test_route_accounts_for_every_record(values: list[bytes | None], kind: int) -> None:
     records = [Record(i, None, v) for i, v in enumerate(values)]
-    routed = route([(KIND_NAMES[kind], kind, 0, records)], lambda room: hash(room) % 4, NOW)
+    routed = route([(KIND_NAMES[kind], kind, 0, records)], RoomPartitions(4), NOW)
     assert sum(routed.rejected.values()) == len(routed.deadletters)
     assert {reason for _, reason in routed.rejected} <= set(REASONS)
     assert routed.events + len(routed.deadletters) >= len(values)  # nothing vanishes

@@ -1,4 +1,4 @@
-from streams.kafka import partition_for
+from streams.kafka import RoomPartitions, partition_for
 from streams.rooms.partition import Outcome, RoomPartition, source_id
 from streams.rooms.room import RoomSettings
 
@@ -78,3 +78,13 @@ def test_partitioner_matches_kafka_murmur2():
     # Values from the Java client's DefaultPartitioner (murmur2, positive, mod n).
     assert partition_for("", 1000) == 681
     assert partition_for("a", 1000) == 524
+
+
+def test_room_partitions_remember_murmur2_and_stay_bounded(monkeypatch):
+    monkeypatch.setattr(RoomPartitions, "MAX_ROOMS", 3)
+    partitions = RoomPartitions(1000)
+    assert partitions[""] == 681 and partitions["a"] == 524
+    assert partitions["b"] == partition_for("b", 1000)
+    assert len(partitions) == 3
+    assert partitions["c"] == partition_for("c", 1000)  # a fourth room starts the memory over
+    assert dict(partitions) == {"c": partition_for("c", 1000)}
