@@ -93,17 +93,33 @@ class FakeRecord:
 
 
 def interleaved(data: dict[str, list[bytes]]) -> list[tuple[str, int, int, list[FakeRecord]]]:
-    """The records as the worker fetches them: kinds interleaved, 8 input partitions."""
-    fetches = []
+    """The records as the worker fetches them: 8 input partitions per kind, the sources
+    interleaved at random, each source's batches in offset order (out of order, the
+    rooms stage would skip the earlier ones as replays and the fold would look free)."""
+    queues = []
     for kind, recs in data.items():
         for partition in range(8):
             mine = recs[partition::8]
-            for start in range(0, len(mine), 64):
-                batch = [
-                    FakeRecord(start + i, None, v) for i, v in enumerate(mine[start : start + 64])
-                ]
-                fetches.append((kind, KINDS.index(kind), partition, batch))
-    random.Random(3).shuffle(fetches)
+            batches = [
+                (
+                    kind,
+                    KINDS.index(kind),
+                    partition,
+                    [
+                        FakeRecord(start + i, None, v)
+                        for i, v in enumerate(mine[start : start + 64])
+                    ],
+                )
+                for start in range(0, len(mine), 64)
+            ]
+            queues.append(batches[::-1])
+    rng = random.Random(3)
+    fetches = []
+    while queues:
+        queue = rng.choice(queues)
+        fetches.append(queue.pop())
+        if not queue:
+            queues.remove(queue)
     return fetches
 
 
