@@ -42,10 +42,10 @@ MEASURED = Measured(
     worker_base_bytes=120 * MIB,  # a worker with no rooms
     bytes_per_viewer=850,  # `memory`: 1.73 GB RSS with ~2M viewers inside the session timeout
     bytes_per_room=22_000,  # tracemalloc of a small room with its alert watch
-    input_bytes_per_event=124,  # make bench: the traffic model's events, arrays of 100
-    room_events_bytes_per_event=64,
-    state_bytes_per_event=66,  # make bench: a base of everything (deltas write less)
-    snapshot_bytes=1_600,
+    input_bytes_per_event=129,  # make bench: the traffic model's events, arrays of 100
+    room_events_bytes_per_event=68,
+    state_bytes_per_event=83,  # make bench: a base of everything (deltas write less)
+    snapshot_bytes=1_800,
 )
 HEADROOM = 0.5  # plan for half a worker's rate: bursts above the minute peak, catch-up
 MEMORY_MARGIN = 1.5  # checkpoint bases and bursts on top of the steady state
