@@ -51,7 +51,7 @@ from streams.rooms.peers import PeerIndex
 from streams.rooms.room import RoomSettings
 from streams.runtime.checkpoint import Capture, Checkpointer
 from streams.runtime.cursor import OffsetCursor
-from streams.runtime.ingest import route
+from streams.runtime.ingest import Routed, route
 from streams.runtime.restore import restore_partition, sent_alerts
 from streams.state.log import KafkaLog
 from streams.state.writer import EpochWriter
@@ -326,14 +326,28 @@ class StreamWorker:
                     rooms.append((tp.partition, admitted))
                 else:
                     inputs.append((tp.topic, self.kind_by_topic[tp.topic], tp.partition, admitted))
+            # Routed records go out first and the fetched room-events are folded while
+            # the broker acknowledges them: the fold's CPU time overlaps the round trip.
+            # Still one fetch in flight: the input offsets move only once it is acked.
+            sent = None
             if inputs:
                 try:
-                    await self.ingest(inputs, now)
-                except KafkaError as exc:  # not acknowledged: read these records again
-                    log.warning("routing a fetch failed (%r); its records are read again", exc)
-                    self._rewind([(topic, partition) for topic, _, partition, _ in inputs])
+                    sent = await self._send_routed(inputs, now)
+                    await asyncio.sleep(0)  # the producer's sender puts them on the wire
+                except KafkaError as exc:
+                    self._not_routed(inputs, exc)
             if rooms:
                 self.fold(rooms, now)
+            if sent is not None:
+                try:
+                    await self._acknowledged(inputs, sent)
+                except KafkaError as exc:
+                    self._not_routed(inputs, exc)
+
+    def _not_routed(self, inputs: list[tuple[str, int, int, list[Any]]], exc: Exception) -> None:
+        """Not acknowledged: read these records again."""
+        log.warning("routing a fetch failed (%r); its records are read again", exc)
+        self._rewind([(topic, partition) for topic, _, partition, _ in inputs])
 
     def _rewind(self, keys: list[tuple[str, int]]) -> None:
         """Seek back to the next record not yet processed: whatever of the batch reached
@@ -345,18 +359,29 @@ class StreamWorker:
             if key in positions:
                 consumer.seek(TopicPartition(*key), positions[key])
 
-    async def ingest(self, inputs: list[tuple[str, int, int, list[Any]]], now: float) -> None:
+    async def _send_routed(
+        self, inputs: list[tuple[str, int, int, list[Any]]], now: float
+    ) -> tuple[Routed, list[asyncio.Future[Any]]]:
+        """Route `inputs` and hand the result to the producer; the futures resolve when
+        the broker acknowledges."""
         routed = route(inputs, self.partition_of, int(now * 1000))
         producer = self.producer
         assert producer is not None
+        topic, deadletter = self.settings.topic_room_events, self.settings.topic_deadletter
         pending = []
         for partition, values in routed.records.items():
             for value in values:
-                pending.append(
-                    await producer.send(self.settings.topic_room_events, value, partition=partition)
-                )
+                pending.append(await producer.send(topic, value, partition=partition))
         for key, value in routed.deadletters:
-            pending.append(await producer.send(self.settings.topic_deadletter, value, key=key))
+            pending.append(await producer.send(deadletter, value, key=key))
+        return routed, pending
+
+    async def _acknowledged(
+        self,
+        inputs: list[tuple[str, int, int, list[Any]]],
+        sent: tuple[Routed, list[asyncio.Future[Any]]],
+    ) -> None:
+        routed, pending = sent
         await asyncio.gather(*pending)  # durable before the input offsets move
         for (topic, reason), count in routed.rejected.items():
             self.health.rejected.labels(topic, reason).inc(count)
@@ -415,27 +440,36 @@ class StreamWorker:
                 return
             now = self.clock()
             unsent = False
+            taken = []
             for p, owned in list(self.owned.items()):
                 if owned.alerts is not None:
                     owned.alerts.advance(now, owned.part)
-                    records = owned.alerts.take()
-                    try:
-                        await self.send_alerts(p, records)
-                    except KafkaError as exc:  # the broker is slow or gone: next tick
-                        log.warning("alerts of partition %d not sent (%r); retried", p, exc)
-                        owned.alerts.not_sent(records)
-                        unsent = True
+                    taken.append((p, owned.alerts, owned.alerts.take()))
+            # Every partition's alerts in flight at once: one round trip under the lock.
+            results = await asyncio.gather(
+                *(self.send_alerts(p, records) for p, _, records in taken), return_exceptions=True
+            )
+            for (p, alerts, records), result in zip(taken, results, strict=True):
+                if isinstance(result, KafkaError):  # the broker is slow or gone: next tick
+                    log.warning("alerts of partition %d not sent (%r); retried", p, result)
+                    alerts.not_sent(records)
+                    unsent = True
+                elif isinstance(result, BaseException):
+                    raise result
             # Alerts go out before the checkpoint that holds the detector state behind them.
             due = now - self._last_checkpoint >= self.settings.checkpoint_interval_seconds
             if due and not unsent:
                 self._last_checkpoint = now
+                # Captured here, under the lock (no fold while it pauses), and written
+                # in the background once all are captured: a write started earlier would
+                # run in the later captures' pauses, and the fold would wait for it too.
+                captured = []
                 for owned in list(self.owned.values()):
                     if owned.writing is None or owned.writing.done():
-                        # Captured here, under the lock (no fold while it pauses), and
-                        # written in the background.
                         started = time.perf_counter()
-                        capture = await self._capture(owned, now)
-                        owned.writing = asyncio.create_task(self._write(owned, capture, started))
+                        captured.append((owned, await self._capture(owned, now), started))
+                for owned, capture, started in captured:
+                    owned.writing = asyncio.create_task(self._write(owned, capture, started))
             if now - self._last_commit >= COMMIT_INTERVAL_S:
                 self._last_commit = now
                 self.event_rate.sample(_total(self.health.processed), now)
