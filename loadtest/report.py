@@ -42,6 +42,13 @@ DRAINED_RECORDS_S = 1.0  # "drained": the backlog is under one second of offered
 SETTLE_S = 30  # levels are the mean over this long
 
 
+CPU_KEYS = {  # a series row's CPU figure of each process
+    "worker": "cpu_percent",
+    "broker": "broker_cpu_percent",
+    "generator": "generator_cpu_percent",
+}
+
+
 def bursts(
     series: list[dict], shape: list[tuple[float, float, float]], rate: float
 ) -> dict[str, Any]:
@@ -59,6 +66,16 @@ def bursts(
             (r["t"] for r in during if r["t"] >= end and r["backlog"] <= rate * DRAINED_RECORDS_S),
             None,
         )
+        # Who was busy while it drained: the worker, or its neighbours on the same cores.
+        draining = [
+            r for r in during if r["t"] >= end and (drained_at is None or r["t"] <= drained_at)
+        ]
+        busy = {
+            f"{name}_cpu_during_drain": round(_mean([r[key] for r in draining]), 1)
+            if draining and key in draining[0]
+            else None
+            for name, key in CPU_KEYS.items()
+        }
         processed = during[-1]["processed"] - during[0]["processed"] if during else 0
         late = during[-1]["late"] - during[0]["late"] if during else 0
         rows.append(
@@ -69,6 +86,7 @@ def bursts(
                 "rss_before_mb": round(_mean([r["rss_mb"] for r in before]), 1) if before else None,
                 "rss_after_mb": round(_mean([r["rss_mb"] for r in after]), 1) if after else None,
                 "late_share": round(late / processed, 5) if processed else None,
+                **busy,
             }
         )
     levels = [(r["start"], r["rss_before_mb"]) for r in rows if r["rss_before_mb"] is not None]
@@ -181,6 +199,16 @@ def build(
             "rss_max_mb": round(max(r["rss_mb"] for r in series), 1),
             "rss_end_mb": round(last["rss_mb"], 1),
             "cpu_mean_percent": round(_mean([r["cpu_percent"] for r in steady]), 1),
+            **{
+                f"{name}_{figure}": round(fn([r[f"{name}_{key}"] for r in steady]), 1)
+                for name in ("broker", "generator")
+                if steady and f"{name}_cpu_percent" in steady[0]
+                for figure, key, fn in (
+                    ("cpu_mean_percent", "cpu_percent", _mean),
+                    ("cpu_max_percent", "cpu_percent", max),
+                    ("rss_max_mb", "rss_mb", max),
+                )
+            },
             "live_rooms_max": max(r["live_rooms"] for r in series),
         },
         "generator": {
@@ -343,6 +371,12 @@ def markdown(result: dict[str, Any], charts: list[str]) -> str:
         f"| metric freshness p50 / p95 / p99 | {_fmt(fresh['p50'], ' s', digits=3)} / {_fmt(fresh['p95'], ' s', digits=3)} / {_fmt(fresh['p99'], ' s', digits=3)} |",
         f"| worker RSS max / at end | {_fmt(res['rss_max_mb'], ' MB')} / {_fmt(res['rss_end_mb'], ' MB')} |",
         f"| worker CPU (mean) | {_fmt(res['cpu_mean_percent'], ' %')} |",
+        *(
+            f"| {name} CPU mean / max, RSS max | {_fmt(res[name + '_cpu_mean_percent'], ' %')} / "
+            f"{_fmt(res[name + '_cpu_max_percent'], ' %')}, {_fmt(res[name + '_rss_max_mb'], ' MB')} |"
+            for name in ("broker", "generator")
+            if name + "_cpu_mean_percent" in res
+        ),
         f"| live rooms (max) | {_fmt(res['live_rooms_max'])} |",
         f"| events produced | {tot['produced_events']:,.0f} (duplicates {tot['injected']['duplicates']:,}, "
         f"late {tot['injected']['late']:,}, malformed {tot['injected']['malformed']:,}) |",
@@ -378,14 +412,16 @@ def markdown(result: dict[str, Any], charts: list[str]) -> str:
             "",
             "## Bursts",
             "",
-            "| burst at | backlog peak | drained after (s) | RSS before / after (MB) | late share |",
-            "|---|---|---|---|---|",
+            "| burst at | backlog peak | drained after (s) | RSS before / after (MB) | late share "
+            "| CPU while draining: worker / broker / generator |",
+            "|---|---|---|---|---|---|",
         ]
         for r in b["bursts"]:
+            busy = " / ".join(_fmt(r.get(f"{name}_cpu_during_drain"), " %") for name in CPU_KEYS)
             lines.append(
                 f"| {r['start']:.0f} s | {r['backlog_peak']:,} | {_fmt(r['drain_s'], digits=1)} | "
                 f"{_fmt(r['rss_before_mb'])} / {_fmt(r['rss_after_mb'])} | "
-                f"{_fmt(r['late_share'], digits=4)} |"
+                f"{_fmt(r['late_share'], digits=4)} | {busy} |"
             )
         lines += [
             "",
@@ -490,8 +526,14 @@ def _charts(out: Path, result: dict[str, Any]) -> list[str]:
     ax.set_ylabel("RSS (MB)")
     ax2 = ax.twinx()
     ax2.plot(t, [r["cpu_percent"] for r in series], label="CPU (%)", color="gray", alpha=0.6)
+    for name, color in (("broker", "tab:orange"), ("generator", "tab:green")):
+        if series and f"{name}_cpu_percent" in series[-1]:
+            cpu = [r.get(f"{name}_cpu_percent", float("nan")) for r in series]
+            ax2.plot(t, cpu, label=f"{name} CPU (%)", color=color, alpha=0.6)
     ax2.set_ylabel("CPU (% of one core)")
-    made.append(save(fig, [ax, ax2], "Worker memory and CPU", "resources.png"))
+    made.append(
+        save(fig, [ax, ax2], "Worker memory, and CPU beside its neighbours", "resources.png")
+    )
 
     # Late share per second: events counted late / events processed in that second.
     late_share = [float("nan")]

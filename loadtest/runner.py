@@ -31,6 +31,7 @@ from loadtest import report
 from loadtest.ceiling import raw_ceiling
 from loadtest.generator import ProducerJob, run_producer
 from loadtest.probe import SnapshotLatency, follow_topics, scrape
+from loadtest.procstat import ProcessGroup
 from loadtest.report import WARMUP_S
 from loadtest.scenario import Scenario, ScenarioError, load
 from streams import config
@@ -76,6 +77,8 @@ class Run:
         self.fold_lag_start: dict[float, float] = {}  # event-lag histogram after warm-up
         self.fold_lag_end: dict[float, float] = {}
         self.latency: SnapshotLatency | None = None
+        # The broker (when embedded) and the load generators, sampled beside the worker.
+        self.neighbours: dict[str, ProcessGroup] = {}
 
     # -- processes -----------------------------------------------------------------------
 
@@ -114,6 +117,7 @@ class Run:
             proc = ctx.Process(target=run_producer, args=(job, stats, stop), daemon=True)
             proc.start()
             procs.append(proc)
+        self.neighbours["generator"] = ProcessGroup([proc.pid for proc in procs if proc.pid])
         return procs, stats, stop
 
     # -- the run -------------------------------------------------------------------------
@@ -134,6 +138,7 @@ class Run:
         )
         duration = self.scenario.total_duration
         previous = await asyncio.to_thread(scrape, self.metrics_url)
+        before = self.sample_neighbours()
         done_shares: set[int] = set()
         with Live(self.progress(0, None), console=console, refresh_per_second=2) as live:
             t = 0
@@ -142,6 +147,11 @@ class Run:
                 self.drain_stats(stats, done_shares)
                 sample = await asyncio.to_thread(scrape, self.metrics_url)
                 row = self.row(t, previous, sample, latency)
+                now = self.sample_neighbours()
+                for name, (cpu, rss) in now.items():
+                    row[f"{name}_cpu_percent"] = 100.0 * (cpu - before[name][0])
+                    row[f"{name}_rss_mb"] = rss / 2**20
+                before = now
                 self.series.append(row)
                 if t == WARMUP_S:
                     self.fold_lag_start = sample["fold_lag_buckets"]
@@ -167,6 +177,9 @@ class Run:
         stop.set()
         await follower
         return {"latency": latency}
+
+    def sample_neighbours(self) -> dict[str, tuple[float, int]]:
+        return {name: group.sample() for name, group in self.neighbours.items()}
 
     def drain_timeout(self, row: dict[str, Any]) -> float:
         backlog = self.total("produced") - row["accounted"]
@@ -276,6 +289,8 @@ def main(args: argparse.Namespace) -> None:
         ).start()
         bootstrap = broker.bootstrap
     run = Run(scenario, out, args.producers, bootstrap, profile=args.profile)
+    if broker is not None and broker.process is not None:
+        run.neighbours["broker"] = ProcessGroup([broker.process.pid])
     worker = run.start_worker()
     try:
         start_at = time.time() + 1.0

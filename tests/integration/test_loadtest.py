@@ -58,6 +58,10 @@ def test_short_load_test_report_is_complete_and_consistent(tmp_path):
     assert latency["event_to_state"]["p99"] < latency["event_to_metric"]["p99"]
     assert report["resources"]["rss_max_mb"] > 50
     assert report["resources"]["live_rooms_max"] == 50
+    # The embedded broker and the load generator, sampled beside the worker.
+    for name in ("broker", "generator"):
+        assert report["resources"][f"{name}_cpu_mean_percent"] > 0
+        assert report["resources"][f"{name}_rss_max_mb"] > 5
     series = report["timeseries"]
     assert len(series) >= 12
     assert {"offered", "produced", "worker_rate", "backlog", "rss_mb", "latency_p99"} <= set(
@@ -95,6 +99,7 @@ def test_short_soak_reports_each_burst_draining_and_memory_levels(tmp_path):
         assert b["drain_s"] is not None and b["drain_s"] <= 60, b
         assert b["rss_before_mb"] > 0 and b["rss_after_mb"] > 0
         assert 0 <= b["late_share"] < 0.05
+        assert b["worker_cpu_during_drain"] > 0 and b["broker_cpu_during_drain"] > 0
     assert report["bursts"]["all_drained_within_60_s"]
     markdown = (out / "report.md").read_text()
     assert "## Bursts" in markdown and "RSS trend before bursts" in markdown
