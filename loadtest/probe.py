@@ -85,6 +85,21 @@ def scrape(url: str) -> dict[str, Any]:
     return out
 
 
+def merge_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of several workers as one group's: counters, gauges (rooms, RSS,
+    CPU seconds, lag) and histogram buckets are all sums, as their partitions are
+    disjoint."""
+    out: dict[str, Any] = dict.fromkeys(WANTED.values(), 0.0)
+    buckets: dict[float, float] = {}
+    for sample in samples:
+        for key in WANTED.values():
+            out[key] += sample[key]
+        for le, count in sample["fold_lag_buckets"].items():
+            buckets[le] = buckets.get(le, 0.0) + count
+    out["fold_lag_buckets"] = buckets
+    return out
+
+
 def bucket_percentiles(
     before: dict[float, float], after: dict[float, float]
 ) -> dict[str, float | None]:

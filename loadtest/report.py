@@ -128,6 +128,7 @@ def build(
     machine: dict[str, Any],
     scenario: dict[str, Any],
     producers: int,
+    workers: int = 1,
 ) -> dict[str, Any]:
     s = run.scenario
     series = run.series
@@ -157,6 +158,7 @@ def build(
         "scenario": scenario,
         "machine": machine,
         "producers": producers,
+        "workers": workers,
         "partitions": run.settings.partitions,
         "totals": {
             "offered_events": run.total("offered"),
@@ -351,7 +353,7 @@ def markdown(result: dict[str, Any], charts: list[str]) -> str:
         "",
         f"{s['description']}. {result['generated_at']}, {m['cpus']} CPUs, Python {m['python']}, "
         f"broker {m['broker']}, {result['partitions']} partitions, {result['producers']} "
-        f"producer process(es). Rate {s['rate']:,.0f} ev/s, {s['rooms']} rooms, "
+        f"producer process(es), {result.get('workers', 1)} worker process(es). Rate {s['rate']:,.0f} ev/s, {s['rooms']} rooms, "
         f"{s['batch']} events per record, seed {s['seed']}.",
         "",
         "Latency: *event→metric* is from an event's time to the first room-metrics snapshot "

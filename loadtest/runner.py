@@ -30,7 +30,7 @@ from loadtest import profile as profiling
 from loadtest import report
 from loadtest.ceiling import raw_ceiling
 from loadtest.generator import ProducerJob, run_producer
-from loadtest.probe import SnapshotLatency, follow_topics, scrape
+from loadtest.probe import SnapshotLatency, follow_topics, merge_samples, scrape
 from loadtest.procstat import ProcessGroup
 from loadtest.report import WARMUP_S
 from loadtest.scenario import Scenario, ScenarioError, load
@@ -47,12 +47,19 @@ class Run:
     """One load-test run: its processes, what it measured, and the report."""
 
     def __init__(
-        self, scenario: Scenario, out: Path, producers: int, bootstrap: str, profile: bool = False
+        self,
+        scenario: Scenario,
+        out: Path,
+        producers: int,
+        bootstrap: str,
+        profile: bool = False,
+        workers: int = 1,
     ) -> None:
         self.scenario = scenario
         self.profile = profile
         self.profiler: Any = None
-        self.worker_pid = 0
+        self.worker_pid = 0  # the first worker's (the one --profile samples)
+        self.workers = workers
         self.out = out
         self.producers = producers
         tag = f"lt{os.getpid()}{int(time.time()) % 100000}"
@@ -66,7 +73,10 @@ class Run:
         self.options = aiokafka_options(self.settings)
         # Health families only: rendering thousands of rooms every second would load the
         # worker far more than Prometheus (every 15 s) does.
-        self.metrics_url = f"http://127.0.0.1:{self.settings.metrics_port}/metrics?rooms=0"
+        # Each worker process of the group serves its own /metrics; the probe sums them.
+        ports = [self.settings.metrics_port, *(free_port() for _ in range(workers - 1))]
+        self.metrics_urls = [f"http://127.0.0.1:{port}/metrics?rooms=0" for port in ports]
+        self.worker_envs = [{**self.env, config.env_name("metrics_port"): str(p)} for p in ports]
         self.series: list[dict[str, Any]] = []
         self.alerts: list[dict[str, Any]] = []
         self.notes: list[str] = []
@@ -82,24 +92,33 @@ class Run:
 
     # -- processes -----------------------------------------------------------------------
 
-    def start_worker(self) -> Any:
+    def start_workers(self) -> list[Any]:
+        """The worker processes of one consumer group, each started and answering."""
         asyncio.run(
             create_topics(self.options, all_topics(self.settings), self.settings.partitions)
         )
         self.out.mkdir(parents=True, exist_ok=True)
-        worker = spawn_worker(self.settings, str(self.out / "worker.log"), self.env)
-        self.worker_pid = worker.pid
+        workers = []
+        for i, env in enumerate(self.worker_envs):
+            log = self.out / ("worker.log" if i == 0 else f"worker-{i + 1}.log")
+            workers.append(spawn_worker(self.settings, str(log), env))
+        self.worker_pid = workers[0].pid
         deadline = time.time() + 90
         while time.time() < deadline:
             try:
-                scrape(self.metrics_url)
-                return worker
+                self.scrape()
+                return workers
             except OSError:
-                if worker.poll() is not None:
-                    log = self.out / "worker.log"
-                    raise SystemExit(f"liveroom: the worker exited; see {log}") from None
+                if any(worker.poll() is not None for worker in workers):
+                    raise SystemExit(
+                        f"liveroom: a worker exited; see {self.out}/worker*.log"
+                    ) from None
                 time.sleep(0.5)
-        raise SystemExit(f"liveroom: the worker did not start; see {self.out / 'worker.log'}")
+        raise SystemExit(f"liveroom: the workers did not start; see {self.out}/worker*.log")
+
+    def scrape(self) -> dict[str, Any]:
+        """The group's figures: every worker's /metrics, summed."""
+        return merge_samples([scrape(url) for url in self.metrics_urls])
 
     def start_producers(self, start_at: float) -> tuple[list[Any], Any, Any]:
         ctx = mp.get_context("spawn")
@@ -137,7 +156,7 @@ class Run:
             )
         )
         duration = self.scenario.total_duration
-        previous = await asyncio.to_thread(scrape, self.metrics_url)
+        previous = await asyncio.to_thread(self.scrape)
         before = self.sample_neighbours()
         done_shares: set[int] = set()
         with Live(self.progress(0, None), console=console, refresh_per_second=2) as live:
@@ -145,7 +164,7 @@ class Run:
             while True:
                 await asyncio.sleep(max(0.0, start_at + t + 1 - time.time()))
                 self.drain_stats(stats, done_shares)
-                sample = await asyncio.to_thread(scrape, self.metrics_url)
+                sample = await asyncio.to_thread(self.scrape)
                 row = self.row(t, previous, sample, latency)
                 now = self.sample_neighbours()
                 for name, (cpu, rss) in now.items():
@@ -288,10 +307,10 @@ def main(args: argparse.Namespace) -> None:
             else None
         ).start()
         bootstrap = broker.bootstrap
-    run = Run(scenario, out, args.producers, bootstrap, profile=args.profile)
+    run = Run(scenario, out, args.producers, bootstrap, profile=args.profile, workers=args.workers)
     if broker is not None and broker.process is not None:
         run.neighbours["broker"] = ProcessGroup([broker.process.pid])
-    worker = run.start_worker()
+    workers = run.start_workers()
     try:
         start_at = time.time() + 1.0
         procs, stats, stop = run.start_producers(start_at)
@@ -319,15 +338,18 @@ def main(args: argparse.Namespace) -> None:
             },
             scenario=asdict(scenario),
             producers=args.producers,
+            workers=args.workers,
         )
         report.write(out, result)
         console.print(report.summary_text(result))
         console.print(f"report: {out}/report.md, report.json, *.png")
     finally:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except Exception:
-            worker.kill()
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(20)
+            except Exception:
+                worker.kill()
         if broker is not None:
             broker.stop()

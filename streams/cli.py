@@ -163,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--producers", type=int, default=1, help="producer processes (when one cannot keep up)"
     )
     load.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes in the consumer group (they split the partitions)",
+    )
+    load.add_argument(
         "--profile", action="store_true", help="sample the worker with py-spy: where time goes"
     )
     load.add_argument("--out", default=None, help="report folder (default: ./loadtest-reports/…)")

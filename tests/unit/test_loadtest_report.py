@@ -1,5 +1,7 @@
-"""The load-test report's burst table: drain time, and who was busy while it drained."""
+"""The load-test report: the burst table (drain time, and who was busy while it drained),
+and the figures of a group of workers."""
 
+from loadtest.probe import WANTED, merge_samples
 from loadtest.report import bursts
 
 
@@ -29,3 +31,18 @@ def test_a_burst_reports_its_drain_and_the_cpu_of_worker_and_broker_while_draini
     assert burst["broker_cpu_during_drain"] == 77.5
     assert burst["generator_cpu_during_drain"] is None  # not sampled in this run
     assert burst["late_share"] == 39 / 39_000
+
+
+def test_the_figures_of_a_group_of_workers_are_their_sums():
+    def sample(processed: float, rss: float, buckets: dict[float, float]) -> dict:
+        out = dict.fromkeys(WANTED.values(), 0.0)
+        out.update(processed=processed, rss_bytes=rss, live_rooms=3.0)
+        out["fold_lag_buckets"] = buckets
+        return out
+
+    merged = merge_samples(
+        [sample(100, 5e8, {0.05: 90, float("inf"): 100}), sample(40, 3e8, {0.05: 10, 0.1: 20})]
+    )
+    assert merged["processed"] == 140 and merged["rss_bytes"] == 8e8
+    assert merged["live_rooms"] == 6  # each worker's rooms are its own partitions'
+    assert merged["fold_lag_buckets"] == {0.05: 100, 0.1: 20, float("inf"): 100}
