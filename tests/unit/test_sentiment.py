@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from streams import sentiment
 from streams.sentiment import classify, classify_batch, score, score_batch
+from streams.sentiment.scorer import RepeatedTexts
 
 
 @pytest.mark.parametrize(
@@ -156,3 +158,26 @@ def test_numbers_match_only_as_whole_words() -> None:
     assert score("1666") == score("") == 0.0  # not 666 inside a longer number
     assert score("6.1") == 0.0  # a date or a decimal, not 6
     assert classify("打12315投诉") == "negative"  # the complaints hotline, as a word
+
+
+def test_repeated_texts_remember_short_comments_and_stay_bounded():
+    calls: list[str] = []
+
+    def score(text: str) -> float:
+        calls.append(text)
+        return len(text) / 100
+
+    remembered = RepeatedTexts(score, max_entries=2, max_chars=5)
+    assert [remembered(t) for t in ("666", "666", "好看", "666")] == [0.03, 0.03, 0.02, 0.03]
+    assert calls == ["666", "好看"]  # each short text scored once
+    assert remembered("a longer comment") == 0.16 and remembered("a longer comment") == 0.16
+    assert calls.count("a longer comment") == 2  # long texts are not kept
+    remembered("扣1")  # a third short text: the memory starts over
+    assert list(remembered.memo) == ["扣1"]
+
+
+def test_repeated_texts_give_the_scorers_own_scores():
+    scorer = sentiment.default_scorer()
+    remembered = RepeatedTexts(scorer.score)
+    for text in ("666", "主播好美!", "质量太差了，退货", "666", "主播好美!"):
+        assert remembered(text) == scorer.score(text)
