@@ -13,15 +13,16 @@ $(STAMP): pyproject.toml streams/sentiment/_ngrams.c
 	$(BIN)/pip install -q -e '.[dev,loadtest]'
 	touch $(STAMP)
 
-# Debian tools the tests use as real peers: prometheus + promtool, amtool, kcat, and
-# chromium (with a CJK font) for the live page.
+# Debian tools the tests use as real peers: prometheus + promtool, amtool, kcat,
+# chromium (with a CJK font) for the live page, and stunnel (TLS in front of the broker).
 system-deps:
 	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v kcat >/dev/null \
-	  && command -v chromium >/dev/null && [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || { \
+	  && command -v chromium >/dev/null && command -v stunnel4 >/dev/null \
+	  && [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && \
 	  $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager kcat \
-	    chromium fonts-wqy-microhei >/dev/null; }
+	    chromium fonts-wqy-microhei stunnel4 >/dev/null; }
 
 demo: $(STAMP)
 	$(BIN)/liveroom demo

