@@ -46,6 +46,7 @@ from streams.exporter import build_registry
 from streams.kafka import RoomPartitions, aiokafka_options
 from streams.live.pages import LiveSource, add_live_pages
 from streams.live.view import LiveView, RateMeter
+from streams.logs import limit_repeats
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.peers import PeerIndex
 from streams.rooms.room import RoomSettings
@@ -680,5 +681,8 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     import faust
 
     tune_gc()
+    # A broker outage would log ~36 reconnect errors a second, and a loaded loop a timer
+    # overlap warning every tick: each kind once per 30 s, with a count of the rest.
+    limit_repeats("mode.timers", limit_repeats("aiokafka"))
     worker = StreamWorker(settings)
     faust.Worker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()
