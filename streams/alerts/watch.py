@@ -101,8 +101,9 @@ class RoomWatch:
             self.entry_spike.step(entries)
             self.comment_spike.step(comments)
         for key, spike in (("entries", self.entry_spike), ("comments", self.comment_spike)):
-            text = partial(self._spike_text, key, spike)
-            follow(out, "TrafficSpike", key, at_ms, spike.firing, text, "traffic_spike")
+            if spike.firing or self.active:
+                text = partial(self._spike_text, key, spike)
+                follow(out, "TrafficSpike", key, at_ms, spike.firing, text, "traffic_spike")
         # A room whose stream broke also stops buying: the ViewerDrop says it all, so
         # checkout and conversion alerts do not start while it fires.
         self.stall.step(carts, orders)
@@ -138,6 +139,8 @@ class RoomWatch:
     def _follow(
         self, out: list[Record], kind: str, key: str, at_ms: int, firing: bool, text, section: str
     ) -> None:
+        if not firing and not self.active:
+            return  # the common case, every room every second: nothing fires, nothing did
         slot = f"{kind}/{key}"
         record = self.active.get(slot)
         if firing and record is None:
@@ -164,6 +167,8 @@ class RoomWatch:
             out.append(resolved_record(record, at_ms, "back to normal."))
 
     def _close_keywords(self, out: list[Record], at_ms: int, comments: float) -> None:
+        if not self.keyword_pending and not self.keyword_lists:
+            return  # no watch-list named in this room lately
         kw = self.rules["keyword_hit"]
         for name in self.keyword_pending.keys() - self.keyword_lists.keys():
             self.keyword_lists[name] = CountThreshold(**self._keyword_args)
