@@ -29,7 +29,7 @@ demo: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(BIN)/ruff check streams tests loadtest deploy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=12
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
