@@ -10,7 +10,6 @@ quiet is still judged).
 from __future__ import annotations
 
 from collections import deque
-from functools import partial
 from typing import Any
 
 from streams.alerts.records import firing_record, resolved_record
@@ -101,9 +100,8 @@ class RoomWatch:
             self.entry_spike.step(entries)
             self.comment_spike.step(comments)
         for key, spike in (("entries", self.entry_spike), ("comments", self.comment_spike)):
-            if spike.firing or self.active:
-                text = partial(self._spike_text, key, spike)
-                follow(out, "TrafficSpike", key, at_ms, spike.firing, text, "traffic_spike")
+            text, section = self._spike_text, "traffic_spike"
+            follow(out, "TrafficSpike", key, at_ms, spike.firing, text, section, key, spike)
         # A room whose stream broke also stops buying: the ViewerDrop says it all, so
         # checkout and conversion alerts do not start while it fires.
         self.stall.step(carts, orders)
@@ -137,14 +135,24 @@ class RoomWatch:
     # -- lifecycle ---------------------------------------------------------------------
 
     def _follow(
-        self, out: list[Record], kind: str, key: str, at_ms: int, firing: bool, text, section: str
+        self,
+        out: list[Record],
+        kind: str,
+        key: str,
+        at_ms: int,
+        firing: bool,
+        text,
+        section: str,
+        *text_args: Any,
     ) -> None:
+        """Start or resolve the alert of `kind`/`key`. `text(*text_args)` makes its words,
+        called only when it starts (nothing is built for the rooms where nothing fires)."""
         if not firing and not self.active:
             return  # the common case, every room every second: nothing fires, nothing did
         slot = f"{kind}/{key}"
         record = self.active.get(slot)
         if firing and record is None:
-            summary, description, value, threshold, baseline, samples = text()
+            summary, description, value, threshold, baseline, samples = text(*text_args)
             severity = self.rules[section]["severity"]
             record = firing_record(
                 room_id=self.room_id,
