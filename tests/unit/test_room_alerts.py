@@ -8,6 +8,7 @@ import random
 
 from streams.alerts.ledger import AlertLedger
 from streams.alerts.rules import AlertRules, RulesError
+from streams.alerts.watch import RoomWatch
 from streams.rooms.partition import Outcome
 from streams.rooms.room import RoomSettings
 from streams.runtime.checkpoint import Checkpointer
@@ -268,3 +269,21 @@ def test_alerts_the_broker_did_not_acknowledge_are_sent_again_first():
     alerts.outbox.append(dict(first))  # the same transition again: the ledger drops it
     assert alerts.take() == [first]  # sent again, once
     assert alerts.take() == []
+
+
+def test_a_comment_flood_fires_one_traffic_spike_with_its_words_then_resolves() -> None:
+    watch = RoomWatch("r", RULES.for_room("r"))
+    out = []
+    for t in range(400):
+        out += watch.close(t, 10, 5, 2, 1, 5, 0, 1000.0)
+    assert out == []
+    for t in range(400, 420):  # comments x100 for 20 s: a bot flood
+        out += watch.close(t, 10, 500, 2, 1, 5, 0, 1000.0)
+    for t in range(420, 700):
+        out += watch.close(t, 10, 5, 2, 1, 5, 0, 1000.0)
+    assert [(r["kind"], r["key"], r["status"]) for r in out] == [
+        ("TrafficSpike", "comments", "firing"),
+        ("TrafficSpike", "comments", "resolved"),
+    ]
+    assert out[0]["summary"].startswith("r: comments at ")
+    assert "the usual rate" in out[0]["summary"]
