@@ -23,7 +23,7 @@ import pytest
 from streams.broker import EmbeddedBroker
 
 from .conftest import Stack, local_s3, total, wait_until
-from .test_restart import generate, oracle, room_totals, wait_exact
+from .test_restart import generate, oracle, totals_of, wait_exact
 
 pytestmark = pytest.mark.integration
 
@@ -142,7 +142,7 @@ def run(
     wait_until(lambda: readyz(worker.port)[0] == 200, 90, "/readyz ready again")
 
     wait_exact(
-        lambda: {room: room_totals(worker.scrape(), room) for room in expected},
+        totals_of(worker, expected),
         expected,
         180,
         "exact totals after the outage",

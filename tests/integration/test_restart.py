@@ -8,11 +8,11 @@ import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pytest
 
-from .conftest import PARTITIONS, room_value, rooms_in, total, wait_until
+from .conftest import PARTITIONS, WorkerProcess, room_value, rooms_in, total, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -95,12 +95,22 @@ def assert_exact(got: dict[str, dict[str, float]], expected: dict[str, dict[str,
         assert got[room]["gmv"] == pytest.approx(want["gmv"]), (room, "gmv")
 
 
+def totals_of(worker: WorkerProcess, rooms: Iterable[str]) -> Callable[[], dict]:
+    """A reader of every room's totals, from one scrape of `worker` per read."""
+
+    def read() -> dict[str, dict[str, float]]:
+        samples = worker.scrape()
+        return {room: room_totals(samples, room) for room in rooms}
+
+    return read
+
+
 def wait_exact(
     read: Callable[[], dict[str, dict[str, float]]],
     expected: dict[str, dict[str, float]],
     timeout: float,
     what: str,
-) -> dict[str, dict[str, float]]:
+) -> None:
     """Waits until every room's every total matches the oracle, then checks again 2 s
     later, when anything counted twice would show. Waiting on one kind only is a race:
     each input topic's partition may sit on another worker, so views can be complete
@@ -112,9 +122,7 @@ def wait_exact(
 
     wait_until(exact, timeout, what)
     time.sleep(2)
-    got = read()
-    assert_exact(got, expected)
-    return got
+    assert_exact(read(), expected)
 
 
 def test_sigkill_mid_stream_then_restart_is_exact(stack):
@@ -161,7 +169,7 @@ def test_sigkill_mid_stream_then_restart_is_exact(stack):
     restarted.wait_ready()
 
     wait_exact(
-        lambda: {room: room_totals(restarted.scrape(), room) for room in expected},
+        totals_of(restarted, expected),
         expected,
         90,
         "restarted worker caught up",
@@ -230,7 +238,7 @@ def test_workers_joining_and_leaving_mid_stream_keep_totals_exact(stack):
     producer.join()
 
     wait_exact(
-        lambda: {room: room_totals(first.scrape(), room) for room in expected},
+        totals_of(first, expected),
         expected,
         120,
         "the first worker took every partition back and caught up",
@@ -288,7 +296,7 @@ def test_sigterm_under_load_checkpoints_commits_and_exits_within_10_s(stack):
         assert committed[(room_events, p)] == restored[p] + 1, (p, committed, restored)
 
     wait_exact(
-        lambda: {room: room_totals(restarted.scrape(), room) for room in expected},
+        totals_of(restarted, expected),
         expected,
         90,
         "restarted worker caught up",
