@@ -103,6 +103,7 @@ class StreamWorker:
         self.options = aiokafka_options(settings)
         self.kind_by_topic = {name: kind for kind, name in enumerate(settings.input_topics)}
         self.writer_id = uuid.uuid4().hex[:12]
+        self.adoptions = 0  # names each ownership's state writer apart
         self.owned: dict[int, OwnedPartition] = {}
         self.cursor = OffsetCursor()
         self.lock = asyncio.Lock()
@@ -632,11 +633,14 @@ class StreamWorker:
             r.read_from,
             restored.seconds,
         )
+        # A writer name per ownership: a worker that gets a partition back starts its
+        # epochs at 1 again, and must not reuse the ids of its earlier ownership's.
+        self.adoptions += 1
         writer = EpochWriter(
             log_,
             self.settings.topic_room_state,
             p,
-            self.writer_id,
+            f"{self.writer_id}.{self.adoptions}",
             r.epoch,
             chunk_bytes=self.settings.checkpoint_chunk_bytes,
         )

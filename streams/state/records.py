@@ -8,12 +8,14 @@ room-events, written by one writer at a time as numbered epochs:
     commit record    key "c|writer|epoch", value: {"meta": ..., "restore_from": offset,
                      "parent": [writer, epoch] or null}
 
-An epoch counts only once its commit record is in the log, and its payloads come
-before its commit. The commit names its parent epoch (the previous epoch of the same
-writer, or the epoch a new writer restored from), and the offset from which a restore
-must read (`restore_from`, the oldest base still needed). A restore takes the last
-commit in the log, walks the parent chain, and applies the payloads of those epochs in
-log order, from `restore_from`. So:
+A writer is one ownership of the partition (a worker that gets the partition back
+writes under a new name). An epoch counts only once its commit record is in the log,
+and its payloads come before its commit. The commit names its parent epoch (the
+previous epoch of the same writer, or the epoch a new writer restored from), and the
+offset from which a restore must read (`restore_from`, the oldest base still needed). A
+restore takes the last commit in the log, walks the parent chain (a parent is the last
+commit of its id before its child, so logs of workers that reused a name still restore),
+and applies the payloads of those epochs in log order, from `restore_from`. So:
 - a crash before a commit leaves its payloads in the log, never applied;
 - a second writer (a worker that lost the partition but has not noticed yet) writes
   epochs of its own chain, which the other chain's restore ignores;

@@ -73,7 +73,9 @@ async def restore(
     start = int(commit["restore_from"])
     if start < 0:  # nothing before the commit is needed
         start = commit_offset
-    commits: dict[Epoch, dict[str, Any]] = {}
+    # Every commit of an epoch id, in log order: a writer that adopted the partition
+    # again under an old name (before writer names were per adoption) reused its ids.
+    commits: dict[Epoch, list[tuple[int, dict[str, Any]]]] = {}
     payloads: list[tuple[int, Key, bytes]] = []  # chunks, in log order
     async for batch in log.read(topic, partition, start, commit_offset + 1):
         out.records_read += len(batch)
@@ -82,20 +84,17 @@ async def restore(
             if key is None or record.value is None:
                 continue
             if key.kind == "c":
-                commits[key.epoch_id] = orjson.loads(record.value)
+                commits.setdefault(key.epoch_id, []).append(
+                    (record.offset, orjson.loads(record.value))
+                )
             else:
                 payloads.append((record.offset, key, record.value))
-    chain: set[Epoch] = set()
-    cursor: Epoch | None = commit_key.epoch_id
-    while cursor is not None and cursor in commits and cursor not in chain:
-        chain.add(cursor)
-        out.epochs.append(cursor)
-        parent = commits[cursor]["parent"]
-        cursor = tuple(parent) if parent is not None else None  # type: ignore[assignment]
-    out.epochs.reverse()
+    chain = _chain(commits, commit_key.epoch_id, commit_offset)
+    out.epochs = [epoch for epoch, _ in reversed(chain)]
+    members = set(chain)
     pending: dict[tuple[str, int, int], tuple[int, list[bytes]]] = {}
     for offset, key, value in payloads:
-        if key.epoch_id not in chain:
+        if (key.epoch_id, _committed_by(commits, key.epoch_id, offset)) not in members:
             continue
         slot = (key.writer, key.epoch, key.seq)
         first, parts = pending.setdefault(slot, (offset, []))
@@ -110,3 +109,32 @@ async def restore(
     out.commit_offset = commit_offset
     out.read_from = start
     return out
+
+
+def _chain(
+    commits: dict[Epoch, list[tuple[int, dict[str, Any]]]], last: Epoch, last_offset: int
+) -> list[tuple[Epoch, int]]:
+    """The commits from `last` back through their parents, newest first, as (epoch, commit
+    offset): a parent is the last commit of its id before its child's."""
+    chain = [(last, last_offset)]
+    value = commits[last][-1][1]
+    while value["parent"] is not None:
+        parent: Epoch = tuple(value["parent"])  # type: ignore[assignment]
+        child_offset = chain[-1][1]
+        earlier = [(o, v) for o, v in commits.get(parent, ()) if o < child_offset]
+        if not earlier:
+            break  # before `restore_from`: nothing of it is needed
+        offset, value = earlier[-1]
+        chain.append((parent, offset))
+    return chain
+
+
+def _committed_by(
+    commits: dict[Epoch, list[tuple[int, dict[str, Any]]]], epoch: Epoch, offset: int
+) -> int:
+    """The offset of the commit a payload at `offset` belongs to: the first of its epoch
+    id after it (-1: never committed)."""
+    for commit_offset, _ in commits.get(epoch, ()):
+        if commit_offset > offset:
+            return commit_offset
+    return -1

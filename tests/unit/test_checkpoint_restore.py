@@ -242,3 +242,31 @@ def test_a_paced_capture_lets_the_loop_run_and_captures_what_a_synchronous_one_d
     assert [r.state.room_id for r, _ in captured.bases] == [
         r.state.room_id for r, _ in expected.bases
     ]
+
+
+def test_a_writer_that_adopts_the_partition_again_keeps_the_chain_whole():
+    """A owns the partition, then B; B loses it in a rebalance and gets it straight back,
+    restoring its own chain. If B's second ownership reuses its writer name (workers did
+    before names were per ownership), its epochs 1, 2, ... carry the ids of its first
+    ownership's: a restore must follow the chain by log position (a parent is the last
+    commit of its id before its child), or the walk loops back into the new epochs, stops
+    before A's bases, and rebuilds rooms from B's deltas alone: the totals survive, the
+    distinct viewers do not (a CI run saw uv 39 instead of 107)."""
+    records = make_records(seed=6, count=40)
+    log = MemoryLog()
+    part = RoomPartition(0, SETTINGS)
+    for owner, span in (("A", range(0, 10)), ("B", range(10, 20)), ("B", range(20, 40))):
+        restored = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
+        part = restored.part
+        assert part.applied_offset == span.start - 1
+        writer = EpochWriter(log, TOPIC, 0, owner, restored.restored.epoch)
+        cp = Checkpointer(writer, part, None, 0.0, 0)  # no rolling rebase: A's bases stay
+        for offset in span:
+            part.apply(offset, records[offset], NOW, Outcome())
+            if offset % 3 == 2:
+                asyncio.run(cp.write(cp.capture(NOW, 3600)))
+        asyncio.run(cp.write(cp.capture(NOW, 3600)))  # the final checkpoint of a revoke
+    final = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
+    assert fingerprint(final.part) == fingerprint(part) == reference(records)
+    owners = [writer for writer, _ in final.restored.epochs]
+    assert owners == ["A"] * 4 + ["B"] * 4 + ["B"] * cp.writer.epoch
