@@ -515,10 +515,12 @@ def _charts(out: Path, result: dict[str, Any]) -> list[str]:
         ("latency_p95", "p95"),
         ("latency_p99", "p99"),
         ("freshness_p99", "freshness p99"),
+        ("state_p99", "event → room state p99"),
     ):
-        ax.plot(t, [r[key] if r[key] is not None else float("nan") for r in series], label=label)
+        values = [r.get(key) for r in series]  # reports from before a figure lack it
+        ax.plot(t, [v if v is not None else float("nan") for v in values], label=label)
     ax.set_xlabel("seconds")
-    ax.set_ylabel("event → metric latency (s)")
+    ax.set_ylabel("latency (s): event → metric, and → state")
     ax.set_yscale("log")
     made.append(save(fig, [ax], "Latency percentiles over time", "latency.png"))
 

@@ -30,7 +30,13 @@ from loadtest import profile as profiling
 from loadtest import report
 from loadtest.ceiling import raw_ceiling
 from loadtest.generator import ProducerJob, run_producer
-from loadtest.probe import SnapshotLatency, follow_topics, merge_samples, scrape
+from loadtest.probe import (
+    SnapshotLatency,
+    bucket_percentiles,
+    follow_topics,
+    merge_samples,
+    scrape,
+)
 from loadtest.procstat import ProcessGroup
 from loadtest.report import WARMUP_S
 from loadtest.scenario import Scenario, ScenarioError, load
@@ -253,6 +259,10 @@ class Run:
             "latency_p95": lat.percentile(0.95) if lat else None,
             "latency_p99": lat.percentile(0.99) if lat else None,
             "freshness_p99": fresh.percentile(0.99) if fresh else None,
+            # Event time -> folded, for the events folded in this second.
+            "state_p99": bucket_percentiles(before["fold_lag_buckets"], now["fold_lag_buckets"])[
+                "p99"
+            ],
             "processed": now["processed"],
             "rejected": now["rejected"],
             "duplicates": now["duplicates"],
