@@ -8,6 +8,7 @@ room per second), so a scrape joins cached lines, not a recomputation.
 from __future__ import annotations
 
 import collections
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -101,21 +102,21 @@ class EventLagHistogram(Collector):
         self.total = 0.0
 
     def observe_event_times(self, now_ms: int, event_ts_ms: Iterable[int]) -> None:
-        """Observe now - ts for each event time (ms), without a float per event."""
-        bounds_ms = [now_ms - int(b * 1000) for b in self.bounds]  # descending
+        """Observe now - ts for each event time (ms), without a float or a Python step
+        per event: the times sorted (in C; a fold's are nearly in order), then one
+        bisection per bucket bound. A loop over the bounds per event was 3 % of the
+        worker's CPU at saturation, where every event's lag crosses most bounds."""
+        times = sorted(event_ts_ms)
+        if not times:
+            return
         counts = self.counts
-        n = len(bounds_ms)
-        total_ms = 0
-        seen = 0
-        for ts in event_ts_ms:
-            total_ms += ts
-            seen += 1
-            # lag <= bound  <=>  ts >= now - bound
-            i = 0
-            while i < n and ts < bounds_ms[i]:
-                i += 1
-            counts[i] += 1
-        self.total += (now_ms * seen - total_ms) / 1000.0
+        below = 0  # events with lag above the bounds handled so far: ts < now - bound
+        for i, bound in enumerate(reversed(self.bounds)):  # the largest bound first
+            within = bisect_left(times, now_ms - int(bound * 1000))  # lag > bound
+            counts[len(self.bounds) - i] += within - below
+            below = within
+        counts[0] += len(times) - below
+        self.total += (now_ms * len(times) - sum(times)) / 1000.0
 
     def collect(self) -> Iterator[Metric]:
         cumulative, buckets = 0, []

@@ -1,3 +1,5 @@
+import random
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -117,3 +119,24 @@ def test_operators_choose_the_room_families():
     assert exposition.rooms.exported_series == 3 * (1 + 3)
     with pytest.raises(ValueError, match="liveroom_nonsense"):
         build_registry(lambda: snaps, max_rooms=10, families=["liveroom_nonsense"])
+
+
+def test_lag_histogram_buckets_each_event_as_prometheus_would():
+    """The bulk observe (sorted times, one bisection per bound) puts every lag where a
+    per-event `le` comparison does, the bounds themselves included."""
+    from streams.exporter import LAG_BUCKETS, EventLagHistogram
+
+    now_ms = 1_763_000_000_000
+    rng = random.Random(7)
+    lags_ms = [int(b * 1000) + d for b in LAG_BUCKETS for d in (-1, 0, 1)]
+    lags_ms += [rng.randrange(0, 400_000) for _ in range(2000)] + [0, -5]
+    histogram = EventLagHistogram()
+    histogram.observe_event_times(now_ms, [now_ms - lag for lag in lags_ms[:1000]])
+    histogram.observe_event_times(now_ms, [now_ms - lag for lag in lags_ms[1000:]])
+    histogram.observe_event_times(now_ms, [])
+    expected = [0] * (len(LAG_BUCKETS) + 1)
+    for lag in lags_ms:
+        slot = next((i for i, b in enumerate(LAG_BUCKETS) if lag <= b * 1000), len(LAG_BUCKETS))
+        expected[slot] += 1
+    assert histogram.counts == expected
+    assert histogram.total == pytest.approx(sum(lags_ms) / 1000)
