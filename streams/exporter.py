@@ -186,6 +186,12 @@ class HealthMetrics:
             registry=registry,
         )
         self.broker_up.set(1)
+        self.rooms_without_base = Counter(
+            "liveroom_rooms_restored_without_base",
+            "Rooms a partition restore rebuilt from checkpoint deltas without their base "
+            "(a broken state-log chain): totals exact, distinct counts short.",
+            registry=registry,
+        )
         self.checkpoint_bytes = Counter(
             "liveroom_checkpoint_written_bytes",
             "Bytes of checkpoints written to the state log.",

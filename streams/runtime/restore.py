@@ -26,6 +26,9 @@ class RestoredPartition:
     alerts: PartitionAlerts | None
     restored: Restored
     seconds: float
+    # Rooms the chain held deltas of but no base: a broken checkpoint chain (their
+    # totals are exact, their distinct counts short). Empty unless something is wrong.
+    without_base: list[str]
 
 
 async def restore_partition(
@@ -46,6 +49,10 @@ async def restore_partition(
     )
     part = RoomPartition(partition, settings, alerts)
     rooms = part.rooms
+    # A delta may come before its room's base (the restore reads from the oldest base,
+    # and a younger room's base may be a rebase further on): only rooms still without
+    # one at the end were rebuilt from deltas alone.
+    without_base: set[str] = set()
 
     def apply(offset: int, pieces: list[dict[str, Any]]) -> None:
         for piece in pieces:
@@ -60,11 +67,18 @@ async def restore_partition(
                     alerts.load(room_id, piece["watch"])
                 continue
             room = rooms.get(room_id)
+            if piece.get("base"):
+                without_base.discard(room_id)
+            elif room is None:
+                without_base.add(room_id)
             if piece.get("base") or room is None:
                 room = rooms[room_id] = Room(RoomState(room_id, settings), base_pos=offset)
             room.state.load(piece)
 
     restored = await restore(log, state_topic, partition, apply)
+    for room_id in list(without_base):
+        if room_id not in rooms:
+            without_base.discard(room_id)  # dropped (evicted) since
     meta = restored.meta or {}
     part.applied_offset = meta.get("offset", -1)
     part.sources = {int(k): v for k, v in meta.get("sources", {}).items()}
@@ -80,7 +94,7 @@ async def restore_partition(
         room.state.settle()
         room.last_active = now
         room.dirty_emit = True
-    return RestoredPartition(part, alerts, restored, clock() - started)
+    return RestoredPartition(part, alerts, restored, clock() - started, sorted(without_base))
 
 
 async def sent_alerts(log: LogReader, alerts_topic: str, partition: int) -> list[dict[str, Any]]:

@@ -635,6 +635,15 @@ class StreamWorker:
         if restored.alerts is not None:
             restored.alerts.ledger.load(await sent_alerts(log_, self.settings.topic_alerts, p))
         r = restored.restored
+        if restored.without_base:
+            self.health.rooms_without_base.inc(len(restored.without_base))
+            log.error(
+                "partition %d restored %d rooms from deltas without their base (%s): the "
+                "state log's chain is broken there, their distinct counts are short",
+                p,
+                len(restored.without_base),
+                ", ".join(restored.without_base[:10]),
+            )
         log.info(
             "partition %d restored: %d rooms, offset %d, %d state records from %d in %.2fs",
             p,

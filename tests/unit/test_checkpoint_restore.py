@@ -17,7 +17,7 @@ from streams.rooms.room import RoomSettings
 from streams.runtime import checkpoint
 from streams.runtime.checkpoint import Checkpointer
 from streams.runtime.restore import restore_partition
-from streams.state.log import LogFailure, MemoryLog
+from streams.state.log import LogFailure, LogRecord, MemoryLog
 from streams.state.writer import EpochWriter
 
 from .helpers import T0, cart, comment, enter, group, leave, order
@@ -146,6 +146,7 @@ def test_a_crash_at_every_step_of_the_checkpoint_sequence_restores_exactly():
         # epoch's payloads notwithstanding
         again = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
         assert fingerprint(again.part) == want, f"restore after crash at {crash_after}"
+        assert again.without_base == [], crash_after
 
 
 def test_restore_reads_a_bounded_tail_however_long_the_log():
@@ -268,6 +269,7 @@ def test_a_writer_that_adopts_the_partition_again_keeps_the_chain_whole():
                 asyncio.run(cp.write(cp.capture(NOW, 3600)))
         asyncio.run(cp.write(cp.capture(NOW, 3600)))  # the final checkpoint of a revoke
     final = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
+    assert final.without_base == []
     assert fingerprint(final.part) == fingerprint(part) == reference(records)
     owners = [writer for writer, _ in final.restored.epochs]
     assert owners == ["A"] * 4 + ["B"] * 4 + ["B"] * cp.writer.epoch
@@ -286,3 +288,33 @@ def test_partitions_checkpoint_in_slots_of_their_own():
     assert checkpoint.next_slot(p3, interval, 3, 8) == pytest.approx(p3 + interval)
     assert checkpoint.next_slot(p3 + 0.1, interval, 3, 8) == pytest.approx(p3 + interval)
     assert checkpoint.next_slot(p3 + 12.0, interval, 3, 8) == pytest.approx(p3 + 3 * interval)
+
+
+def test_a_restore_names_the_rooms_it_rebuilt_from_deltas_without_their_base():
+    """Deltas before a room's base are normal (the restore reads from the oldest base);
+    a room left with no base at all means the chain lost it, and its distinct counts
+    are short: the restore says which rooms, so the worker can log and count them."""
+    records = make_records(seed=8, count=12)
+    log = MemoryLog()
+    part = RoomPartition(0, SETTINGS)
+    cp = Checkpointer(EpochWriter(log, TOPIC, 0, "A", None), part, None, 0.0, 0)
+    for offset, groups in enumerate(records):
+        part.apply(offset, groups, NOW, Outcome())
+        asyncio.run(cp.write(cp.capture(NOW, 3600)))
+    whole = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
+    assert whole.without_base == []
+    # Lose the payloads of the first epoch, as a broken chain would: the rooms based
+    # there and changed later are rebuilt from their deltas alone.
+    entries = log.partitions[(TOPIC, 0)]
+    first_commit = next(i for i, r in enumerate(entries) if r.key.startswith(b"c|"))
+    pieces = [orjson.loads(r.value) for r in entries if r.key.startswith(b"p|")]
+    first = [orjson.loads(r.value) for r in entries[:first_commit]]
+    based_first = {p["room"] for payload in first for p in payload if p.get("base")}
+    changed_later = {
+        p["room"] for payload in pieces[len(first) :] for p in payload if not p.get("base")
+    }
+    for i in range(first_commit):
+        entries[i] = LogRecord(i, b"lost", entries[i].value)
+    broken = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
+    assert based_first & changed_later, "the scenario has rooms based first, changed later"
+    assert broken.without_base == sorted(based_first & changed_later)
