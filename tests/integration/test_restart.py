@@ -243,6 +243,8 @@ def test_workers_joining_and_leaving_mid_stream_keep_totals_exact(stack):
         120,
         "the first worker took every partition back and caught up",
     )
+    # every restore on the way found each room's base in the chain it followed
+    assert first.scrape()[("liveroom_rooms_restored_without_base_total", ())] == 0
 
 
 def test_sigterm_under_load_checkpoints_commits_and_exits_within_10_s(stack):
