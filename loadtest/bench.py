@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cramjam
 import orjson
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
@@ -160,12 +161,17 @@ def core_rate(data: dict[str, list[bytes]], now_ms: int) -> dict[str, float]:
     snap_s = time.perf_counter() - started
     rooms = len(snaps)
     # Sizes for `liveroom plan`: what the broker carries per event and per room.
-    state_bytes = 0
+    state_bytes = state_zstd_bytes = 0
     for p, (part, alerts) in parts.items():
-        writer = EpochWriter(MemoryLog(), "state", p, "bench", None)
+        log = MemoryLog()
+        writer = EpochWriter(log, "state", p, "bench", None)
         checkpointer = Checkpointer(writer, part, alerts)
         asyncio.run(checkpointer.write(checkpointer.capture(now, 3600)))
         state_bytes += writer.bytes_written
+        # what the broker stores: the worker's checkpoint producer compresses with zstd
+        state_zstd_bytes += sum(
+            len(cramjam.zstd.compress(r.value)) for r in log.partitions[("state", p)]
+        )
     return {
         "input_bytes_per_event": sum(len(v) for recs in data.values() for v in recs) / events,
         "room_events_bytes_per_event": sum(
@@ -173,6 +179,7 @@ def core_rate(data: dict[str, list[bytes]], now_ms: int) -> dict[str, float]:
         )
         / events,
         "state_bytes_per_event": state_bytes / events,
+        "state_zstd_bytes_per_event": state_zstd_bytes / events,
         "snapshot_bytes": sum(len(orjson.dumps(snap)) for snap in snaps) / max(rooms, 1),
         "events": events,
         "route": events / route_s,
@@ -197,7 +204,8 @@ def bench_core(events: int) -> float:
     print(
         f"plan: bytes per event: input {arrays['input_bytes_per_event']:.0f}, room-events "
         f"{arrays['room_events_bytes_per_event']:.0f}, state log (bases) "
-        f"{arrays['state_bytes_per_event']:.0f}; room snapshot {arrays['snapshot_bytes']:.0f} B"
+        f"{arrays['state_bytes_per_event']:.0f} ({arrays['state_zstd_bytes_per_event']:.0f} "
+        f"zstd); room snapshot {arrays['snapshot_bytes']:.0f} B"
     )
     single = core_rate(records(min(events, 100_000), 1), now_ms)
     print(

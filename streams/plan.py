@@ -44,7 +44,9 @@ MEASURED = Measured(
     bytes_per_room=22_000,  # tracemalloc of a small room with its alert watch
     input_bytes_per_event=129,  # make bench: the traffic model's events, arrays of 100
     room_events_bytes_per_event=68,
-    state_bytes_per_event=83,  # make bench: a base of everything (deltas write less)
+    # `steady` at 18,300 events/s (2026-11-23): deltas + rolling rebase wrote ~160 B an
+    # event of JSON; the checkpoint producer's zstd shrinks it ~7x (make bench: 83 -> 10)
+    state_bytes_per_event=25,
     snapshot_bytes=1_800,
 )
 HEADROOM = 0.5  # plan for half a worker's rate: bursts above the minute peak, catch-up
