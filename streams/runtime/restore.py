@@ -67,18 +67,17 @@ async def restore_partition(
                     alerts.load(room_id, piece["watch"])
                 continue
             room = rooms.get(room_id)
-            if piece.get("base"):
-                without_base.discard(room_id)
-            elif room is None:
-                without_base.add(room_id)
-            if piece.get("base") or room is None:
+            is_base = bool(piece.get("base"))
+            if is_base or room is None:
+                if is_base:
+                    without_base.discard(room_id)
+                else:
+                    without_base.add(room_id)  # a delta first: its base may come later
                 room = rooms[room_id] = Room(RoomState(room_id, settings), base_pos=offset)
             room.state.load(piece)
 
     restored = await restore(log, state_topic, partition, apply)
-    for room_id in list(without_base):
-        if room_id not in rooms:
-            without_base.discard(room_id)  # dropped (evicted) since
+    without_base &= rooms.keys()  # less those dropped (evicted) since
     meta = restored.meta or {}
     part.applied_offset = meta.get("offset", -1)
     part.sources = {int(k): v for k, v in meta.get("sources", {}).items()}
