@@ -85,6 +85,7 @@ class Checkpointer:
         self.alerts = alerts
         self.last_delta_entries = 0
         self.last_offset = -2  # the offset the last written capture included
+        self.durable_offset = part.applied_offset  # the last committed epoch's offset
 
     def capture(self, now: float, room_ttl: float) -> Capture:
         """Synchronous: evict idle rooms, then copy what the epoch will hold."""
@@ -175,7 +176,7 @@ class Checkpointer:
         if capture.empty:
             return -1
         try:
-            return await self.writer.write(
+            committed = await self.writer.write(
                 capture.pieces, capture.meta, restore_from, lambda p: split_piece(p, PIECE_ENTRIES)
             )
         except BaseException:
@@ -185,3 +186,5 @@ class Checkpointer:
             part.dropped.extend(capture.dropped)
             self.last_offset = -2  # the next capture is written whatever happens
             raise
+        self.durable_offset = capture.meta["offset"]
+        return committed

@@ -112,6 +112,7 @@ class StreamWorker:
         self.state_producer: AIOKafkaProducer | None = None  # checkpoints, compressed
         self.log: KafkaLog | None = None
         self.assigned_once = False
+        self.assignments = 0  # rebalances seen: a fetch that one overtook is read again
         self.rebalancing = True
         self.stopping = False
         self._last_checkpoint = 0.0
@@ -321,6 +322,7 @@ class StreamWorker:
     async def step(self) -> None:
         consumer = self.consumer
         assert consumer is not None
+        assignments = self.assignments
         fetched = await consumer.getmany(
             timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.batch_records
         )
@@ -328,6 +330,13 @@ class StreamWorker:
             return
         async with self.lock:
             if self.stopping:
+                return
+            if assignments != self.assignments:
+                # A rebalance ran while this fetch was in flight or waited for the lock:
+                # it may come from where the consumer stood before the assignment moved
+                # it (the group's committed offset, not the restored checkpoint), and the
+                # cursor would take it as a jump and skip what lies between. Read again.
+                self._rewind([(tp.topic, tp.partition) for tp in fetched])
                 return
             now = self.clock()
             inputs, rooms = [], []
@@ -372,7 +381,9 @@ class StreamWorker:
         positions = self.cursor.positions()
         for key in keys:
             if key in positions:
-                consumer.seek(TopicPartition(*key), positions[key])
+                # -1: nothing committed yet. From 0, a log that starts later resets to
+                # its start (auto_offset_reset=earliest), as an unpositioned one would.
+                consumer.seek(TopicPartition(*key), max(positions[key], 0))
 
     async def _send_routed(
         self, inputs: list[tuple[str, int, int, list[Any]]], now: float
@@ -548,11 +559,19 @@ class StreamWorker:
         consumer = self.consumer
         if consumer is None:
             return
-        offsets = {
-            TopicPartition(*tp): offset
-            for tp, offset in self.cursor.positions().items()
-            if offset >= 0 and (only is None or tp in only)
-        }
+        room_events = self.settings.topic_room_events
+        offsets = {}
+        for tp, offset in self.cursor.positions().items():
+            if only is not None and tp not in only:
+                continue
+            owned = self.owned.get(tp[1]) if tp[0] == room_events else None
+            if owned is not None:
+                # A room partition resumes from its checkpoint, not from this offset:
+                # the group's offset says what a restart replays (what the last durable
+                # checkpoint lacks), never more than that checkpoint holds.
+                offset = min(offset, owned.checkpointer.durable_offset + 1)
+            if offset >= 0:
+                offsets[TopicPartition(*tp)] = offset
         if offsets:
             try:
                 await consumer.commit(offsets)
@@ -586,17 +605,18 @@ class StreamWorker:
             if self.stopping:
                 return
             room_events = self.settings.topic_room_events
-            for tp in revoked:
-                if tp.topic == room_events:
-                    try:
-                        await self._flush(tp.partition)
-                    finally:
-                        gone = self.owned.pop(tp.partition, None)
-                        for room_id in gone.part.rooms if gone is not None else ():
-                            self.peers.forget(room_id)
+            rooms = [tp.partition for tp in revoked if tp.topic == room_events]
             keys = {(tp.topic, tp.partition) for tp in revoked}
-            await self._commit(keys)
-            self.cursor.forget(keys)
+            try:
+                for p in rooms:
+                    await self._flush(p)
+                await self._commit(keys)  # while the checkpoints just written are known
+            finally:
+                for p in rooms:
+                    gone = self.owned.pop(p, None)
+                    for room_id in gone.part.rooms if gone is not None else ():
+                        self.peers.forget(room_id)
+                self.cursor.forget(keys)
 
     async def assign(self, assigned: set[TopicPartition]) -> None:
         consumer, log_ = self.consumer, self.log
@@ -604,6 +624,7 @@ class StreamWorker:
         async with self.lock:
             if self.stopping:
                 return
+            self.assignments += 1
             room_events = self.settings.topic_room_events
             mine = [tp for tp in assigned if tp.topic == room_events]
             restored = await asyncio.gather(*(self._adopt(tp.partition) for tp in mine))
