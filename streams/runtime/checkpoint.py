@@ -39,6 +39,15 @@ class Capture:
     empty: bool = False  # nothing happened since the last epoch: nothing to write
 
 
+def next_slot(now: float, interval: float, partition: int, partitions: int) -> float:
+    """When partition `partition` checkpoints next: every `interval` seconds, in a slot
+    of its own (partition p at p/partitions of the interval), so a worker's partitions
+    capture one after another rather than all in one tick, which held the fold for
+    ~40-200 ms every interval at 20,000 events/s."""
+    phase = interval * (partition % partitions) / partitions
+    return now + interval - (now - phase) % interval
+
+
 def room_size(room: Room) -> int:
     """List entries a base of the room holds (its serialised size, roughly)."""
     state = room.state

@@ -50,7 +50,7 @@ from streams.logs import limit_repeats
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.peers import PeerIndex
 from streams.rooms.room import RoomSettings
-from streams.runtime.checkpoint import Capture, Checkpointer
+from streams.runtime.checkpoint import Capture, Checkpointer, next_slot
 from streams.runtime.cursor import OffsetCursor
 from streams.runtime.ingest import Routed, route
 from streams.runtime.restore import restore_partition, sent_alerts
@@ -86,6 +86,7 @@ class OwnedPartition:
     alerts: PartitionAlerts | None
     checkpointer: Checkpointer
     writing: asyncio.Task[Any] | None = None
+    checkpoint_at: float = 0.0  # the next checkpoint's slot (processing time)
 
 
 class StreamWorker:
@@ -115,7 +116,6 @@ class StreamWorker:
         self.assignments = 0  # rebalances seen: a fetch that one overtook is read again
         self.rebalancing = True
         self.stopping = False
-        self._last_checkpoint = 0.0
         self._last_commit = 0.0
         self.partition_of = RoomPartitions(settings.partitions)
         self.broker_answered_at = clock()  # last metadata answer from the broker
@@ -483,17 +483,21 @@ class StreamWorker:
                 elif isinstance(result, BaseException):
                     raise result
             # Alerts go out before the checkpoint that holds the detector state behind them.
-            due = now - self._last_checkpoint >= self.settings.checkpoint_interval_seconds
-            if due and not unsent:
-                self._last_checkpoint = now
-                # Captured here, under the lock (no fold while it pauses), and written
-                # in the background once all are captured: a write started earlier would
-                # run in the later captures' pauses, and the fold would wait for it too.
+            if not unsent:
+                # The partitions in their slot are captured here, under the lock (no fold
+                # while it pauses), and written in the background once all are captured:
+                # a write started earlier would run in the later captures' pauses, and
+                # the fold would wait for it too. One still writing waits for a next tick.
+                interval = self.settings.checkpoint_interval_seconds
                 captured = []
-                for owned in list(self.owned.values()):
-                    if owned.writing is None or owned.writing.done():
-                        started = time.perf_counter()
-                        captured.append((owned, await self._capture(owned, now), started))
+                for p, owned in list(self.owned.items()):
+                    if now < owned.checkpoint_at or not (
+                        owned.writing is None or owned.writing.done()
+                    ):
+                        continue
+                    owned.checkpoint_at = next_slot(now, interval, p, self.settings.partitions)
+                    started = time.perf_counter()
+                    captured.append((owned, await self._capture(owned, now), started))
                 for owned, capture, started in captured:
                     owned.writing = asyncio.create_task(self._write(owned, capture, started))
             if now - self._last_commit >= COMMIT_INTERVAL_S:
@@ -628,7 +632,14 @@ class StreamWorker:
             room_events = self.settings.topic_room_events
             mine = [tp for tp in assigned if tp.topic == room_events]
             restored = await asyncio.gather(*(self._adopt(tp.partition) for tp in mine))
+            now = self.clock()
             for tp, owned in zip(mine, restored, strict=True):
+                owned.checkpoint_at = next_slot(
+                    now,
+                    self.settings.checkpoint_interval_seconds,
+                    tp.partition,
+                    self.settings.partitions,
+                )
                 self.owned[tp.partition] = owned
                 consumer.seek(tp, owned.part.applied_offset + 1)
                 self.cursor.start((tp.topic, tp.partition), owned.part.applied_offset + 1)

@@ -6,6 +6,7 @@ uninterrupted run (the way Bytewax tests recovery)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 
 import orjson
@@ -272,6 +273,21 @@ def test_a_writer_that_adopts_the_partition_again_keeps_the_chain_whole():
     assert fingerprint(final.part) == fingerprint(part) == reference(records)
     owners = [writer for writer, _ in final.restored.epochs]
     assert owners == ["A"] * 4 + ["B"] * 4 + ["B"] * cp.writer.epoch
+
+
+def test_partitions_checkpoint_in_slots_of_their_own():
+    """Each partition checkpoints every interval, in its own slot: a worker's eight
+    partitions are captured one per tick, not all in one (which held the fold)."""
+    interval, now = 5.0, 1_763_000_003.3
+    slots = [checkpoint.next_slot(now, interval, p, 8) for p in range(8)]
+    assert all(now < slot <= now + interval for slot in slots)
+    gaps = sorted((slot - now) % interval for slot in slots)
+    assert [round(b - a, 6) for a, b in itertools.pairwise(gaps)] == [0.625] * 7
+    # from its own slot, a partition's next is one interval on, and stays in phase
+    p3 = slots[3]
+    assert checkpoint.next_slot(p3, interval, 3, 8) == pytest.approx(p3 + interval)
+    assert checkpoint.next_slot(p3 + 0.1, interval, 3, 8) == pytest.approx(p3 + interval)
+    assert checkpoint.next_slot(p3 + 12.0, interval, 3, 8) == pytest.approx(p3 + 3 * interval)
 
 
 def test_a_restore_names_the_rooms_it_rebuilt_from_deltas_without_their_base():
