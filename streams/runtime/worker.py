@@ -78,6 +78,11 @@ FETCH_MAX_WAIT_MS = 20
 BROKER_PROBE_S = 2.0
 BROKER_PROBE_TIMEOUT_S = 3.0
 BROKER_DOWN_S = 5.0
+# SIGTERM: final checkpoints and commits get this long, then each client's stop gets
+# CLIENTS_STOP_S: about 10 s in all when the broker is gone, within Kubernetes' default
+# 30 s grace (deploy/k8s), where it would otherwise wait for the broker to come back.
+SHUTDOWN_GRACE_S = 8.0
+CLIENTS_STOP_S = 2.0
 
 
 @dataclass
@@ -302,20 +307,33 @@ class StreamWorker:
         )
 
     async def shutdown(self) -> None:
-        """Finish the batch in hand, write a final checkpoint, commit, leave the group."""
-        async with self.lock:
-            if self.stopping:
-                return
-            self.stopping = True
+        """Finish the batch in hand, write a final checkpoint, commit, leave the group,
+        within SHUTDOWN_GRACE_S: a broker that does not answer by then (an outage) is
+        left behind, and the restart resumes from the last durable checkpoints (exact,
+        it only replays more)."""
+        if self.stopping:
+            return
+        self.stopping = True  # no new fetch is folded, no tick starts
+        try:
+            await asyncio.wait_for(self._final_checkpoints(), SHUTDOWN_GRACE_S)
+            outcome = "final checkpoints written and offsets committed"
+        except TimeoutError:
+            outcome = (
+                f"the broker took no final checkpoint within {SHUTDOWN_GRACE_S:.0f} s: a "
+                "restart resumes from the last durable one"
+            )
+        clients = [c for c in (self.consumer, self.producer, self.state_producer) if c is not None]
+        try:  # the consumer leaves the group, the producers send what they hold
+            await asyncio.wait_for(asyncio.gather(*(c.stop() for c in clients)), CLIENTS_STOP_S)
+        except TimeoutError:
+            outcome += f"; the Kafka clients did not stop within {CLIENTS_STOP_S:.0f} s"
+        log.info("worker stopped: %s", outcome)
+
+    async def _final_checkpoints(self) -> None:
+        async with self.lock:  # once the batch in hand is folded
             for p in list(self.owned):
                 await self._flush(p)
             await self._commit()
-        if self.consumer is not None:
-            await self.consumer.stop()
-        for producer in (self.producer, self.state_producer):
-            if producer is not None:
-                await producer.stop()
-        log.info("worker stopped: final checkpoints written and offsets committed")
 
     # -- the stream ----------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import pytest
 
 from streams.broker import EmbeddedBroker
 
-from .conftest import Stack, local_s3, total, wait_until
+from .conftest import Stack, WorkerProcess, local_s3, total, wait_until
 from .test_restart import generate, oracle, totals_of, wait_exact
 
 pytestmark = pytest.mark.integration
@@ -45,12 +45,28 @@ def test_a_broker_hang_is_survived_exactly(tmp_path):
         pid = broker.process.pid
         stack = Stack(broker, tmp_path)
         try:
-            run(
+            worker, expected = run(
                 stack,
                 lambda: os.kill(pid, signal.SIGSTOP),
                 lambda: os.kill(pid, signal.SIGCONT),
                 OUTAGE_S,
             )
+            # SIGTERM while the broker hangs: the worker gives up on its final
+            # checkpoints after its grace and exits; a restart is still exact.
+            os.kill(pid, signal.SIGSTOP)
+            time.sleep(2)
+            assert worker.process is not None
+            asked = time.monotonic()
+            worker.process.send_signal(signal.SIGTERM)
+            worker.process.wait(30)
+            took = time.monotonic() - asked
+            os.kill(pid, signal.SIGCONT)
+            assert worker.process.returncode == 0
+            assert took < 15, f"SIGTERM during the hang took {took:.1f} s"
+            assert "took no final checkpoint" in worker.log_path.read_text()
+            restarted = stack.worker()
+            restarted.wait_ready()
+            wait_exact(totals_of(restarted, expected), expected, 90, "exact after the restart")
         finally:
             os.kill(pid, signal.SIGCONT)  # never leave it stopped
             stack.close()
@@ -85,7 +101,8 @@ def run(
     up: Callable[[], object],
     gone_s: float,
     batches: int = 900,
-) -> None:
+) -> tuple[WorkerProcess, dict[str, dict[str, float]]]:
+    """The outage while traffic flows; returns the worker and the totals it reached."""
     records = generate(seed=21, batches=batches, now=int(time.time() * 1000))
     # A keyword wave in one room before the outage: its alert must not be re-sent after.
     wave_room = "room-00"
@@ -153,3 +170,4 @@ def run(
     after = Counter((a["alert_id"], a["status"]) for a in stack.read_all("alerts"))
     assert all(n == 1 for n in after.values()), after
     assert set(before) <= set(after)
+    return worker, expected
