@@ -192,6 +192,14 @@ class HealthMetrics:
             "(a broken state-log chain): totals exact, distinct counts short.",
             registry=registry,
         )
+        self.passed_over = Counter(
+            "liveroom_offsets_passed_over",
+            "Offsets the worker moved past with no record: transaction markers or "
+            "compaction on input topics; on room-events, records the rooms never folded "
+            "(a bug, or retention shorter than a restore's replay).",
+            ["topic"],
+            registry=registry,
+        )
         self.checkpoint_bytes = Counter(
             "liveroom_checkpoint_written_bytes",
             "Bytes of checkpoints written to the state log.",

@@ -36,6 +36,17 @@ class OffsetCursor:
             return records
         return [r for r in records if r.offset >= want]
 
+    def passed_over(self, tp: TP, records: Sequence[Any]) -> int:
+        """Offsets that admitting `records` moves past with no record: before the first
+        (from the cursor) and between them. Legitimate on Kafka input topics (transaction
+        markers, compaction); on room-events, records the rooms never fold. O(1)."""
+        if not records:
+            return 0
+        want = self.next.get(tp, -1)
+        before = records[0].offset - want if want >= 0 else 0
+        between = records[-1].offset - records[0].offset + 1 - len(records)
+        return max(before, 0) + between
+
     def advance(self, tp: TP, records: Sequence[Any]) -> None:
         """The records have been processed (and their output is durable)."""
         if records:

@@ -132,6 +132,9 @@ class StreamWorker:
             series_budget=settings.metrics_series_budget,
             families=settings.room_families,
         )
+        # Exported at 0 from the start: the alert on it, and a test, can tell "none"
+        # from "not exported".
+        self.health.passed_over.labels(settings.topic_room_events)
         self.delivery = AlertDelivery(
             alertmanager_url=settings.alertmanager_url,
             webhook_url=settings.alert_webhook_url,
@@ -364,6 +367,8 @@ class StreamWorker:
                 admitted = self.cursor.admit(key, records)
                 if not admitted:
                     continue
+                if passed := self.cursor.passed_over(key, admitted):
+                    self._passed_over(tp, passed)
                 if tp.topic == room_events:
                     rooms.append((tp.partition, admitted))
                 else:
@@ -385,6 +390,16 @@ class StreamWorker:
                     await self._acknowledged(inputs, sent)
                 except KafkaError as exc:
                     self._not_routed(inputs, exc)
+
+    def _passed_over(self, tp: TopicPartition, offsets: int) -> None:
+        self.health.passed_over.labels(tp.topic).inc(offsets)
+        if tp.topic == self.settings.topic_room_events:  # only this worker writes it
+            log.error(
+                "room-events partition %d: %d offsets passed over with no record; their "
+                "events are not in the rooms' state",
+                tp.partition,
+                offsets,
+            )
 
     def _not_routed(self, inputs: list[tuple[str, int, int, list[Any]]], exc: Exception) -> None:
         """Not acknowledged: read these records again."""

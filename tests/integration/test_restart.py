@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from .conftest import PARTITIONS, WorkerProcess, room_value, rooms_in, total, wait_until
+from .conftest import (
+    PARTITIONS,
+    Stack,
+    WorkerProcess,
+    room_value,
+    rooms_in,
+    total,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -125,6 +133,11 @@ def wait_exact(
     assert_exact(read(), expected)
 
 
+def passed_over_room_events(stack: Stack, samples: dict) -> float:
+    """What `liveroom_offsets_passed_over_total` says of room-events (exported from 0)."""
+    return samples[("liveroom_offsets_passed_over_total", (("topic", stack.topic("room_events")),))]
+
+
 def test_sigkill_mid_stream_then_restart_is_exact(stack):
     records = generate(seed=7, batches=1200, now=int(time.time() * 1000))
     expected = oracle(records)
@@ -174,6 +187,7 @@ def test_sigkill_mid_stream_then_restart_is_exact(stack):
         90,
         "restarted worker caught up",
     )
+    assert passed_over_room_events(stack, restarted.scrape()) == 0
     # The restart resumed from checkpoints (the state log), not from a full replay of
     # room-events.
     markers = [
@@ -243,8 +257,11 @@ def test_workers_joining_and_leaving_mid_stream_keep_totals_exact(stack):
         120,
         "the first worker took every partition back and caught up",
     )
-    # every restore on the way found each room's base in the chain it followed
-    assert first.scrape()[("liveroom_rooms_restored_without_base_total", ())] == 0
+    # every restore on the way found each room's base in the chain it followed, and
+    # no worker moved past a room-events record without folding it
+    samples = first.scrape()
+    assert samples[("liveroom_rooms_restored_without_base_total", ())] == 0
+    assert passed_over_room_events(stack, samples) == 0
 
 
 def test_sigterm_under_load_checkpoints_commits_and_exits_within_10_s(stack):

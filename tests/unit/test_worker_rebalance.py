@@ -115,3 +115,27 @@ def test_the_group_offset_of_a_room_partition_never_passes_its_durable_checkpoin
 
     tp = TopicPartition("liveroom.room-events", 0)
     assert asyncio.run(run()) == [{tp: 0}, {tp: RECORDS}]
+
+
+def test_room_events_offsets_passed_over_are_counted_and_logged(tmp_path, caplog):
+    """Never silent: records 2 and 3 are gone from the log (a bug, or retention), the
+    rooms miss their events, and the worker says so."""
+
+    async def run() -> tuple[list[tuple[dict[str, str], float]], int]:
+        worker, consumer, tp = make_worker(tmp_path)
+        consumer.position = 0
+        consumer.records = [r for r in consumer.records if r.offset not in (2, 3)]
+        await worker.assign({tp})
+        await catch_up(worker, consumer)
+        samples = [
+            (sample.labels, sample.value)
+            for metric in worker.health.passed_over.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        ]
+        return samples, worker.owned[0].part.rooms["r"].state.views
+
+    samples, views = asyncio.run(run())
+    assert samples == [({"topic": "liveroom.room-events"}, 2.0)]
+    assert views == RECORDS - 2
+    assert "room-events partition 0: 2 offsets passed over with no record" in caplog.text
