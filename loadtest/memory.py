@@ -2,11 +2,19 @@
 tracemalloc (no Kafka, no Faust), grouped by the line that allocated it.
 
     python -m loadtest.memory --scenario memory --seconds 120
+
+With --restore, the core checkpoints into an in-memory state log as the worker does
+(every checkpoint interval: deltas, new bases, rolling rebases), and at the end the
+partition is restored from that log, timed, and checked against the live state: how
+long a restart after a SIGKILL spends rebuilding this much state, less the reading.
+
+    python -m loadtest.memory --scenario memory --seconds 420 --rss-only --restore
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import time
 import tracemalloc
@@ -22,6 +30,13 @@ from streams.alerts.rules import AlertRules
 from streams.events import decode_record
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.room import RoomSettings
+from streams.runtime.checkpoint import Checkpointer
+from streams.runtime.restore import restore_partition
+from streams.runtime.worker import tune_gc
+from streams.state.log import LogRecord, MemoryLog
+from streams.state.writer import EpochWriter
+
+STATE_TOPIC = "state"
 
 
 def _rss_bytes() -> int:
@@ -47,13 +62,21 @@ def main() -> None:
     parser.add_argument(
         "--rss-only", action="store_true", help="no tracemalloc (5x faster): the RSS only"
     )
+    parser.add_argument(
+        "--restore", action="store_true", help="checkpoint as the worker does, then time a restore"
+    )
     args = parser.parse_args()
+    tune_gc()  # as the worker does: its collections are part of what is measured
     scenario = load(args.scenario)
     model = scenario.model()
     kinds = {name: i for i, name in enumerate(("views", "comments", "carts", "orders"))}
     settings = RoomSettings()
-    alerts = PartitionAlerts(0, AlertRules.load(), settings.allowed_lateness_ms)
+    rules = AlertRules.load()
+    alerts = PartitionAlerts(0, rules, settings.allowed_lateness_ms)
     part = RoomPartition(0, settings, alerts)
+    log = MemoryLog()
+    checkpointer = Checkpointer(EpochWriter(log, STATE_TOPIC, 0, "memory", None), part, alerts)
+    room_ttl = config.load().room_ttl_seconds
     score = sentiment.default_scorer().score
     outcome = Outcome()
     # The worker's checkpoint interval (LIVEROOM_CHECKPOINT_INTERVAL_SECONDS, default 5 s).
@@ -77,6 +100,9 @@ def main() -> None:
                 offset += 1
                 events += len(valid)
         if t % checkpoint_every_s == 0:  # as the worker does: change tracking is reset
+            if args.restore:
+                checkpoint(checkpointer, log, now_ms / 1000, room_ttl)
+                continue
             for room in part.rooms.values():
                 if room.dirty_state:
                     room.state.capture_delta()
@@ -87,6 +113,10 @@ def main() -> None:
         f"{len(part.rooms):,} rooms, {sum(len(r.state.viewers) for r in part.rooms.values()):,} "
         f"distinct viewers (session, summed); RSS {rss / 2**20:,.0f} MB"
     )
+    if args.restore:
+        now = start_ms / 1000 + args.seconds
+        checkpoint(checkpointer, log, now, room_ttl)
+        time_restore(log, part, settings, rules, now)
     if args.rss_only:
         return
     snapshot = tracemalloc.take_snapshot()
@@ -104,6 +134,45 @@ def main() -> None:
     for s in stats[: args.top]:
         frame = s.traceback[0]
         print(f"  {s.size / 2**20:8.1f} MB  {_short(frame.filename)}:{frame.lineno}")
+
+
+def checkpoint(checkpointer: Checkpointer, log: MemoryLog, now: float, room_ttl: float) -> None:
+    """One epoch, as the worker writes it; then the records before the oldest one a
+    restore still reads are emptied (the broker would keep them; this process need not)."""
+    asyncio.run(checkpointer.write(checkpointer.capture(now, room_ttl)))
+    records = log.partitions[(STATE_TOPIC, 0)]
+    commit = orjson.loads(records[-1].value or b"{}")
+    for offset in range(int(commit.get("restore_from", -1))):
+        if records[offset].value is not None:
+            records[offset] = LogRecord(offset, None, None)
+
+
+def time_restore(
+    log: MemoryLog, live: RoomPartition, settings: RoomSettings, rules: AlertRules, now: float
+) -> None:
+    records = log.partitions[(STATE_TOPIC, 0)]
+    started = time.perf_counter()
+    restored = asyncio.run(restore_partition(log, STATE_TOPIC, 0, settings, rules, now))
+    seconds = time.perf_counter() - started
+    read = records[restored.restored.read_from :]
+    part = restored.part
+    same = all(
+        (room.state.views, room.state.gmv, len(room.state.viewers), room.state.online)
+        == (
+            (r := part.rooms[room_id].state).views,
+            r.gmv,
+            len(r.viewers),
+            r.online,
+        )
+        for room_id, room in live.rooms.items()
+    )
+    print(
+        f"restore: {len(part.rooms):,} rooms from {len(read):,} state records "
+        f"({sum(len(r.value or b'') for r in read) / 2**20:,.0f} MB of JSON, "
+        f"{restored.restored.pieces:,} pieces) in {seconds:.1f} s of CPU; "
+        f"{'equal to' if same and part.rooms.keys() == live.rooms.keys() else 'DIFFERENT from'} "
+        "the live state (rooms, views, GMV, distinct viewers, online)"
+    )
 
 
 if __name__ == "__main__":
