@@ -256,6 +256,19 @@ def processor() -> dict:
                 unit="ops",
             ),
             panel(
+                "State integrity (0 unless something is wrong: see the runbook)",
+                [
+                    (
+                        "sum(liveroom_rooms_restored_without_base_total)",
+                        "rooms restored without base",
+                    ),
+                    (
+                        'sum(liveroom_offsets_passed_over_total{topic=~".*room-events"})',
+                        "room-events offsets passed over",
+                    ),
+                ],
+            ),
+            panel(
                 "Rooms exported and left out",
                 [
                     ("sum(liveroom_live_rooms)", "live"),
