@@ -186,6 +186,12 @@ class HealthMetrics:
             registry=registry,
         )
         self.broker_up.set(1)
+        self.restore_seconds = Gauge(
+            "liveroom_state_restore_seconds",
+            "Time the last assignment took to restore its room partitions from the state "
+            "log (read and rebuilt, all partitions at once); the worker is not ready then.",
+            registry=registry,
+        )
         self.rooms_without_base = Counter(
             "liveroom_rooms_restored_without_base",
             "Rooms a partition restore rebuilt from checkpoint deltas without their base "

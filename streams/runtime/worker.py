@@ -119,6 +119,7 @@ class StreamWorker:
         self.log: KafkaLog | None = None
         self.assigned_once = False
         self.assignments = 0  # rebalances seen: a fetch that one overtook is read again
+        self.restoring = 0  # room partitions being restored from the state log
         self.rebalancing = True
         self.stopping = False
         self._last_commit = 0.0
@@ -169,6 +170,8 @@ class StreamWorker:
         silent = self.clock() - self.broker_answered_at
         if silent >= BROKER_DOWN_S:
             return f"broker unreachable for {silent:.0f} s (processing resumes when it answers)"
+        if self.restoring:  # a big state takes a while (README: restore time)
+            return f"restoring room partitions from the state log ({self.restoring} left)"
         if not self.assigned_once:
             return "starting"
         if self.rebalancing:
@@ -664,7 +667,13 @@ class StreamWorker:
             self.assignments += 1
             room_events = self.settings.topic_room_events
             mine = [tp for tp in assigned if tp.topic == room_events]
-            restored = await asyncio.gather(*(self._adopt(tp.partition) for tp in mine))
+            started = time.perf_counter()
+            self.restoring = len(mine)
+            try:
+                restored = await asyncio.gather(*(self._adopt(tp.partition) for tp in mine))
+            finally:
+                self.restoring = 0
+            self.health.restore_seconds.set(time.perf_counter() - started)
             now = self.clock()
             for tp, owned in zip(mine, restored, strict=True):
                 owned.checkpoint_at = next_slot(
@@ -700,6 +709,7 @@ class StreamWorker:
         )
         if restored.alerts is not None:
             restored.alerts.ledger.load(await sent_alerts(log_, self.settings.topic_alerts, p))
+        self.restoring = max(self.restoring - 1, 0)
         r = restored.restored
         if restored.without_base:
             self.health.rooms_without_base.inc(len(restored.without_base))

@@ -139,3 +139,33 @@ def test_room_events_offsets_passed_over_are_counted_and_logged(tmp_path, caplog
     assert samples == [({"topic": "liveroom.room-events"}, 2.0)]
     assert views == RECORDS - 2
     assert "room-events partition 0: 2 offsets passed over with no record" in caplog.text
+
+
+class SlowLog(MemoryLog):
+    """The in-memory log, holding every restore until `opened` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = asyncio.Event()
+
+    async def end_offset(self, topic: str, partition: int) -> int:
+        await self.opened.wait()
+        return await super().end_offset(topic, partition)
+
+
+def test_readiness_says_the_worker_is_restoring_and_the_restore_time_is_exported(tmp_path):
+    async def run() -> tuple[str | None, str | None, float]:
+        worker, _, tp = make_worker(tmp_path)
+        worker.log = log = SlowLog()  # type: ignore[assignment]
+        assigning = asyncio.create_task(worker.assign({tp}))
+        await asyncio.sleep(0.05)
+        during = worker.readiness()
+        log.opened.set()
+        await assigning
+        restore_s = worker.health.restore_seconds.collect()[0].samples[0].value
+        return during, worker.readiness(), restore_s
+
+    during, after, restore_s = asyncio.run(run())
+    assert during == "restoring room partitions from the state log (1 left)"
+    assert after is None
+    assert 0.05 <= restore_s < 5
