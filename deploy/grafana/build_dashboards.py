@@ -269,6 +269,11 @@ def processor() -> dict:
                 ],
             ),
             panel(
+                "Last restore from the state log (the worker is not ready meanwhile)",
+                [('liveroom_state_restore_seconds{job="liveroom"}', "{{instance}}")],
+                unit="s",
+            ),
+            panel(
                 "Rooms exported and left out",
                 [
                     ("sum(liveroom_live_rooms)", "live"),
