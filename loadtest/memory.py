@@ -27,7 +27,8 @@ from loadtest.scenario import load
 from streams import config, sentiment
 from streams.alerts.partition import PartitionAlerts
 from streams.alerts.rules import AlertRules
-from streams.events import decode_record
+from streams.events import F_ROOM, decode_record
+from streams.kafka import RoomPartitions
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.room import RoomSettings
 from streams.runtime.checkpoint import Checkpointer
@@ -72,15 +73,23 @@ def main() -> None:
     kinds = {name: i for i, name in enumerate(("views", "comments", "carts", "orders"))}
     settings = RoomSettings()
     rules = AlertRules.load()
-    alerts = PartitionAlerts(0, rules, settings.allowed_lateness_ms)
-    part = RoomPartition(0, settings, alerts)
+    worker = config.load()
+    # Rooms spread over the worker's room partitions as it spreads them: a checkpoint
+    # rebases at most 64 rooms of a partition per epoch, so one partition of all 5,000
+    # rooms would cycle its bases 8x slower than the worker does.
+    partition_of = RoomPartitions(worker.partitions)
+    parts: dict[int, RoomPartition] = {}
+    checkpointers: dict[int, Checkpointer] = {}
     log = MemoryLog()
-    checkpointer = Checkpointer(EpochWriter(log, STATE_TOPIC, 0, "memory", None), part, alerts)
-    room_ttl = config.load().room_ttl_seconds
+    for p in range(worker.partitions):
+        alerts = PartitionAlerts(p, rules, settings.allowed_lateness_ms)
+        parts[p] = RoomPartition(p, settings, alerts)
+        writer = EpochWriter(log, STATE_TOPIC, p, "memory", None)
+        checkpointers[p] = Checkpointer(writer, parts[p], alerts)
     score = sentiment.default_scorer().score
     outcome = Outcome()
     # The worker's checkpoint interval (LIVEROOM_CHECKPOINT_INTERVAL_SECONDS, default 5 s).
-    checkpoint_every_s = max(1, round(config.load().checkpoint_interval_seconds))
+    checkpoint_every_s = max(1, round(worker.checkpoint_interval_seconds))
     if not args.rss_only:
         tracemalloc.start()
     start_ms = int(time.time() * 1000) - args.seconds * 1000
@@ -94,29 +103,36 @@ def main() -> None:
             # Records of the scenario's batch size, as the producers send them.
             for record in records_of(batch, scenario.batch):
                 valid, _ = decode_record(record, kinds[kind], now_ms + 1000)
-                # What the rooms stage receives: events through JSON (fresh strings).
-                groups = orjson.loads(orjson.dumps([[0, offset, valid]]))
-                part.apply(offset, groups, now_ms / 1000, outcome, score)
+                by_partition: dict[int, list[tuple]] = {}
+                for event in valid:
+                    by_partition.setdefault(partition_of[event[F_ROOM]], []).append(event)
+                for p, chunk in by_partition.items():
+                    # What the rooms stage receives: events through JSON (fresh strings).
+                    groups = orjson.loads(orjson.dumps([[0, offset, chunk]]))
+                    parts[p].apply(offset, groups, now_ms / 1000, outcome, score)
                 offset += 1
                 events += len(valid)
         if t % checkpoint_every_s == 0:  # as the worker does: change tracking is reset
-            if args.restore:
-                checkpoint(checkpointer, log, now_ms / 1000, room_ttl)
-                continue
-            for room in part.rooms.values():
-                if room.dirty_state:
-                    room.state.capture_delta()
-                    room.dirty_state = False
+            for p, part in parts.items():
+                if args.restore:
+                    checkpoint(checkpointers[p], log, p, now_ms / 1000, worker.room_ttl_seconds)
+                    continue
+                for room in part.rooms.values():
+                    if room.dirty_state:
+                        room.state.capture_delta()
+                        room.dirty_state = False
     rss = _rss_bytes()
+    rooms = [room for part in parts.values() for room in part.rooms.values()]
     print(
         f"{scenario.name}: {args.seconds} s of traffic, {events:,} events, "
-        f"{len(part.rooms):,} rooms, {sum(len(r.state.viewers) for r in part.rooms.values()):,} "
+        f"{len(rooms):,} rooms, {sum(len(r.state.viewers) for r in rooms):,} "
         f"distinct viewers (session, summed); RSS {rss / 2**20:,.0f} MB"
     )
     if args.restore:
         now = start_ms / 1000 + args.seconds
-        checkpoint(checkpointer, log, now, room_ttl)
-        time_restore(log, part, settings, rules, now)
+        for p, checkpointer in checkpointers.items():
+            checkpoint(checkpointer, log, p, now, worker.room_ttl_seconds)
+        time_restore(log, parts, settings, rules, now)
     if args.rss_only:
         return
     snapshot = tracemalloc.take_snapshot()
@@ -136,11 +152,13 @@ def main() -> None:
         print(f"  {s.size / 2**20:8.1f} MB  {_short(frame.filename)}:{frame.lineno}")
 
 
-def checkpoint(checkpointer: Checkpointer, log: MemoryLog, now: float, room_ttl: float) -> None:
+def checkpoint(
+    checkpointer: Checkpointer, log: MemoryLog, partition: int, now: float, room_ttl: float
+) -> None:
     """One epoch, as the worker writes it; then the records before the oldest one a
     restore still reads are emptied (the broker would keep them; this process need not)."""
     asyncio.run(checkpointer.write(checkpointer.capture(now, room_ttl)))
-    records = log.partitions[(STATE_TOPIC, 0)]
+    records = log.partitions[(STATE_TOPIC, partition)]
     commit = orjson.loads(records[-1].value or b"{}")
     for offset in range(int(commit.get("restore_from", -1))):
         if records[offset].value is not None:
@@ -148,31 +166,43 @@ def checkpoint(checkpointer: Checkpointer, log: MemoryLog, now: float, room_ttl:
 
 
 def time_restore(
-    log: MemoryLog, live: RoomPartition, settings: RoomSettings, rules: AlertRules, now: float
+    log: MemoryLog,
+    live: dict[int, RoomPartition],
+    settings: RoomSettings,
+    rules: AlertRules,
+    now: float,
 ) -> None:
-    records = log.partitions[(STATE_TOPIC, 0)]
-    started = time.perf_counter()
-    restored = asyncio.run(restore_partition(log, STATE_TOPIC, 0, settings, rules, now))
-    seconds = time.perf_counter() - started
-    read = records[restored.restored.read_from :]
-    part = restored.part
-    same = all(
-        (room.state.views, room.state.gmv, len(room.state.viewers), room.state.online)
-        == (
-            (r := part.rooms[room_id].state).views,
-            r.gmv,
-            len(r.viewers),
-            r.online,
-        )
-        for room_id, room in live.rooms.items()
-    )
+    """Every partition restored one after another (the worker restores them at once,
+    on one core), timed, and compared with the live state."""
+    seconds = 0.0
+    read = json_bytes = pieces = rooms = 0
+    same = True
+    for p, part in live.items():
+        started = time.perf_counter()
+        restored = asyncio.run(restore_partition(log, STATE_TOPIC, p, settings, rules, now))
+        seconds += time.perf_counter() - started
+        records = log.partitions[(STATE_TOPIC, p)][restored.restored.read_from :]
+        read += len(records)
+        json_bytes += sum(len(r.value or b"") for r in records)
+        pieces += restored.restored.pieces
+        rooms += len(restored.part.rooms)
+        same = same and _same_rooms(part, restored.part)
     print(
-        f"restore: {len(part.rooms):,} rooms from {len(read):,} state records "
-        f"({sum(len(r.value or b'') for r in read) / 2**20:,.0f} MB of JSON, "
-        f"{restored.restored.pieces:,} pieces) in {seconds:.1f} s of CPU; "
-        f"{'equal to' if same and part.rooms.keys() == live.rooms.keys() else 'DIFFERENT from'} "
-        "the live state (rooms, views, GMV, distinct viewers, online)"
+        f"restore: {rooms:,} rooms in {len(live)} partitions from {read:,} state records "
+        f"({json_bytes / 2**20:,.0f} MB of JSON, {pieces:,} pieces) in {seconds:.1f} s of "
+        f"CPU; {'equal to' if same else 'DIFFERENT from'} the live state (rooms, views, "
+        "GMV, distinct viewers, online)"
     )
+
+
+def _same_rooms(live: RoomPartition, restored: RoomPartition) -> bool:
+    def key(part: RoomPartition) -> dict[str, tuple]:
+        return {
+            room_id: (r.state.views, r.state.gmv, len(r.state.viewers), r.state.online)
+            for room_id, r in part.rooms.items()
+        }
+
+    return key(live) == key(restored)
 
 
 if __name__ == "__main__":

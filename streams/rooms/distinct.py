@@ -140,6 +140,11 @@ class DistinctCount:
             self.inverse_sum = sum(2.0**-r for r in self.registers)
             self.zeros = self.registers.count(0)
         else:
+            if self.registers is None:
+                # Raised registers of a sketch, onto an exact count: a restore meets a
+                # room's deltas before its latest base (that base replaces the room).
+                # As a sketch it holds what it has; alone (no base at all) it is short.
+                self._to_sketch()
             for index, rank in change["reg"]:
                 self._raise(index, rank)
         self._added, self._changed, self._converted = [], set(), False

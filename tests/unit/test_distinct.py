@@ -37,3 +37,20 @@ def test_sketch_survives_a_checkpoint_and_keeps_counting_the_same_users_once() -
     empty = DistinctCount()
     empty.load(DistinctCount().snapshot())
     assert empty.is_exact
+
+
+def test_a_delta_of_raised_registers_onto_an_exact_count_makes_it_a_sketch():
+    """What a restore does when a sketched room's delta comes before its base."""
+    sketched = DistinctCount()
+    sketched.update(f"u{i}" for i in range(EXACT_LIMIT + 1_000))
+    sketched.take_changes()
+    sketched.update(f"v{i}" for i in range(2_000))
+    delta = sketched.take_changes()
+    assert "reg" in delta
+    fresh = DistinctCount()
+    fresh.add("u1")
+    fresh.load(delta)
+    assert fresh.exact is None
+    assert fresh.registers is not None
+    assert [fresh.registers[i] for i, _ in delta["reg"]] == [r for _, r in delta["reg"]]
+    assert 0 < len(fresh) < len(sketched)
