@@ -22,16 +22,17 @@ from collections import Counter
 
 import orjson
 
+from loadtest.bench import FakeRecord
 from loadtest.generator import records_of
 from loadtest.scenario import load
 from streams import config, sentiment
 from streams.alerts.partition import PartitionAlerts
 from streams.alerts.rules import AlertRules
-from streams.events import F_ROOM, decode_record
 from streams.kafka import RoomPartitions
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.room import RoomSettings
 from streams.runtime.checkpoint import Checkpointer
+from streams.runtime.ingest import route
 from streams.runtime.restore import restore_partition
 from streams.runtime.worker import tune_gc
 from streams.state.log import LogRecord, MemoryLog
@@ -93,34 +94,38 @@ def main() -> None:
     if not args.rss_only:
         tracemalloc.start()
     start_ms = int(time.time() * 1000) - args.seconds * 1000
-    offset = 0
+    offset = 0  # of the input records
+    room_offsets = dict.fromkeys(parts, 0)  # of the room-events records, per partition
     events = 0
     for t in range(args.seconds):
         now_ms = start_ms + t * 1000
         for kind, batch in model.second(t, now_ms).items():
             for e in batch:
                 e.pop("late", None)
-            # Records of the scenario's batch size, as the producers send them.
-            for record in records_of(batch, scenario.batch):
-                valid, _ = decode_record(record, kinds[kind], now_ms + 1000)
-                by_partition: dict[int, list[tuple]] = {}
-                for event in valid:
-                    by_partition.setdefault(partition_of[event[F_ROOM]], []).append(event)
-                for p, chunk in by_partition.items():
-                    # What the rooms stage receives: events through JSON (fresh strings).
-                    groups = orjson.loads(orjson.dumps([[0, offset, chunk]]))
-                    parts[p].apply(offset, groups, now_ms / 1000, outcome, score)
-                offset += 1
-                events += len(valid)
+            # Records of the scenario's batch size, as the producers send them, routed
+            # as the ingest stage routes a fetch; the rooms stage decodes what it sends.
+            fetch = [
+                FakeRecord(offset + i, None, record)
+                for i, record in enumerate(records_of(batch, scenario.batch))
+            ]
+            offset += len(fetch)
+            routed = route([(kind, kinds[kind], 0, fetch)], partition_of, now_ms + 1000)
+            events += routed.events
+            for p, values in routed.records.items():
+                for value in values:
+                    parts[p].apply(
+                        room_offsets[p], orjson.loads(value), now_ms / 1000, outcome, score
+                    )
+                    room_offsets[p] += 1
         if t % checkpoint_every_s == 0:  # as the worker does: change tracking is reset
-            for p, part in parts.items():
-                if args.restore:
-                    checkpoint(checkpointers[p], log, p, now_ms / 1000, worker.room_ttl_seconds)
-                    continue
-                for room in part.rooms.values():
-                    if room.dirty_state:
-                        room.state.capture_delta()
-                        room.dirty_state = False
+            if args.restore:
+                for p, checkpointer in checkpointers.items():
+                    checkpoint(checkpointer, log, p, now_ms / 1000, worker.room_ttl_seconds)
+                continue
+            for room in (r for part in parts.values() for r in part.rooms.values()):
+                if room.dirty_state:
+                    room.state.capture_delta()
+                    room.dirty_state = False
     rss = _rss_bytes()
     rooms = [room for part in parts.values() for room in part.rooms.values()]
     print(
