@@ -11,21 +11,19 @@ when that word was a leave.
 
 from __future__ import annotations
 
-from sys import intern
+from typing import Any
 
-from streams.rooms.windows import seconds_up_to
+from streams.rooms.flat import MODE_SET, FlatMap, packed
 
 
 class Presence:
-    __slots__ = ("_buckets", "_oldest", "at", "changed", "horizon_s", "online")
+    __slots__ = ("_oldest", "at", "horizon_s", "online")
 
     def __init__(self, horizon_s: int) -> None:
         self.horizon_s = horizon_s
-        self.at: dict[str, int] = {}
-        self._buckets: dict[int, list[str]] = {}  # second of |at| -> users moved to it
-        self._oldest: int | None = None
+        self.at = FlatMap()  # user -> latest word's time in ms, negative for a leave
+        self._oldest: int | None = None  # no entry's second is older than this
         self.online = 0
-        self.changed: dict[str, int] = {}  # entries set since take_changes()
 
     def __len__(self) -> int:
         return self.online
@@ -35,21 +33,11 @@ class Presence:
         return value is not None and value >= 0
 
     def _set(self, user: str, value: int, prev: int | None) -> None:
-        self.at[user] = value
+        self.at.set(user, value)
         self.online += (value >= 0) - (prev is not None and prev >= 0)
-        self.changed[user] = value
         second = abs(value) // 1000
-        if prev is not None and abs(prev) // 1000 == second:
-            return  # already in that second's bucket
-        # Buckets are lists, not searched when a user moves on (as in LastSeen): expiry
-        # checks each user's latest word.
-        bucket = self._buckets.get(second)
-        if bucket is None:
-            self._buckets[second] = [user]
-            if self._oldest is None or second < self._oldest:
-                self._oldest = second
-        else:
-            bucket.append(user)
+        if self._oldest is None or second < self._oldest:
+            self._oldest = second
 
     def enter(self, user: str, ts: int) -> None:
         prev = self.at.get(user)
@@ -68,34 +56,27 @@ class Presence:
             self._set(user, ts, prev)
 
     def expire(self, watermark_s: int) -> None:
-        """Forget users whose latest word is a session timeout old."""
+        """Forget users whose latest word is a session timeout old (one pass in C, only
+        when the oldest word held is that old)."""
         cutoff = watermark_s - self.horizon_s
         if self._oldest is None or self._oldest > cutoff:
             return
-        at, buckets = self.at, self._buckets
         last_ms = (cutoff + 1) * 1000  # words before this are a session timeout old
-        for second in seconds_up_to(buckets, self._oldest, cutoff):
-            for user in buckets.pop(second):
-                value = at.get(user)
-                if value is not None and abs(value) < last_ms:  # not moved on since
-                    del at[user]
-                    self.online -= value >= 0
-        self._oldest = cutoff + 1
+        _, went_offline, least = self.at.drop_upto(last_ms - 1, True)
+        self.online -= went_offline
+        self._oldest = None if least is None else least // 1000
 
     # -- checkpoints -------------------------------------------------------------------
 
-    def take_changes(self) -> dict[str, int]:
-        """Entries set since the last call, with their values then: O(1)."""
-        out, self.changed = self.changed, {}
-        return out
+    def take_changes(self) -> bytes:
+        """Packed entries set since the last call, with their values now."""
+        return self.at.take_changes()
 
-    def snapshot(self) -> dict[str, int]:
-        self.changed = {}
-        return self.at.copy()
+    def snapshot(self) -> bytes:
+        return self.at.snapshot()
 
-    def load(self, entries: dict[str, int]) -> None:
+    def load(self, entries: Any) -> None:
         """Set entries from a base or a delta (absolute values, applied in order)."""
-        at = self.at
-        for user, value in entries.items():
-            self._set(intern(user), value, at.get(user))
-        self.changed = {}
+        self.at.load(packed(entries), MODE_SET)
+        self.online = self.at.count_nonneg()
+        self._oldest = 0  # the next expiry finds the oldest

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
 from sys import intern
 from typing import Any
 
@@ -26,6 +25,7 @@ from streams.events import (
     VIEW,
 )
 from streams.rooms.distinct import DistinctCount
+from streams.rooms.flat import ENTRY_BYTES, entry_count
 from streams.rooms.presence import Presence
 from streams.rooms.trend import MinuteMarks
 from streams.rooms.windows import LastSeen, RecentIds, SecondSums
@@ -293,17 +293,16 @@ class RoomState:
 
 
 def split_piece(piece: dict[str, Any], max_entries: int) -> Iterator[dict[str, Any]]:
-    """A room's base or delta with its big maps and lists of users cut into pieces of at
-    most `max_entries`, made one at a time (the writer serialises each before making
-    the next), so no step takes long: orjson writes a 50,000-entry map in a few ms, a
-    200,000-entry one in 10-40 ms. The first piece is the rest of the room's piece (a
-    base's reset comes first); every key of a map or list is in exactly one piece."""
+    """A room's base or delta with its big tables cut into pieces of at most
+    `max_entries` entries, made one at a time (the writer serialises each before making
+    the next), so no step takes long. The first piece is the rest of the room's piece (a
+    base's reset comes first); every entry is in exactly one piece."""
     room = piece["room"]
     indexes = piece.get("indexes", {})
     counts = piece.get("counts", {})
-    big_indexes = [name for name, entries in indexes.items() if len(entries) > max_entries]
-    big_presence = len(piece.get("presence", ())) > max_entries
-    big_counts = [n for n, c in counts.items() if len(c.get("add", ())) > max_entries]
+    big_indexes = [name for name, entries in indexes.items() if entry_count(entries) > max_entries]
+    big_presence = entry_count(piece.get("presence", ())) > max_entries
+    big_counts = [n for n, c in counts.items() if entry_count(c.get("add", ())) > max_entries]
     if not (big_indexes or big_presence or big_counts):
         yield piece
         return
@@ -313,7 +312,7 @@ def split_piece(piece: dict[str, Any], max_entries: int) -> Iterator[dict[str, A
     if big_presence:
         del rest["presence"]
     if big_counts:
-        rest["counts"] = {**counts, **{name: {"add": []} for name in big_counts}}
+        rest["counts"] = {**counts, **{name: {"add": b""} for name in big_counts}}
     yield rest
     for name in big_indexes:
         for part in _parts(indexes[name], max_entries):
@@ -322,13 +321,12 @@ def split_piece(piece: dict[str, Any], max_entries: int) -> Iterator[dict[str, A
         for part in _parts(piece["presence"], max_entries):
             yield {"room": room, "presence": part}
     for name in big_counts:
-        adds = counts[name]["add"]
-        for i in range(0, len(adds), max_entries):
-            yield {"room": room, "counts": {name: {"add": adds[i : i + max_entries]}}}
+        for part in _parts(counts[name]["add"], max_entries):
+            yield {"room": room, "counts": {name: {"add": part}}}
 
 
-def _parts(entries: dict[Any, Any], size: int) -> Iterator[dict[Any, Any]]:
-    """A map cut into maps of at most `size` entries, one at a time (islice runs in C)."""
-    items = iter(entries.items())
-    for _ in range(0, len(entries), size):
-        yield dict(islice(items, size))
+def _parts(entries: bytes, size: int) -> Iterator[bytes]:
+    """Packed entries cut into runs of at most `size` entries."""
+    step = size * ENTRY_BYTES
+    for i in range(0, len(entries), step):
+        yield entries[i : i + step]

@@ -12,9 +12,10 @@ Expiry is not a change: it follows from the watermark, which a restore re-applie
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
-from sys import intern
+from collections.abc import Iterable
 from typing import Any
+
+from streams.rooms.flat import MODE_ADD, MODE_MAX, FlatMap, packed
 
 
 class LastSeen:
@@ -23,37 +24,36 @@ class LastSeen:
     Answers "how many distinct keys were seen in the last N seconds" exactly (at
     one-second granularity) and "was this key seen within the horizon".
 
-    A key's latest second is in `last`; the per-second buckets are lists, appended to
-    when a key moves to a later second and not searched to remove it from the earlier
-    one: expiry drops a key only if its latest second has expired, and `_live` counts
-    the keys whose latest second each second is. A list slot is 8 bytes where a set
-    entry was ~40, and a second with a few keys costs ~80 bytes where a small set cost
-    ~220 (5,000 small rooms hold a bucket for most of their 300 seconds).
+    A key's latest second is in a flat table (`last`, 16 bytes a key, ids hashed: see
+    streams.rooms.flat); `_live` counts the keys whose latest second each second is, so
+    a window's count is a sum of counts and expiry knows when a second still holds keys
+    (then one pass over the table in C drops them).
     """
 
-    __slots__ = ("_buckets", "_live", "_oldest", "_windows", "changed", "horizon", "last")
+    __slots__ = ("_live", "_oldest", "_stale", "_windows", "horizon", "last")
 
     def __init__(self, horizon_s: int, windows: tuple[int, ...] = ()) -> None:
         self.horizon = horizon_s
-        self.last: dict[Hashable, int] = {}
-        self._buckets: dict[int, list] = {}  # second -> keys moved to it (some since moved on)
+        self.last = FlatMap()
         self._live: dict[int, int] = {}  # second -> keys whose latest second it is
-        self._oldest: int | None = None  # no bucket is older than this second
-        self.changed: dict = {}  # key -> second, for keys touched since take_changes()
+        self._oldest: int | None = None  # no key is older than this second
+        self._stale = False  # loaded since `_live` was counted
         # Trailing windows kept counted as keys move and the watermark advances, so a
-        # snapshot reads a count instead of summing buckets: [length, first second, count].
+        # snapshot reads a count instead of summing seconds: [length, first second, count].
         self._windows: list[list[Any]] = [[length, None, 0] for length in windows]
 
     def __len__(self) -> int:
         return len(self.last)
 
-    def __contains__(self, key: Hashable) -> bool:
+    def __contains__(self, key: str) -> bool:
         return key in self.last
 
-    def touch(self, key: Hashable, second: int) -> None:
+    def touch(self, key: str, second: int) -> None:
         """Record `key` as seen at `second` (never moves a key back in time)."""
-        last, live = self.last, self._live
-        prev = last.get(key)
+        if self._stale:
+            self._recount()
+        prev = self.last.raise_to(key, second)
+        live = self._live
         if prev is not None:
             if prev >= second:
                 return
@@ -62,32 +62,39 @@ class LastSeen:
             first = window[1]
             if first is not None and second >= first and (prev is None or prev < first):
                 window[2] += 1
-        last[key] = second
-        self.changed[key] = second
-        bucket = self._buckets.get(second)
-        if bucket is None:
-            self._buckets[second] = [key]
+        count = live.get(second)
+        if count is None:
             live[second] = 1
             if self._oldest is None or second < self._oldest:
                 self._oldest = second
         else:
-            bucket.append(key)
-            live[second] += 1
+            live[second] = count + 1
+
+    def _recount(self) -> None:
+        self._live = self.last.value_counts()
+        self._oldest = min(self._live) if self._live else None
+        self._stale = False
+        for window in self._windows:  # recounted when the watermark next moves
+            window[1], window[2] = None, 0
 
     def count_since(self, first_second: int) -> int:
         """Distinct keys last seen at or after `first_second`."""
+        if self._stale:
+            self._recount()
         return sum(n for s, n in self._live.items() if s >= first_second)
 
     def window_count(self, length: int, first_second: int) -> int:
         """`count_since(first_second)`, O(1) for a kept window the watermark has moved to."""
         for window_length, first, count in self._windows:
-            if window_length == length and first == first_second:
+            if window_length == length and first == first_second and not self._stale:
                 return count
         return self.count_since(first_second)
 
     def expire(self, watermark_s: int) -> None:
         """Forget keys last seen at or before `watermark_s - horizon`, and move the kept
-        windows to end at `watermark_s` (before the buckets they leave are dropped)."""
+        windows to end at `watermark_s` (before the seconds they leave are dropped)."""
+        if self._stale:
+            self._recount()
         live = self._live
         for window in self._windows:
             length, first, _ = window
@@ -100,38 +107,26 @@ class LastSeen:
         cutoff = watermark_s - self.horizon
         if self._oldest is None or self._oldest > cutoff:
             return
-        last, buckets = self.last, self._buckets
-        for s in seconds_up_to(buckets, self._oldest, cutoff):
-            del live[s]
-            for key in buckets.pop(s):
-                latest = last.get(key)
-                if latest is not None and latest <= cutoff:  # not moved on since
-                    del last[key]
+        held = 0
+        for s in seconds_up_to(live, self._oldest, cutoff):
+            held += live.pop(s)
+        if held:
+            self.last.drop_upto(cutoff)
         self._oldest = cutoff + 1
 
-    def take_changes(self) -> dict[Any, int]:
-        """{key: second} of every key touched since the last call (the delta).
+    def take_changes(self) -> bytes:
+        """Packed (key, second) of every key touched since the last call (the delta).
+        (A key expired since it was touched is not in it: a restore expires it too.)"""
+        return self.last.take_changes()
 
-        Kept as touched, so taking it is O(1); a dict, not a list of pairs, so a big
-        room's delta has no container per entry. (A key expired since it was touched may
-        still be in it: harmless, a restore expires it again.)"""
-        out, self.changed = self.changed, {}
-        return out
+    def snapshot(self) -> bytes:
+        """Packed (key, second) of every key (a base); resets the changes."""
+        return self.last.snapshot()
 
-    def snapshot(self) -> dict[Any, int]:
-        """{key: second} of every key (a base, a copy); resets the changes."""
-        self.changed = {}
-        return self.last.copy()
-
-    def load(self, pairs: dict[Any, int]) -> None:
-        """Apply {key: second} of a base or a delta (max semantics). String keys are
-        interned, as `RoomState.apply` interns user ids: one object per user."""
-        touch = self.touch
-        for key, second in pairs.items():
-            touch(intern(key) if type(key) is str else key, second)
-        self.changed = {}
-        for window in self._windows:  # recounted when the watermark next moves
-            window[1], window[2] = None, 0
+    def load(self, entries: Any) -> None:
+        """Apply the entries of a base or a delta (max semantics)."""
+        self.last.load(packed(entries), MODE_MAX)
+        self._stale = True
 
 
 class RecentIds:
@@ -139,65 +134,64 @@ class RecentIds:
 
     `LastSeen` with less per id, for the busiest index a room has (every event's id):
     an id never moves (a repeat is dropped, not touched again), so it needs no live
-    counts and no check at expiry, only its first second in a dict (a base is one
-    C-level copy of it) and in that second's list.
+    counts, only its first second in the flat table and a count per second.
     """
 
-    __slots__ = ("_oldest", "_seconds", "changed", "first_seen", "horizon")
+    __slots__ = ("_counts", "_oldest", "_stale", "first_seen", "horizon")
 
     def __init__(self, horizon_s: int) -> None:
         self.horizon = horizon_s
-        self.first_seen: dict[Hashable, int] = {}
-        self._seconds: dict[int, list[Hashable]] = {}  # second first seen -> ids
+        self.first_seen = FlatMap()
+        self._counts: dict[int, int] = {}  # second first seen -> ids
         self._oldest: int | None = None
-        self.changed: dict[Hashable, int] = {}  # ids added since take_changes()
+        self._stale = False  # loaded since `_counts` was counted
 
     def __len__(self) -> int:
         return len(self.first_seen)
 
-    def __contains__(self, key: Hashable) -> bool:
+    def __contains__(self, key: str) -> bool:
         return key in self.first_seen
 
-    def touch(self, key: Hashable, second: int) -> None:
+    def touch(self, key: str, second: int) -> None:
         """Remember `key` as first seen at `second` (a key already held stays put)."""
-        first_seen = self.first_seen
-        if key in first_seen:
-            return
-        first_seen[key] = second
-        self.changed[key] = second
-        bucket = self._seconds.get(second)
-        if bucket is None:
-            self._seconds[second] = [key]
+        if self._stale:
+            self._recount()
+        if self.first_seen.add(key, second):
+            counts = self._counts
+            counts[second] = counts.get(second, 0) + 1
             if self._oldest is None or second < self._oldest:
                 self._oldest = second
-        else:
-            bucket.append(key)
+
+    def _recount(self) -> None:
+        self._counts = self.first_seen.value_counts()
+        self._oldest = min(self._counts) if self._counts else None
+        self._stale = False
 
     def expire(self, watermark_s: int) -> None:
         """Forget ids first seen at or before `watermark_s - horizon`."""
+        if self._stale:
+            self._recount()
         cutoff = watermark_s - self.horizon
         if self._oldest is None or self._oldest > cutoff:
             return
-        seconds, first_seen = self._seconds, self.first_seen
-        for s in seconds_up_to(seconds, self._oldest, cutoff):
-            for key in seconds.pop(s):
-                del first_seen[key]
+        counts = self._counts
+        held = 0
+        for s in seconds_up_to(counts, self._oldest, cutoff):
+            held += counts.pop(s)
+        if held:
+            self.first_seen.drop_upto(cutoff)
         self._oldest = cutoff + 1
 
-    def take_changes(self) -> dict[Hashable, int]:
-        out, self.changed = self.changed, {}
-        return out
+    def take_changes(self) -> bytes:
+        return self.first_seen.take_changes()
 
-    def snapshot(self) -> dict[Hashable, int]:
-        """{id: second} of every id (a base, a copy); resets the changes."""
-        self.changed = {}
-        return self.first_seen.copy()
+    def snapshot(self) -> bytes:
+        """Packed (id, second) of every id (a base); resets the changes."""
+        return self.first_seen.snapshot()
 
-    def load(self, pairs: dict[Hashable, int]) -> None:
-        touch = self.touch
-        for key, second in pairs.items():
-            touch(key, second)
-        self.changed = {}
+    def load(self, entries: Any) -> None:
+        self.first_seen.load(packed(entries), MODE_ADD)
+        self._stale = True
 
 
 class SecondSums:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.alerts.partition import PartitionAlerts
+from streams.rooms.flat import entry_count
 from streams.rooms.partition import Room, RoomPartition
 from streams.rooms.room import split_piece
 from streams.state.writer import EpochWriter
@@ -66,10 +67,11 @@ def room_size(room: Room) -> int:
 
 
 def _entries(piece: dict[str, Any]) -> int:
-    n = len(piece.get("presence", ())) + len(piece.get("rows", ()))
-    n += sum(len(pairs) for pairs in piece.get("indexes", {}).values())
+    n = entry_count(piece.get("presence", ())) + len(piece.get("rows", ()))
+    n += sum(entry_count(entries) for entries in piece.get("indexes", {}).values())
     n += sum(
-        len(c.get("add", ())) + 64 * ("add" not in c) for c in piece.get("counts", {}).values()
+        entry_count(c.get("add", ())) + 64 * ("add" not in c)
+        for c in piece.get("counts", {}).values()
     )
     return n
 

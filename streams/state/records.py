@@ -4,7 +4,8 @@ Each partition of the state topic holds the checkpoints of the same partition of
 room-events, written by one writer at a time as numbered epochs:
 
     payload records  key "p|writer|epoch|seq|chunk|chunks", value: a chunk of a JSON array
-                     of pieces (a room's base or delta, or a piece of one; opaque here)
+                     of pieces (a room's base or delta, or a piece of one; opaque here,
+                     but for bytes, which travel as base64: `bytes_as_base64`)
     commit record    key "c|writer|epoch", value: {"meta": ..., "restore_from": offset,
                      "parent": [writer, epoch] or null}
 
@@ -25,7 +26,9 @@ and applies the payloads of those epochs in log order, from `restore_from`. So:
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
+from typing import Any
 
 from streams.kafka import RECORD_LIMIT_BYTES
 
@@ -73,3 +76,10 @@ def parse_key(raw: bytes | None) -> Key | None:
 
 def chunk(data: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+
+
+def bytes_as_base64(obj: Any) -> str:
+    """orjson's `default` for pieces: bytes (a room's packed table entries) as base64."""
+    if isinstance(obj, bytes | bytearray):
+        return base64.b64encode(obj).decode("ascii")
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -14,6 +14,7 @@ from streams.state.records import (
     CHUNK_BYTES,
     PAYLOAD_BYTES,
     Epoch,
+    bytes_as_base64,
     chunk,
     commit_key,
     payload_key,
@@ -97,7 +98,7 @@ class EpochWriter:
         started = self.clock()
         for piece in pieces:
             for n, cut in enumerate(split(piece) if split is not None else (piece,)):
-                data = orjson.dumps(cut)
+                data = orjson.dumps(cut, default=bytes_as_base64)
                 if parts and size + len(data) > self.payload_bytes:
                     payloads.append(b"[" + b",".join(parts) + b"]")
                     parts, size = [], 0

@@ -182,8 +182,10 @@ def test_checkpoint_round_trip_is_exact():
     room, _ = room_with(events)
     import orjson
 
+    from streams.state.records import bytes_as_base64
+
     copy = RoomState("r", RoomSettings())
-    copy.load(orjson.loads(orjson.dumps(room.capture_base())))
+    copy.load(orjson.loads(orjson.dumps(room.capture_base(), default=bytes_as_base64)))
     copy.settle()
     assert snapshot(copy) == snapshot(room)
     # the dedup memory came along too

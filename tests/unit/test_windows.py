@@ -17,7 +17,7 @@ def test_last_seen_expires_whole_seconds_past_the_horizon():
     for second, key in enumerate("abcdef", start=100):
         seen.touch(key, second)
     seen.expire(162)  # cutoff 102: a, b, c go
-    assert sorted(seen.last) == ["d", "e", "f"]
+    assert [key in seen for key in "abcdef"] == [False] * 3 + [True] * 3
     seen.touch("z", 90)  # a late key below the cursor is still expired later
     seen.expire(200)
     assert len(seen) == 0
@@ -28,10 +28,10 @@ def test_last_seen_survives_a_far_watermark_jump_and_round_trips():
     seen.touch("a", 5)
     seen.touch("b", 1_000_000)
     seen.expire(1_000_000)
-    assert list(seen.last) == ["b"]
+    assert len(seen) == 1 and "b" in seen
     copy = LastSeen(horizon_s=10)
     copy.load(seen.snapshot())
-    assert copy.last == seen.last and copy.count_since(0) == 1
+    assert copy.last == seen.last and copy.count_since(0) == 1 and "b" in copy
 
 
 def test_second_sums_window_and_expiry():
