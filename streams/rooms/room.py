@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from sys import intern
 from typing import Any
 
 from streams.events import (
@@ -111,7 +110,6 @@ class RoomState:
         self.seen_event_ids = RecentIds(settings.dedup_horizon_s)
         # Totals as the watermark enters each minute: the last 10 minutes vs the 10 before.
         self.minute_marks = MinuteMarks()
-        self._second = -1  # the int object of the latest second applied (see `apply`)
         self._trackers = (
             self.recent_viewers,
             self.recent_commenters,
@@ -147,21 +145,15 @@ class RoomState:
         comment is negative when its score is in the negative class (below the neutral
         band), as `streams.sentiment.classify` says.
         """
-        event_id, ts = event[F_EVENT_ID], event[F_TS]
-        if event_id in self.seen_event_ids:
-            return DUPLICATE
-        # Each decoded event brings new string and int objects. The indexes keep a
-        # user's id and an entry's second for minutes, so one object each is shared:
-        # interned ids (freed with their last reference) and one int per second.
-        user = intern(event[F_USER])
+        ts = event[F_TS]
         second = ts // 1000
-        if second == self._second:
-            second = self._second
-        else:
-            self._second = second
+        # One lookup both checks and remembers the id (the watermark's expiry below
+        # never reaches an id of this second).
+        if not self.seen_event_ids.touch(event[F_EVENT_ID], second):
+            return DUPLICATE
+        user = event[F_USER]
         if ts > self.watermark_ms:
             self._advance(ts)
-        self.seen_event_ids.touch(event_id, second)
         in_window = ts >= self.watermark_ms - self.settings.allowed_lateness_ms
         row = self.sums.row(second) if in_window else None
         kind = event[F_KIND]

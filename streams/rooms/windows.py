@@ -152,15 +152,18 @@ class RecentIds:
     def __contains__(self, key: str) -> bool:
         return key in self.first_seen
 
-    def touch(self, key: str, second: int) -> None:
-        """Remember `key` as first seen at `second` (a key already held stays put)."""
+    def touch(self, key: str, second: int) -> bool:
+        """Remember `key` as first seen at `second`; False if it is already held (it
+        stays put)."""
         if self._stale:
             self._recount()
-        if self.first_seen.add(key, second):
-            counts = self._counts
-            counts[second] = counts.get(second, 0) + 1
-            if self._oldest is None or second < self._oldest:
-                self._oldest = second
+        if not self.first_seen.add(key, second):
+            return False
+        counts = self._counts
+        counts[second] = counts.get(second, 0) + 1
+        if self._oldest is None or second < self._oldest:
+            self._oldest = second
+        return True
 
     def _recount(self) -> None:
         self._counts = self.first_seen.value_counts()

@@ -26,9 +26,10 @@ and applies the payloads of those epochs in log order, from `restore_from`. So:
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
+
+import pybase64
 
 from streams.kafka import RECORD_LIMIT_BYTES
 
@@ -81,5 +82,5 @@ def chunk(data: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
 def bytes_as_base64(obj: Any) -> str:
     """orjson's `default` for pieces: bytes (a room's packed table entries) as base64."""
     if isinstance(obj, bytes | bytearray):
-        return base64.b64encode(obj).decode("ascii")
+        return pybase64.b64encode_as_string(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
