@@ -381,6 +381,31 @@ static PyObject *FlatMap_load(FlatMap *t, PyObject *const *args, Py_ssize_t narg
 }
 
 /* drop_upto(cutoff, absolute=False) -> (removed, removed_nonneg, least kept or None). */
+/* Empty slot `hole` by shifting back the entries of its cluster that may live there
+ * (linear probing's deletion, no tombstones). The hole ends where the cluster does. */
+static void delete_at(FlatMap *t, Py_ssize_t hole) {
+    Py_ssize_t mask = t->cap - 1;
+    if (t->dirty[hole]) t->ndirty--;
+    for (Py_ssize_t j = (hole + 1) & mask; t->keys[j] != 0; j = (j + 1) & mask) {
+        Py_ssize_t home = (Py_ssize_t)(t->keys[j] & (uint64_t)mask);
+        /* The entry at j stays if its home is cyclically within (hole, j]. */
+        int stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (stays) continue;
+        t->keys[hole] = t->keys[j];
+        t->vals[hole] = t->vals[j];
+        t->dirty[hole] = t->dirty[j];
+        hole = j;
+    }
+    t->keys[hole] = 0;
+    t->dirty[hole] = 0;
+    t->used--;
+}
+
+/* drop_upto(cutoff, absolute=False) -> (removed, removed_nonneg, least kept or None).
+ * In place, one pass from an empty slot (so no cluster wraps past the start): an entry
+ * shifted back into the slot being looked at is looked at again, one shifted back to a
+ * later slot when the pass gets there. No allocation unless the table shrinks: the
+ * busiest rooms drop entries every second. */
 static PyObject *FlatMap_drop_upto(FlatMap *t, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs < 1 || nargs > 2) {
         PyErr_SetString(PyExc_TypeError, "drop_upto(cutoff, absolute=False)");
@@ -391,22 +416,26 @@ static PyObject *FlatMap_drop_upto(FlatMap *t, PyObject *const *args, Py_ssize_t
     int absolute = nargs == 2 ? PyObject_IsTrue(args[1]) : 0;
     if (absolute < 0) return NULL;
     drop_fn drop = absolute ? drop_abs_le : drop_le;
-    Py_ssize_t removed = 0, removed_nonneg = 0, kept = 0;
+    Py_ssize_t removed = 0, removed_nonneg = 0, mask = t->cap - 1, start = 0;
     int64_t least = INT64_MAX;
-    for (Py_ssize_t i = 0; i < t->cap; i++) {
-        if (t->keys[i] == 0) continue;
-        int64_t v = t->vals[i];
-        if (drop(v, cutoff)) {
+    while (t->keys[start] != 0) start++; /* the load factor leaves a quarter empty */
+    for (Py_ssize_t n = 0; n < t->cap; n++) {
+        Py_ssize_t i = (start + n) & mask;
+        while (t->keys[i] != 0 && drop(t->vals[i], cutoff)) {
             removed++;
-            removed_nonneg += v >= 0;
-        } else {
+            removed_nonneg += t->vals[i] >= 0;
+            delete_at(t, i);
+        }
+        if (t->keys[i] != 0) {
+            int64_t v = t->vals[i];
             int64_t a = absolute && v < 0 ? -v : v;
             if (a < least) least = a;
-            kept++;
         }
     }
-    if (removed && rebuild(t, kept, drop, cutoff) < 0) return NULL;
-    if (kept == 0) return Py_BuildValue("nnO", removed, removed_nonneg, Py_None);
+    if (t->cap > MIN_CAP && t->used * 8 < t->cap && rebuild(t, t->used, keep_all, 0) < 0) {
+        return NULL;
+    }
+    if (t->used == 0) return Py_BuildValue("nnO", removed, removed_nonneg, Py_None);
     return Py_BuildValue("nnL", removed, removed_nonneg, (long long)least);
 }
 
