@@ -244,7 +244,7 @@ class RoomState:
         return base
 
     def capture_base_parts(self) -> Iterator[dict[str, Any]]:
-        """`capture_base` in parts, one big map copy each, so a caller can let the event
+        """`capture_base` in parts, one big table copy each, so a caller can let the event
         loop run between them (while nothing changes the room)."""
         yield {
             "base": True,

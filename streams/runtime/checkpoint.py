@@ -24,9 +24,9 @@ from streams.rooms.room import split_piece
 from streams.state.writer import EpochWriter
 
 REBASE_MIN_ENTRIES = 20_000
-PIECE_ENTRIES = 25_000  # map or list entries per piece: cut and serialised in ~2-5 ms
+PIECE_ENTRIES = 25_000  # table entries per piece: 400 KB packed, ~530 KB as base64
 # A paced capture lets the loop run once this much has passed since it last did: a step
-# (one room, or one map copy of a big room: up to ~10 ms at 200,000 viewers) comes on top.
+# (one room, or one table copy of a big room: ~1 ms at 200,000 viewers) comes on top.
 CAPTURE_SLICE_S = 0.002
 
 
@@ -107,7 +107,7 @@ class Checkpointer:
 
     async def capture_paced(self, now: float, room_ttl: float) -> Capture:
         """`capture`, letting the event loop run every CAPTURE_SLICE_S: the base of a room of
-        200,000 viewers copies ~30 ms of maps. The caller must keep the partition's
+        200,000 viewers copies a few ms of tables. The caller must keep the partition's
         state still until it returns (the worker holds the lock that folding takes), so
         the epoch is as consistent as a synchronous capture."""
         out = Capture()
@@ -121,7 +121,7 @@ class Checkpointer:
 
     def _capture_steps(self, now: float, room_ttl: float, out: Capture) -> Iterator[None]:
         """Fills `out`, yielding wherever a pause is harmless (between rooms, and
-        between the maps of a room's base)."""
+        between the tables of a room's base)."""
         part = self.part
         evicted = part.evict_idle(now, room_ttl)
         if self.alerts is not None:
