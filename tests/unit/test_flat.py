@@ -114,3 +114,28 @@ def test_a_table_shrinks_when_its_entries_expire() -> None:
     table.drop_upto(99_000)
     assert len(table) == 999 and table.nbytes < big / 50
     assert table.get("u99999") == 99_999 and table.get("u5") is None
+
+
+def test_a_room_checkpointed_before_the_flat_tables_restores_and_counts_on() -> None:
+    """A base in the old format (maps and lists of user ids) restores the same room, and
+    the users in it are the same users afterwards (no double count)."""
+    from streams.rooms.room import RoomSettings, RoomState
+
+    from .helpers import T0, enter
+
+    second = T0 // 1000
+    old_base = {
+        "base": True,
+        "scalars": [T0, 2, 0, 0, 0, 0, 0, 0.0, 0, 0, 0.0, 2],
+        "rows": [[second, [2, 0, 0, 0, 0, 0, 0, 0, 0]]],
+        "counts": {"viewers": {"add": ["u1", "u2"]}},
+        "indexes": {"recent_viewers": {"u1": second, "u2": second}, "seen_event_ids": {}},
+        "presence": {"u1": T0, "u2": -T0},  # u2 has left
+    }
+    room = RoomState("r", RoomSettings())
+    room.load(old_base)
+    room.settle()
+    assert (len(room.viewers), room.online, room.recent_viewers.count_since(second)) == (2, 1, 2)
+    room.apply(enter("u1", ts=T0 + 1_000))
+    room.apply(enter("u3", ts=T0 + 1_000))
+    assert (len(room.viewers), room.online, room.recent_viewers.count_since(second)) == (3, 2, 3)
