@@ -19,7 +19,7 @@
  * overwrites, MODE_MAX keeps the greater, MODE_ADD keeps what is there); drop_upto(
  * cutoff, absolute) removes the entries whose value (or its absolute value) is at or
  * below cutoff, shrinking the table, and returns (removed, removed of them >= 0, the
- * least value kept or None); keys(), items(), value_counts(), count_nonneg(), nbytes.
+ * least value kept or None); items(), value_counts(), count_nonneg(), nbytes.
  * Keys are str (hashed here) or int (a hash already). Not thread-safe; the GIL is held.
  */
 #define PY_SSIZE_T_CLEAN
@@ -153,13 +153,8 @@ static Py_ssize_t cap_for(Py_ssize_t n) {
     return cap;
 }
 
-/* Rebuild into a table sized for `keep` entries, keeping those that `drop` rejects. */
-typedef int (*drop_fn)(int64_t value, int64_t cutoff);
-static int keep_all(int64_t v, int64_t c) { (void)v; (void)c; return 0; }
-static int drop_le(int64_t v, int64_t c) { return v <= c; }
-static int drop_abs_le(int64_t v, int64_t c) { return (v < 0 ? -v : v) <= c; }
-
-static int rebuild(FlatMap *t, Py_ssize_t keep, drop_fn drop, int64_t cutoff) {
+/* Rebuild into a table sized for `keep` entries (growing, or shrinking after drops). */
+static int rebuild(FlatMap *t, Py_ssize_t keep) {
     uint64_t *okeys = t->keys;
     int64_t *ovals = t->vals;
     uint8_t *odirty = t->dirty;
@@ -171,7 +166,7 @@ static int rebuild(FlatMap *t, Py_ssize_t keep, drop_fn drop, int64_t cutoff) {
     t->used = 0;
     t->ndirty = 0;
     for (Py_ssize_t i = 0; i < ocap; i++) {
-        if (okeys[i] == 0 || drop(ovals[i], cutoff)) continue;
+        if (okeys[i] == 0) continue;
         Py_ssize_t j = slot_of(t, okeys[i]);
         t->keys[j] = okeys[i];
         t->vals[j] = ovals[i];
@@ -190,7 +185,7 @@ static Py_ssize_t slot_for_insert(FlatMap *t, uint64_t key) {
     if ((t->used + 1) * 4 > t->cap * 3) {
         Py_ssize_t i = slot_of(t, key);
         if (t->keys[i] == key) return i;
-        if (rebuild(t, t->used + 1, keep_all, 0) < 0) return -1;
+        if (rebuild(t, t->used + 1) < 0) return -1;
     }
     return slot_of(t, key);
 }
@@ -199,6 +194,13 @@ static void clear_changes(FlatMap *t) {
     memset(t->dirty, 0, (size_t)t->cap);
     t->ndirty = 0;
     t->dlen = 0;
+}
+
+/* Write the entry of slot i at *p (little-endian key, value) and move *p past it. */
+static inline void emit(const FlatMap *t, Py_ssize_t i, unsigned char **p) {
+    store64le(*p, t->keys[i]);
+    store64le(*p + 8, (uint64_t)t->vals[i]);
+    *p += ENTRY_BYTES;
 }
 
 static inline int put(FlatMap *t, Py_ssize_t i, uint64_t key, int64_t value) {
@@ -341,18 +343,14 @@ static PyObject *FlatMap_take_changes(FlatMap *t, PyObject *unused) {
         for (Py_ssize_t k = 0; k < t->dlen; k++) {
             Py_ssize_t i = slot_of(t, t->dkeys[k]);
             if (t->keys[i] == 0 || !t->dirty[i]) continue; /* deleted since, or twice */
-            store64le(p, t->keys[i]);
-            store64le(p + 8, (uint64_t)t->vals[i]);
-            p += ENTRY_BYTES;
+            emit(t, i, &p);
             t->dirty[i] = 0;
         }
     } else {
         /* Many: one sequential pass over the flags is faster than the lookups. */
         for (Py_ssize_t i = 0; i < t->cap; i++) {
             if (!t->dirty[i]) continue;
-            store64le(p, t->keys[i]);
-            store64le(p + 8, (uint64_t)t->vals[i]);
-            p += ENTRY_BYTES;
+            emit(t, i, &p);
             t->dirty[i] = 0;
         }
     }
@@ -372,19 +370,10 @@ static PyObject *FlatMap_snapshot(FlatMap *t, PyObject *unused) {
     if (out == NULL) return NULL;
     unsigned char *p = (unsigned char *)PyBytes_AS_STRING(out);
     for (Py_ssize_t i = 0; i < t->cap; i++) {
-        if (t->keys[i] == 0) continue;
-        store64le(p, t->keys[i]);
-        store64le(p + 8, (uint64_t)t->vals[i]);
-        p += ENTRY_BYTES;
+        if (t->keys[i] != 0) emit(t, i, &p);
     }
     clear_changes(t);
     return out;
-}
-
-static PyObject *FlatMap_forget_changes(FlatMap *t, PyObject *unused) {
-    (void)unused;
-    clear_changes(t);
-    Py_RETURN_NONE;
 }
 
 /* load(data: bytes-like, mode=MODE_SET): apply packed entries; leaves no change marked. */
@@ -410,7 +399,7 @@ static PyObject *FlatMap_load(FlatMap *t, PyObject *const *args, Py_ssize_t narg
         return NULL;
     }
     Py_ssize_t n = view.len / ENTRY_BYTES;
-    if ((t->used + n) * 4 > t->cap * 3 && rebuild(t, t->used + n, keep_all, 0) < 0) {
+    if ((t->used + n) * 4 > t->cap * 3 && rebuild(t, t->used + n) < 0) {
         PyBuffer_Release(&view);
         return NULL;
     }
@@ -434,6 +423,8 @@ static PyObject *FlatMap_load(FlatMap *t, PyObject *const *args, Py_ssize_t narg
 }
 
 /* drop_upto(cutoff, absolute=False) -> (removed, removed_nonneg, least kept or None). */
+static inline int64_t llabs_i64(int64_t v) { return v < 0 ? -v : v; }
+
 /* Empty slot `hole` by shifting back the entries of its cluster that may live there
  * (linear probing's deletion, no tombstones). The hole ends where the cluster does. */
 static void delete_at(FlatMap *t, Py_ssize_t hole) {
@@ -468,45 +459,26 @@ static PyObject *FlatMap_drop_upto(FlatMap *t, PyObject *const *args, Py_ssize_t
     if (cutoff == -1 && PyErr_Occurred()) return NULL;
     int absolute = nargs == 2 ? PyObject_IsTrue(args[1]) : 0;
     if (absolute < 0) return NULL;
-    drop_fn drop = absolute ? drop_abs_le : drop_le;
     Py_ssize_t removed = 0, removed_nonneg = 0, mask = t->cap - 1, start = 0;
     int64_t least = INT64_MAX;
     while (t->keys[start] != 0) start++; /* the load factor leaves a quarter empty */
     for (Py_ssize_t n = 0; n < t->cap; n++) {
         Py_ssize_t i = (start + n) & mask;
-        while (t->keys[i] != 0 && drop(t->vals[i], cutoff)) {
+        while (t->keys[i] != 0 && (absolute ? llabs_i64(t->vals[i]) : t->vals[i]) <= cutoff) {
             removed++;
             removed_nonneg += t->vals[i] >= 0;
             delete_at(t, i);
         }
         if (t->keys[i] != 0) {
-            int64_t v = t->vals[i];
-            int64_t a = absolute && v < 0 ? -v : v;
+            int64_t a = absolute ? llabs_i64(t->vals[i]) : t->vals[i];
             if (a < least) least = a;
         }
     }
-    if (t->cap > MIN_CAP && t->used * 8 < t->cap && rebuild(t, t->used, keep_all, 0) < 0) {
+    if (t->cap > MIN_CAP && t->used * 8 < t->cap && rebuild(t, t->used) < 0) {
         return NULL;
     }
     if (t->used == 0) return Py_BuildValue("nnO", removed, removed_nonneg, Py_None);
     return Py_BuildValue("nnL", removed, removed_nonneg, (long long)least);
-}
-
-static PyObject *FlatMap_keys(FlatMap *t, PyObject *unused) {
-    (void)unused;
-    PyObject *out = PyList_New(t->used);
-    if (out == NULL) return NULL;
-    Py_ssize_t n = 0;
-    for (Py_ssize_t i = 0; i < t->cap; i++) {
-        if (t->keys[i] == 0) continue;
-        PyObject *k = PyLong_FromUnsignedLongLong(t->keys[i]);
-        if (k == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        PyList_SET_ITEM(out, n++, k);
-    }
-    return out;
 }
 
 static PyObject *FlatMap_items(FlatMap *t, PyObject *unused) {
@@ -595,10 +567,8 @@ static PyMethodDef FlatMap_methods[] = {
     {"raise_to", (PyCFunction)(void (*)(void))FlatMap_raise_to, METH_FASTCALL, NULL},
     {"take_changes", (PyCFunction)FlatMap_take_changes, METH_NOARGS, NULL},
     {"snapshot", (PyCFunction)FlatMap_snapshot, METH_NOARGS, NULL},
-    {"forget_changes", (PyCFunction)FlatMap_forget_changes, METH_NOARGS, NULL},
     {"load", (PyCFunction)(void (*)(void))FlatMap_load, METH_FASTCALL, NULL},
     {"drop_upto", (PyCFunction)(void (*)(void))FlatMap_drop_upto, METH_FASTCALL, NULL},
-    {"keys", (PyCFunction)FlatMap_keys, METH_NOARGS, NULL},
     {"items", (PyCFunction)FlatMap_items, METH_NOARGS, NULL},
     {"value_counts", (PyCFunction)FlatMap_value_counts, METH_NOARGS, NULL},
     {"count_nonneg", (PyCFunction)FlatMap_count_nonneg, METH_NOARGS, NULL},

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import base64
 import math
-import struct
 from collections.abc import Iterable
 from typing import Any
 
-from streams.rooms.flat import MODE_SET, FlatMap, hash64, packed
+from streams.rooms.flat import MODE_SET, FlatMap, hash64, packed, unpacked
 
 EXACT_LIMIT = 10_000
 P = 14
@@ -77,10 +76,10 @@ class DistinctCount:
                 self.zeros -= 1
 
     def _to_sketch(self) -> None:
-        keys = self.exact.keys() if self.exact is not None else []
+        entries = self.exact.items() if self.exact is not None else []
         self.exact = None
         self.registers = bytearray(M)
-        for h in keys:
+        for h, _ in entries:
             self._add_hashed(h)
         self._converted = True
 
@@ -136,7 +135,7 @@ class DistinctCount:
                 if len(self.exact) > EXACT_LIMIT:
                     self._to_sketch()
             else:
-                for h, _ in struct.iter_unpack("<Qq", packed(change["add"])):
+                for h, _ in unpacked(change["add"]):
                     self._add_hashed(h)
         elif SKETCH_FORMAT in change or "hll" in change:
             self.exact = None
@@ -152,6 +151,4 @@ class DistinctCount:
                 self._to_sketch()
             for index, rank in change["reg"]:
                 self._raise(index, rank)
-        if self.exact is not None:
-            self.exact.forget_changes()
-        self._changed, self._converted = set(), False
+        self._changed, self._converted = set(), False  # (a table's load marks nothing)

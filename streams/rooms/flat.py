@@ -1,6 +1,6 @@
 """Flat tables (the C extension `_flat.c`) and how their entries travel in checkpoints.
 
-A table's entries are captured as packed bytes (16 a entry), written into the state
+A table's entries are captured as packed bytes (16 bytes an entry), written into the state
 log's JSON as base64 (`streams.state.records.bytes_as_base64`), and loaded back by
 copying. State written before the flat tables (maps and lists of ids) still loads: its
 ids are hashed as the tables hash them.
@@ -9,6 +9,7 @@ ids are hashed as the tables hash them.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 import pybase64
@@ -25,6 +26,7 @@ __all__ = [
     "hash64",
     "packed",
     "sorted_entries",
+    "unpacked",
 ]
 
 
@@ -52,7 +54,12 @@ def entry_count(entries: Any) -> int:
     return len(entries)
 
 
+def unpacked(entries: Any) -> Iterator[tuple[int, int]]:
+    """The (key, value) pairs of a checkpoint's entries (see `packed`)."""
+    return struct.iter_unpack("<Qq", packed(entries))
+
+
 def sorted_entries(entries: Any) -> list[tuple[int, int]]:
     """(key, value) pairs of packed entries in key order: an order-free comparison (a
     table's bytes follow its slots, which depend on its history)."""
-    return sorted(struct.iter_unpack("<Qq", packed(entries)))
+    return sorted(unpacked(entries))

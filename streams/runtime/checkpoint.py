@@ -26,7 +26,7 @@ from streams.state.writer import EpochWriter
 REBASE_MIN_ENTRIES = 20_000
 PIECE_ENTRIES = 25_000  # table entries per piece: 400 KB packed, ~530 KB as base64
 # A paced capture lets the loop run once this much has passed since it last did: a step
-# (one room, or one table copy of a big room: ~1 ms at 200,000 viewers) comes on top.
+# (one room, or one table copy of a big room: ~4 ms at 200,000 viewers) comes on top.
 CAPTURE_SLICE_S = 0.002
 
 
