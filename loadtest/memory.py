@@ -88,7 +88,6 @@ def main() -> None:
         writer = EpochWriter(log, STATE_TOPIC, p, "memory", None)
         checkpointers[p] = Checkpointer(writer, parts[p], alerts)
     score = sentiment.default_scorer().score
-    outcome = Outcome()
     # The worker's checkpoint interval (LIVEROOM_CHECKPOINT_INTERVAL_SECONDS, default 5 s).
     checkpoint_every_s = max(1, round(worker.checkpoint_interval_seconds))
     if not args.rss_only:
@@ -110,6 +109,7 @@ def main() -> None:
             ]
             offset += len(fetch)
             routed = route([(kind, kinds[kind], 0, fetch)], partition_of, now_ms + 1000)
+            outcome = Outcome()  # one per fetch, as the worker's (it lists event times)
             events += routed.events
             for p, values in routed.records.items():
                 for value in values:

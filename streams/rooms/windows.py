@@ -12,6 +12,7 @@ Expiry is not a change: it follows from the watermark, which a restore re-applie
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,9 +26,13 @@ class LastSeen:
     one-second granularity) and "was this key seen within the horizon".
 
     A key's latest second is in a flat table (`last`, 16 bytes a key, ids hashed: see
-    streams.rooms.flat); `_live` counts the keys whose latest second each second is, so
-    a window's count is a sum of counts and expiry knows when a second still holds keys
-    (then one pass over the table in C drops them).
+    streams.rooms.flat); `_live` counts the keys whose latest second each second is, in
+    a ring of machine integers over the horizon (1.2 kB for 5 minutes, where a dict of
+    seconds took ~10-20 kB), so a window's count is a sum of counts and expiry knows
+    when a second still holds keys (then one pass over the table in C drops them).
+
+    Seconds touched are at most the watermark last expired to, and within the horizon
+    of it (the room touches in-window events only, after moving the watermark).
     """
 
     __slots__ = ("_live", "_oldest", "_stale", "_windows", "horizon", "last")
@@ -35,8 +40,8 @@ class LastSeen:
     def __init__(self, horizon_s: int, windows: tuple[int, ...] = ()) -> None:
         self.horizon = horizon_s
         self.last = FlatMap()
-        self._live: dict[int, int] = {}  # second -> keys whose latest second it is
-        self._oldest: int | None = None  # no key is older than this second
+        self._live = _ring(horizon_s)  # second % len -> keys whose latest second it is
+        self._oldest: int | None = None  # the ring's first second: no key is older
         self._stale = False  # loaded since `_live` was counted
         # Trailing windows kept counted as keys move and the watermark advances, so a
         # snapshot reads a count instead of summing seconds: [length, first second, count].
@@ -54,25 +59,21 @@ class LastSeen:
             self._recount()
         prev = self.last.raise_to(key, second)
         live = self._live
+        size = len(live)
         if prev is not None:
             if prev >= second:
                 return
-            live[prev] -= 1
+            live[prev % size] -= 1
         for window in self._windows:
             first = window[1]
             if first is not None and second >= first and (prev is None or prev < first):
                 window[2] += 1
-        count = live.get(second)
-        if count is None:
-            live[second] = 1
-            if self._oldest is None or second < self._oldest:
-                self._oldest = second
-        else:
-            live[second] = count + 1
+        live[second % size] += 1
+        if self._oldest is None or second < self._oldest:
+            self._oldest = second
 
     def _recount(self) -> None:
-        self._live = self.last.value_counts()
-        self._oldest = min(self._live) if self._live else None
+        self._live, self._oldest, _ = _ring_of(self.last, self.horizon)
         self._stale = False
         for window in self._windows:  # recounted when the watermark next moves
             window[1], window[2] = None, 0
@@ -81,7 +82,7 @@ class LastSeen:
         """Distinct keys last seen at or after `first_second`."""
         if self._stale:
             self._recount()
-        return sum(n for s, n in self._live.items() if s >= first_second)
+        return _ring_sum(self._live, self._oldest, first_second, None)
 
     def window_count(self, length: int, first_second: int) -> int:
         """`count_since(first_second)`, O(1) for a kept window the watermark has moved to."""
@@ -95,22 +96,19 @@ class LastSeen:
         windows to end at `watermark_s` (before the seconds they leave are dropped)."""
         if self._stale:
             self._recount()
-        live = self._live
+        live, oldest = self._live, self._oldest
         for window in self._windows:
             length, first, _ = window
             new_first = watermark_s - length + 1
-            if first is None or new_first - first > len(live):
-                window[2] = self.count_since(new_first)  # first move, or a long jump
+            if first is None:
+                window[2] = _ring_sum(live, oldest, new_first, None)
             elif new_first > first:
-                window[2] -= sum(live.get(s, 0) for s in range(first, new_first))
+                window[2] -= _ring_sum(live, oldest, first, new_first)  # left the window
             window[1] = max(new_first, first) if first is not None else new_first
         cutoff = watermark_s - self.horizon
-        if self._oldest is None or self._oldest > cutoff:
+        if oldest is None or oldest > cutoff:
             return
-        held = 0
-        for s in seconds_up_to(live, self._oldest, cutoff):
-            held += live.pop(s)
-        if held:
+        if _ring_drain(live, oldest, cutoff):
             self.last.drop_upto(cutoff)
         self._oldest = cutoff + 1
 
@@ -133,17 +131,23 @@ class RecentIds:
     """Event ids seen within a horizon of event time, to drop repeats (client retries).
 
     `LastSeen` with less per id, for the busiest index a room has (every event's id):
-    an id never moves (a repeat is dropped, not touched again), so it needs no live
-    counts, only its first second in the flat table and a count per second.
+    an id never moves (a repeat is dropped, not touched again), so it needs no kept
+    windows, only its first second in the flat table and a ring of counts per second.
+
+    Unlike `LastSeen`, an id is touched before the room moves its watermark, and a late
+    event's id at any age: an id ahead of the ring moves it (the watermark follows), an
+    id too old for it is counted apart and dropped at the next expiry.
     """
 
-    __slots__ = ("_counts", "_oldest", "_stale", "first_seen", "horizon")
+    __slots__ = ("_counts", "_newest", "_older", "_oldest", "_stale", "first_seen", "horizon")
 
     def __init__(self, horizon_s: int) -> None:
         self.horizon = horizon_s
         self.first_seen = FlatMap()
-        self._counts: dict[int, int] = {}  # second first seen -> ids
-        self._oldest: int | None = None
+        self._counts = _ring(horizon_s)  # second % len -> ids first seen then
+        self._oldest: int | None = None  # the ring's first second
+        self._newest = 0  # the latest second an id is held at
+        self._older = 0  # ids held at seconds before the ring (expired at the next move)
         self._stale = False  # loaded since `_counts` was counted
 
     def __len__(self) -> int:
@@ -159,15 +163,25 @@ class RecentIds:
             self._recount()
         if not self.first_seen.add(key, second):
             return False
-        counts = self._counts
-        counts[second] = counts.get(second, 0) + 1
-        if self._oldest is None or second < self._oldest:
+        counts, oldest = self._counts, self._oldest
+        size = len(counts)
+        if oldest is None:
             self._oldest = second
+        elif second >= oldest + size:  # the room's watermark moves to `second` next
+            self.expire(second)
+        elif second < oldest:
+            if self._newest - second >= size:
+                self._older += 1
+                return True
+            self._oldest = second
+        counts[second % size] += 1
+        if second > self._newest:
+            self._newest = second
         return True
 
     def _recount(self) -> None:
-        self._counts = self.first_seen.value_counts()
-        self._oldest = min(self._counts) if self._counts else None
+        self._counts, self._oldest, self._newest = _ring_of(self.first_seen, self.horizon)
+        self._older = 0
         self._stale = False
 
     def expire(self, watermark_s: int) -> None:
@@ -175,15 +189,15 @@ class RecentIds:
         if self._stale:
             self._recount()
         cutoff = watermark_s - self.horizon
-        if self._oldest is None or self._oldest > cutoff:
+        oldest = self._oldest
+        if (oldest is None or oldest > cutoff) and not self._older:
             return
-        counts = self._counts
-        held = 0
-        for s in seconds_up_to(counts, self._oldest, cutoff):
-            held += counts.pop(s)
+        held = self._older + (0 if oldest is None else _ring_drain(self._counts, oldest, cutoff))
         if held:
             self.first_seen.drop_upto(cutoff)
-        self._oldest = cutoff + 1
+        self._older = 0
+        if oldest is not None:
+            self._oldest = max(oldest, cutoff + 1)
 
     def take_changes(self) -> bytes:
         return self.first_seen.take_changes()
@@ -195,6 +209,60 @@ class RecentIds:
     def load(self, entries: Any) -> None:
         self.first_seen.load(packed(entries), MODE_ADD)
         self._stale = True
+
+
+# -- rings of per-second counts: second s in slot s % len, for a span of len seconds --
+
+
+def _ring(horizon_s: int) -> array[int]:
+    """Zero counts for `horizon_s + 1` consecutive seconds (4 bytes each)."""
+    return array("i", bytes(4 * (horizon_s + 1)))
+
+
+def _ring_of(table: FlatMap, horizon_s: int) -> tuple[array[int], int | None, int]:
+    """The ring of a loaded table's values, its first and its last second (0 when the
+    table is empty). Keys a horizon older
+    than the newest are dropped first: the watermark is at least the newest, so its
+    next expiry would drop them, and the ring could not place them."""
+    counts = table.value_counts()
+    ring = _ring(horizon_s)
+    if not counts:
+        return ring, None, 0
+    newest = max(counts)
+    floor = newest - horizon_s
+    if min(counts) <= floor:
+        table.drop_upto(floor)
+        counts = {s: n for s, n in counts.items() if s > floor}
+    size = len(ring)
+    for second, n in counts.items():
+        ring[second % size] += n
+    return ring, min(counts), newest
+
+
+def _ring_sum(ring: array[int], oldest: int | None, first: int, end: int | None) -> int:
+    """Counts of the seconds in [first, end) (end None: to the ring's end)."""
+    if oldest is None:
+        return 0
+    size = len(ring)
+    first, end = max(first, oldest), oldest + size if end is None else min(end, oldest + size)
+    if end - first >= size:
+        return sum(ring)
+    if first >= end:
+        return 0
+    a, b = first % size, end % size
+    return sum(ring[a:b]) if a < b else sum(ring[a:]) + sum(ring[:b])
+
+
+def _ring_drain(ring: array[int], oldest: int, cutoff: int) -> int:
+    """Zero the seconds [oldest, cutoff]; the keys they held."""
+    size = len(ring)
+    held = 0
+    for second in range(oldest, min(cutoff + 1, oldest + size)):
+        i = second % size
+        if ring[i]:
+            held += ring[i]
+            ring[i] = 0
+    return held
 
 
 class SecondSums:
