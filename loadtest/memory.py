@@ -180,7 +180,7 @@ def time_restore(
     """Every partition restored one after another (the worker restores them at once,
     on one core), timed, and compared with the live state."""
     seconds = 0.0
-    read = json_bytes = pieces = rooms = 0
+    read = json_bytes = pieces = superseded = rooms = 0
     same = True
     for p, part in live.items():
         started = time.perf_counter()
@@ -190,11 +190,13 @@ def time_restore(
         read += len(records)
         json_bytes += sum(len(r.value or b"") for r in records)
         pieces += restored.restored.pieces
+        superseded += restored.restored.superseded
         rooms += len(restored.part.rooms)
         same = same and _same_rooms(part, restored.part)
     print(
         f"restore: {rooms:,} rooms in {len(live)} partitions from {read:,} state records "
-        f"({json_bytes / 2**20:,.0f} MB of JSON, {pieces:,} pieces) in {seconds:.1f} s of "
+        f"({json_bytes / 2**20:,.0f} MB of JSON, {pieces:,} pieces, {superseded:,} of them "
+        f"skipped as superseded by a later base) in {seconds:.1f} s of "
         f"CPU; {'equal to' if same else 'DIFFERENT from'} the live state (rooms, views, "
         "GMV, distinct viewers, online)"
     )

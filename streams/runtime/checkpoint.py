@@ -188,7 +188,11 @@ class Checkpointer:
             return -1
         try:
             committed = await self.writer.write(
-                capture.pieces, capture.meta, restore_from, lambda p: split_piece(p, PIECE_ENTRIES)
+                capture.pieces,
+                capture.meta,
+                restore_from,
+                lambda p: split_piece(p, PIECE_ENTRIES),
+                bases=[room.state.room_id for room, _ in capture.bases],
             )
         except BaseException:
             for room in capture.rooms:

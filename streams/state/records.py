@@ -7,7 +7,7 @@ room-events, written by one writer at a time as numbered epochs:
                      of pieces (a room's base or delta, or a piece of one; opaque here,
                      but for bytes, which travel as base64: `bytes_as_base64`)
     commit record    key "c|writer|epoch", value: {"meta": ..., "restore_from": offset,
-                     "parent": [writer, epoch] or null}
+                     "parent": [writer, epoch] or null, "bases": [room, ...] (optional)}
 
 A writer is one ownership of the partition (a worker that gets the partition back
 writes under a new name). An epoch counts only once its commit record is in the log,
@@ -22,6 +22,9 @@ and applies the payloads of those epochs in log order, from `restore_from`. So:
   epochs of its own chain, which the other chain's restore ignores;
 - the log between `restore_from` and its end stays bounded because the writer
   rewrites the oldest bases a little at every epoch (see streams.runtime.checkpoint).
+A piece names its room (`"room"`). A commit's `bases` lists the rooms the epoch wrote a
+whole state of: a restore skips the pieces of a room from epochs before its latest
+base (they would be applied, then replaced), which is about half of what it reads.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ class Restored:
     read_from: int = 0
     records_read: int = 0
     pieces: int = 0
+    superseded: int = 0  # pieces skipped: their room has a base in a later epoch
     epochs: list[Epoch] = field(default_factory=list)  # the chain applied, oldest first
 
 
@@ -91,10 +92,12 @@ async def restore(
                 payloads.append((record.offset, key, record.value))
     chain = _chain(commits, commit_key.epoch_id, commit_offset)
     out.epochs = [epoch for epoch, _ in reversed(chain)]
-    members = set(chain)
+    position = {member: i for i, member in enumerate(reversed(chain))}  # log order
+    latest_base = _latest_bases(commits, position)
     pending: dict[tuple[str, int, int], tuple[int, list[bytes]]] = {}
     for offset, key, value in payloads:
-        if (key.epoch_id, _committed_by(commits, key.epoch_id, offset)) not in members:
+        epoch_at = position.get((key.epoch_id, _committed_by(commits, key.epoch_id, offset)))
+        if epoch_at is None:
             continue
         slot = (key.writer, key.epoch, key.seq)
         first, parts = pending.setdefault(slot, (offset, []))
@@ -103,6 +106,10 @@ async def restore(
             del pending[slot]
             pieces = orjson.loads(b"".join(parts))
             out.pieces += len(pieces)
+            if latest_base:
+                kept = [p for p in pieces if latest_base.get(p.get("room"), -1) <= epoch_at]
+                out.superseded += len(pieces) - len(kept)
+                pieces = kept
             apply(first, pieces)
     out.meta = commit["meta"]
     out.epoch = commit_key.epoch_id
@@ -127,6 +134,20 @@ def _chain(
         offset, value = earlier[-1]
         chain.append((parent, offset))
     return chain
+
+
+def _latest_bases(
+    commits: dict[Epoch, list[tuple[int, dict[str, Any]]]], position: dict[tuple[Epoch, int], int]
+) -> dict[str, int]:
+    """Room -> position in the chain of the last epoch that wrote its whole state."""
+    latest: dict[str, int] = {}
+    for (epoch, commit_offset), at in position.items():
+        for offset, value in commits[epoch]:
+            if offset == commit_offset:
+                for room in value.get("bases", ()):
+                    if at > latest.get(room, -1):
+                        latest[room] = at
+    return latest
 
 
 def _committed_by(

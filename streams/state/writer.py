@@ -54,6 +54,7 @@ class EpochWriter:
         meta: dict[str, Any],
         restore_from: Callable[[list[int]], int],
         split: Callable[[dict[str, Any]], Iterable[dict[str, Any]]] | None = None,
+        bases: Sequence[str] = (),
     ) -> int:
         """Write one epoch; return the offset of its commit record.
 
@@ -62,7 +63,8 @@ class EpochWriter:
         this epoch must read from, or -1 for "from this commit" (nothing before it is
         needed). Raises if the log fails; the epoch then never counts (the caller must
         write what it held again, as bases). `split` cuts a piece into smaller ones,
-        written in order (a piece's offset is that of its first part)."""
+        written in order (a piece's offset is that of its first part). `bases` names the
+        rooms this epoch holds a whole state of (their earlier pieces are superseded)."""
         self.epoch += 1
         epoch = self.epoch
         payloads, piece_payload = await self._pack(pieces, split)
@@ -79,6 +81,8 @@ class EpochWriter:
         self.bytes_written += sum(len(v) for _, v in records)
         piece_offsets = [offsets[first_record[p]] for p in piece_payload]
         commit = {"meta": meta, "parent": self.parent, "restore_from": restore_from(piece_offsets)}
+        if bases:
+            commit["bases"] = list(bases)
         (commit_offset,) = await self.log.append(
             self.topic, self.partition, [(commit_key(self.writer, epoch), orjson.dumps(commit))]
         )
