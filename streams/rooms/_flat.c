@@ -19,7 +19,8 @@
  * overwrites, MODE_MAX keeps the greater, MODE_ADD keeps what is there); drop_upto(
  * cutoff, absolute) removes the entries whose value (or its absolute value) is at or
  * below cutoff, shrinking the table, and returns (removed, removed of them >= 0, the
- * least value kept or None); items(), value_counts(), count_nonneg(), nbytes.
+ * least value kept or None); items(), value_range(), count_into(ring), count_nonneg(),
+ * nbytes.
  * Keys are str (hashed here) or int (a hash already). Not thread-safe; the GIL is held.
  */
 #define PY_SSIZE_T_CLEAN
@@ -499,33 +500,40 @@ static PyObject *FlatMap_items(FlatMap *t, PyObject *unused) {
     return out;
 }
 
-/* value_counts() -> {value: entries holding it} (a restore recounts its histograms). */
-static PyObject *FlatMap_value_counts(FlatMap *t, PyObject *unused) {
+/* value_range() -> (least, greatest) of the values, or None when empty. */
+static PyObject *FlatMap_value_range(FlatMap *t, PyObject *unused) {
     (void)unused;
-    PyObject *out = PyDict_New();
-    if (out == NULL) return NULL;
+    if (t->used == 0) Py_RETURN_NONE;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (Py_ssize_t i = 0; i < t->cap; i++) {
         if (t->keys[i] == 0) continue;
-        PyObject *v = PyLong_FromLongLong(t->vals[i]);
-        if (v == NULL) goto fail;
-        PyObject *c = PyDict_GetItemWithError(out, v);
-        if (c == NULL && PyErr_Occurred()) {
-            Py_DECREF(v);
-            goto fail;
-        }
-        PyObject *next = PyLong_FromSsize_t(c == NULL ? 1 : PyLong_AsSsize_t(c) + 1);
-        if (next == NULL || PyDict_SetItem(out, v, next) < 0) {
-            Py_XDECREF(next);
-            Py_DECREF(v);
-            goto fail;
-        }
-        Py_DECREF(next);
-        Py_DECREF(v);
+        int64_t v = t->vals[i];
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
     }
-    return out;
-fail:
-    Py_DECREF(out);
-    return NULL;
+    return Py_BuildValue("(LL)", (long long)lo, (long long)hi);
+}
+
+/* count_into(ring): ring[value % len(ring)] += 1 for every entry, ring an array("i")
+ * (a restore recounts a room's per-second counts in one pass, no dict in between). */
+static PyObject *FlatMap_count_into(FlatMap *t, PyObject *ring) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(ring, &view, PyBUF_WRITABLE | PyBUF_FORMAT) < 0) return NULL;
+    if (view.itemsize != (Py_ssize_t)sizeof(int) || view.format == NULL ||
+        strcmp(view.format, "i") != 0 || view.len == 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "count_into(ring): ring must be a non-empty array('i')");
+        return NULL;
+    }
+    int *slots = view.buf;
+    int64_t n = (int64_t)(view.len / (Py_ssize_t)sizeof(int));
+    for (Py_ssize_t i = 0; i < t->cap; i++) {
+        if (t->keys[i] == 0) continue;
+        int64_t r = t->vals[i] % n;
+        slots[r < 0 ? r + n : r] += 1; /* as Python's %, for a negative value */
+    }
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
 }
 
 static PyObject *FlatMap_count_nonneg(FlatMap *t, PyObject *unused) {
@@ -570,7 +578,8 @@ static PyMethodDef FlatMap_methods[] = {
     {"load", (PyCFunction)(void (*)(void))FlatMap_load, METH_FASTCALL, NULL},
     {"drop_upto", (PyCFunction)(void (*)(void))FlatMap_drop_upto, METH_FASTCALL, NULL},
     {"items", (PyCFunction)FlatMap_items, METH_NOARGS, NULL},
-    {"value_counts", (PyCFunction)FlatMap_value_counts, METH_NOARGS, NULL},
+    {"value_range", (PyCFunction)FlatMap_value_range, METH_NOARGS, NULL},
+    {"count_into", (PyCFunction)FlatMap_count_into, METH_O, NULL},
     {"count_nonneg", (PyCFunction)FlatMap_count_nonneg, METH_NOARGS, NULL},
     {"__sizeof__", (PyCFunction)FlatMap_sizeof, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},

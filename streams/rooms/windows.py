@@ -221,22 +221,18 @@ def _ring(horizon_s: int) -> array[int]:
 
 def _ring_of(table: FlatMap, horizon_s: int) -> tuple[array[int], int | None, int]:
     """The ring of a loaded table's values, its first and its last second (0 when the
-    table is empty). Keys a horizon older
-    than the newest are dropped first: the watermark is at least the newest, so its
-    next expiry would drop them, and the ring could not place them."""
-    counts = table.value_counts()
+    table is empty). Keys a horizon older than the newest are dropped first: the
+    watermark is at least the newest, so its next expiry would drop them, and the ring
+    could not place them."""
     ring = _ring(horizon_s)
-    if not counts:
+    span = table.value_range()
+    if span is None:
         return ring, None, 0
-    newest = max(counts)
-    floor = newest - horizon_s
-    if min(counts) <= floor:
-        table.drop_upto(floor)
-        counts = {s: n for s, n in counts.items() if s > floor}
-    size = len(ring)
-    for second, n in counts.items():
-        ring[second % size] += n
-    return ring, min(counts), newest
+    oldest, newest = span
+    if oldest <= newest - horizon_s:
+        _, _, oldest = table.drop_upto(newest - horizon_s)
+    table.count_into(ring)
+    return ring, oldest, newest
 
 
 def _ring_sum(ring: array[int], oldest: int | None, first: int, end: int | None) -> int:

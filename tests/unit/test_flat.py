@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from array import array
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -75,6 +76,11 @@ def test_flat_map_does_what_a_dict_does(ops: list[tuple]) -> None:
         assert len(table) == len(model)
         assert dict(table.items()) == model
     assert sum(v >= 0 for v in model.values()) == table.count_nonneg()
+    values = list(model.values())
+    assert table.value_range() == ((min(values), max(values)) if values else None)
+    ring = array("i", bytes(4 * 7))
+    table.count_into(ring)  # per value % 7, as Python's % (values may be negative)
+    assert list(ring) == [sum(v % 7 == slot for v in values) for slot in range(7)]
     copy = FlatMap()
     copy.load(table.snapshot())
     assert copy == table
