@@ -35,12 +35,13 @@ class LastSeen:
     of it (the room touches in-window events only, after moving the watermark).
     """
 
-    __slots__ = ("_live", "_oldest", "_stale", "_windows", "horizon", "last")
+    __slots__ = ("_live", "_oldest", "_span", "_stale", "_windows", "horizon", "last")
 
     def __init__(self, horizon_s: int, windows: tuple[int, ...] = ()) -> None:
         self.horizon = horizon_s
         self.last = FlatMap()
         self._live = _ring(horizon_s)  # second % len -> keys whose latest second it is
+        self._span = len(self._live)
         self._oldest: int | None = None  # the ring's first second: no key is older
         self._stale = False  # loaded since `_live` was counted
         # Trailing windows kept counted as keys move and the watermark advances, so a
@@ -58,22 +59,21 @@ class LastSeen:
         if self._stale:
             self._recount()
         prev = self.last.raise_to(key, second)
-        live = self._live
-        size = len(live)
+        live, span = self._live, self._span
         if prev is not None:
             if prev >= second:
                 return
-            live[prev % size] -= 1
+            live[prev % span] -= 1
         for window in self._windows:
             first = window[1]
             if first is not None and second >= first and (prev is None or prev < first):
                 window[2] += 1
-        live[second % size] += 1
+        live[second % span] += 1
         if self._oldest is None or second < self._oldest:
             self._oldest = second
 
     def _recount(self) -> None:
-        self._live, self._oldest, _ = _ring_of(self.last, self.horizon)
+        self._live, self._oldest = _ring_of(self.last, self.horizon)
         self._stale = False
         for window in self._windows:  # recounted when the watermark next moves
             window[1], window[2] = None, 0
@@ -139,14 +139,14 @@ class RecentIds:
     id too old for it is counted apart and dropped at the next expiry.
     """
 
-    __slots__ = ("_counts", "_newest", "_older", "_oldest", "_stale", "first_seen", "horizon")
+    __slots__ = ("_counts", "_older", "_oldest", "_span", "_stale", "first_seen", "horizon")
 
     def __init__(self, horizon_s: int) -> None:
         self.horizon = horizon_s
         self.first_seen = FlatMap()
         self._counts = _ring(horizon_s)  # second % len -> ids first seen then
+        self._span = len(self._counts)
         self._oldest: int | None = None  # the ring's first second
-        self._newest = 0  # the latest second an id is held at
         self._older = 0  # ids held at seconds before the ring (expired at the next move)
         self._stale = False  # loaded since `_counts` was counted
 
@@ -163,24 +163,30 @@ class RecentIds:
             self._recount()
         if not self.first_seen.add(key, second):
             return False
-        counts, oldest = self._counts, self._oldest
-        size = len(counts)
-        if oldest is None:
-            self._oldest = second
-        elif second >= oldest + size:  # the room's watermark moves to `second` next
-            self.expire(second)
-        elif second < oldest:
-            if self._newest - second >= size:
-                self._older += 1
-                return True
-            self._oldest = second
-        counts[second % size] += 1
-        if second > self._newest:
-            self._newest = second
+        oldest, span = self._oldest, self._span
+        if oldest is not None and oldest <= second < oldest + span:  # almost always
+            self._counts[second % span] += 1
+        else:
+            self._place(second)
         return True
 
+    def _place(self, second: int) -> None:
+        """Count an id at a second outside the ring's span."""
+        counts, oldest, span = self._counts, self._oldest, self._span
+        if oldest is not None and second >= oldest:  # the room's watermark moves there next
+            self.expire(second)
+        elif oldest is not None:
+            newest = next(
+                (s for s in range(oldest + span - 1, oldest - 1, -1) if counts[s % span]), oldest
+            )
+            if newest - second >= span:
+                self._older += 1  # older than the ring can place: gone at the next expiry
+                return
+        self._oldest = min(second, self._oldest if self._oldest is not None else second)
+        counts[second % span] += 1
+
     def _recount(self) -> None:
-        self._counts, self._oldest, self._newest = _ring_of(self.first_seen, self.horizon)
+        self._counts, self._oldest = _ring_of(self.first_seen, self.horizon)
         self._older = 0
         self._stale = False
 
@@ -219,20 +225,19 @@ def _ring(horizon_s: int) -> array[int]:
     return array("i", bytes(4 * (horizon_s + 1)))
 
 
-def _ring_of(table: FlatMap, horizon_s: int) -> tuple[array[int], int | None, int]:
-    """The ring of a loaded table's values, its first and its last second (0 when the
-    table is empty). Keys a horizon older than the newest are dropped first: the
-    watermark is at least the newest, so its next expiry would drop them, and the ring
-    could not place them."""
+def _ring_of(table: FlatMap, horizon_s: int) -> tuple[array[int], int | None]:
+    """The ring of a loaded table's values, and its first second. Keys a horizon older
+    than the newest are dropped first: the watermark is at least the newest, so its
+    next expiry would drop them, and the ring could not place them."""
     ring = _ring(horizon_s)
     span = table.value_range()
     if span is None:
-        return ring, None, 0
+        return ring, None
     oldest, newest = span
     if oldest <= newest - horizon_s:
         _, _, oldest = table.drop_upto(newest - horizon_s)
     table.count_into(ring)
-    return ring, oldest, newest
+    return ring, oldest
 
 
 def _ring_sum(ring: array[int], oldest: int | None, first: int, end: int | None) -> int:
