@@ -173,16 +173,18 @@ class RecentIds:
     def _place(self, second: int) -> None:
         """Count an id at a second outside the ring's span."""
         counts, oldest, span = self._counts, self._oldest, self._span
-        if oldest is not None and second >= oldest:  # the room's watermark moves there next
-            self.expire(second)
-        elif oldest is not None:
+        if oldest is None:
+            self._oldest = second
+        elif second >= oldest:  # ahead: the room's watermark moves there next
+            self.expire(second)  # the ring now starts within a horizon of `second`
+        else:
             newest = next(
                 (s for s in range(oldest + span - 1, oldest - 1, -1) if counts[s % span]), oldest
             )
             if newest - second >= span:
                 self._older += 1  # older than the ring can place: gone at the next expiry
                 return
-        self._oldest = min(second, self._oldest if self._oldest is not None else second)
+            self._oldest = second
         counts[second % span] += 1
 
     def _recount(self) -> None:

@@ -139,14 +139,13 @@ def _chain(
 def _latest_bases(
     commits: dict[Epoch, list[tuple[int, dict[str, Any]]]], position: dict[tuple[Epoch, int], int]
 ) -> dict[str, int]:
-    """Room -> position in the chain of the last epoch that wrote its whole state."""
+    """Room -> position in the chain of the last epoch that wrote its whole state
+    (`position` is in log order, so a later base overwrites an earlier one)."""
     latest: dict[str, int] = {}
     for (epoch, commit_offset), at in position.items():
         for offset, value in commits[epoch]:
             if offset == commit_offset:
-                for room in value.get("bases", ()):
-                    if at > latest.get(room, -1):
-                        latest[room] = at
+                latest.update(dict.fromkeys(value.get("bases", ()), at))
     return latest
 
 

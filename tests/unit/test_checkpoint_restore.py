@@ -117,6 +117,20 @@ async def run(records, log: MemoryLog, crash_after: int | None) -> tuple[RoomPar
     return part, crashes
 
 
+def checkpointed_every_record(
+    records, log: MemoryLog, rebase_ratio: float, rebase_min_entries: int
+) -> RoomPartition:
+    """The records applied by writer "A", with an epoch written after each one."""
+    part = RoomPartition(0, SETTINGS)
+    cp = Checkpointer(
+        EpochWriter(log, TOPIC, 0, "A", None), part, None, rebase_ratio, rebase_min_entries
+    )
+    for offset, groups in enumerate(records):
+        part.apply(offset, groups, NOW, Outcome())
+        asyncio.run(cp.write(cp.capture(NOW, 3600)))
+    return part
+
+
 @pytest.fixture(autouse=True)
 def small_pieces(monkeypatch):
     monkeypatch.setattr(checkpoint, "PIECE_ENTRIES", 40)  # the big room spans pieces
@@ -300,11 +314,7 @@ def test_a_restore_names_the_rooms_it_rebuilt_from_deltas_without_their_base():
     are short: the restore says which rooms, so the worker can log and count them."""
     records = make_records(seed=8, count=12)
     log = MemoryLog()
-    part = RoomPartition(0, SETTINGS)
-    cp = Checkpointer(EpochWriter(log, TOPIC, 0, "A", None), part, None, 0.0, 0)
-    for offset, groups in enumerate(records):
-        part.apply(offset, groups, NOW, Outcome())
-        asyncio.run(cp.write(cp.capture(NOW, 3600)))
+    checkpointed_every_record(records, log, rebase_ratio=0.0, rebase_min_entries=0)
     whole = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
     assert whole.without_base == []
     # Lose the payloads of the first epoch, as a broken chain would: the rooms based
@@ -372,11 +382,7 @@ def test_a_restore_skips_the_pieces_a_later_base_of_their_room_replaces():
     lists, as an older worker wrote them)."""
     records = make_records(seed=3)
     log = MemoryLog()
-    part = RoomPartition(0, SETTINGS)
-    cp = Checkpointer(EpochWriter(log, TOPIC, 0, "A", None), part, None, 1.0, 1)
-    for offset, groups in enumerate(records):
-        part.apply(offset, groups, NOW, Outcome())
-        asyncio.run(cp.write(cp.capture(NOW, 3600)))
+    part = checkpointed_every_record(records, log, rebase_ratio=1.0, rebase_min_entries=1)
     skipping = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
     assert skipping.restored.superseded > 0
     assert fingerprint(skipping.part) == fingerprint(part) == reference(records)
