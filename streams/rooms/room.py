@@ -266,7 +266,8 @@ class RoomState:
             for name, value in zip(self._SCALARS, scalars, strict=True):
                 setattr(self, name, value)
         if "rows" in piece:
-            self.sums.load(piece["rows"])
+            settled = (self.watermark_ms - self.settings.allowed_lateness_ms) // 1000
+            self.sums.load(piece["rows"], settled)
         for name, change in piece.get("counts", {}).items():
             getattr(self, name).load(change)
         for name, pairs in piece.get("indexes", {}).items():

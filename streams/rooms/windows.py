@@ -13,7 +13,7 @@ Expiry is not a change: it follows from the watermark, which a restore re-applie
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from streams.rooms.flat import MODE_ADD, MODE_MAX, FlatMap, packed
@@ -271,44 +271,65 @@ def _ring_drain(ring: array[int], oldest: int, cutoff: int) -> int:
 class SecondSums:
     """Per-second sums of a fixed set of counters, summed over any trailing window.
 
-    Kept windows are summed incrementally: a row no event can change any more (older
-    than the allowed lateness, `settled_before`) is added to a window's total once, and
-    subtracted once when the window leaves it; a window's sum is that total plus the
-    few unsettled rows. Callers add to rows in place, so only settled rows are totalled.
+    A row is *hot* while events can still add to it (not older than the allowed
+    lateness: `settled_before` in `advance`): a Python list the fold adds to in place,
+    which CPython does fastest. Once settled it is frozen into a ring of doubles, second
+    s at row s % rows (72 bytes a second for 9 columns, where a list in a dict took ~210).
+    The ring starts at 8 rows and doubles as the span of settled seconds grows, up to
+    the horizon, so an idle room costs little; rows outside the seconds held are zero.
+
+    Kept windows are summed incrementally: a settled row is added to a window's total
+    once, and subtracted once when the window leaves it; a window's sum is that total
+    plus the few hot rows.
     """
 
-    __slots__ = ("_oldest", "_rows", "_watermark", "_windows", "changed", "horizon", "width")
+    __slots__ = (
+        "_hot",
+        "_newest",
+        "_oldest",
+        "_rows",
+        "_settled",
+        "_watermark",
+        "_windows",
+        "changed",
+        "data",
+        "horizon",
+        "width",
+    )
 
     def __init__(self, width: int, horizon_s: int, windows: tuple[int, ...] = ()) -> None:
         self.width = width
         self.horizon = horizon_s
-        self._rows: dict[int, list[float]] = {}
-        self._oldest: int | None = None
+        self._hot: dict[int, list[float]] = {}  # second -> row, for seconds not settled
+        self._settled: int | None = None  # seconds before this are settled (in the ring)
+        self.data = array("d")  # the ring: _rows x width, second s at (s % _rows) * width
+        self._rows = 0
+        self._oldest: int | None = None  # the settled seconds held: [_oldest, _newest]
+        self._newest = 0
         self.changed: set[int] = set()  # seconds written since the last take_changes()
         self._watermark: int | None = None
         # [length, first second, settled up to (exclusive), totals of rows first..settled-1]
         self._windows: list[list[Any]] = [[length, None, None, None] for length in windows]
 
     def row(self, second: int) -> list[float]:
-        """The row of `second`, to add to (marked changed)."""
+        """The row of an unsettled `second`, to add to (marked changed)."""
         self.changed.add(second)
-        row = self._rows.get(second)
+        row = self._hot.get(second)
         if row is None:
-            row = self._rows[second] = [0] * self.width
-            if self._oldest is None or second < self._oldest:
-                self._oldest = second
+            row = self._hot[second] = [0] * self.width
         return row
 
-    def get(self, second: int) -> list[float] | None:
-        """The sums of one second, None if nothing happened in it."""
-        return self._rows.get(second)
+    def get(self, second: int) -> Sequence[float] | None:
+        """The sums of one second, None if nothing is held for it."""
+        row = self._hot.get(second)
+        if row is not None:
+            return row
+        at = self._at(second)
+        return None if at < 0 else self.data[at : at + self.width]
 
     def sum_since(self, first_second: int) -> list[float]:
-        total = [0] * self.width
-        for s, row in self._rows.items():
-            if s >= first_second:
-                for i, v in enumerate(row):
-                    total[i] += v
+        total = [0.0] * self.width
+        self._add_rows(total, first_second, first_second + (1 << 62), 1)
         return total
 
     def window_sum(self, length: int, first_second: int) -> list[float]:
@@ -316,75 +337,169 @@ class SecondSums:
         for window_length, first, settled, totals in self._windows:
             if window_length == length and first == first_second and self._watermark is not None:
                 out = list(totals)
-                rows = self._rows
-                for s in range(settled, self._watermark + 1):
-                    row = rows.get(s)
-                    if row is not None:
-                        for i, v in enumerate(row):
-                            out[i] += v
+                self._add_rows(out, settled, self._watermark + 1, 1)
                 return out
         return self.sum_since(first_second)
 
     def _add_rows(self, totals: list[float], first: int, end: int, sign: int) -> None:
-        rows = self._rows
-        seconds = range(first, end) if end - first <= len(rows) else sorted(rows)
-        for s in seconds:
-            if first <= s < end and (row := rows.get(s)) is not None:
+        """Add (sign 1) or subtract (-1) the rows of the seconds [first, end)."""
+        for second, row in self._hot.items():
+            if first <= second < end:
                 for i, v in enumerate(row):
+                    totals[i] += sign * v
+        oldest = self._oldest
+        if oldest is None:
+            return
+        first, end = max(first, oldest), min(end, self._newest + 1)
+        data, width, rows = self.data, self.width, self._rows
+        if end - first > 4:  # a long span (a restore, a jump): column sums in C
+            a, b = first % rows, end % rows
+            spans = [(a, b)] if a < b else [(a, rows), (0, b)]
+            for i in range(width):
+                column = sum(sum(data[x * width + i : y * width : width]) for x, y in spans)
+                totals[i] += sign * column
+            return
+        for second in range(first, end):
+            at = (second % rows) * width
+            for i, v in enumerate(data[at : at + width]):
+                if v:
                     totals[i] += sign * v
 
     def advance(self, watermark_s: int, settled_before: int) -> None:
-        """The watermark moved to `watermark_s`; rows before `settled_before` are final.
-        Moves the kept windows, then expires rows past the horizon."""
+        """The watermark moved to `watermark_s`; rows before `settled_before` are final:
+        they are frozen into the ring. Moves the kept windows, then expires rows past the
+        horizon."""
         self._watermark = watermark_s
+        settled_before = min(settled_before, watermark_s + 1)
+        if self._settled is None or settled_before > self._settled:
+            self._settled = settled_before
+        hot = self._hot
+        if hot:
+            for second in [s for s in hot if s < self._settled]:
+                self._freeze(second, hot.pop(second))
         for window in self._windows:
             length, first, settled, totals = window
             new_first = watermark_s - length + 1
-            new_settled = max(min(settled_before, watermark_s + 1), new_first)
+            new_settled = max(settled_before, new_first)
             if first is None or totals is None:
-                totals = [0] * self.width
+                totals = [0.0] * self.width
                 self._add_rows(totals, new_first, new_settled, 1)
             else:
                 self._add_rows(totals, first, min(new_first, settled), -1)  # left the window
                 if new_first >= settled:
-                    totals = [0] * self.width  # nothing settled inside: no float residue
+                    totals = [0.0] * self.width  # nothing settled inside: no float residue
                 self._add_rows(totals, max(settled, new_first), new_settled, 1)
             window[1], window[2], window[3] = new_first, new_settled, totals
         self.expire(watermark_s)
 
     def expire(self, watermark_s: int) -> None:
+        """Drop the seconds a horizon or more behind `watermark_s` (all: free the ring)."""
         cutoff = watermark_s - self.horizon
-        if self._oldest is None or self._oldest > cutoff:
+        if self._hot:
+            for second in [s for s in self._hot if s <= cutoff]:
+                del self._hot[second]
+        self._expire_ring(cutoff)
+
+    def _expire_ring(self, cutoff: int) -> None:
+        oldest = self._oldest
+        if oldest is None or oldest > cutoff:
             return
-        for s in seconds_up_to(self._rows, self._oldest, cutoff):
-            del self._rows[s]
+        if cutoff >= self._newest:
+            self.data, self._rows, self._oldest = array("d"), 0, None
+            return
+        data, width, rows = self.data, self.width, self._rows
+        zeros = array("d", bytes(8 * width))
+        for second in range(oldest, cutoff + 1):
+            at = (second % rows) * width
+            data[at : at + width] = zeros
         self._oldest = cutoff + 1
 
     def take_changes(self) -> list[list[Any]]:
         """[second, row copy] of the rows written since the last call (the delta)."""
-        rows = self._rows
-        out = [[s, list(rows[s])] for s in self.changed if s in rows]
+        out = [[s, list(row)] for s in self.changed if (row := self.get(s)) is not None]
         self.changed = set()
         return out
 
     def snapshot(self) -> list[list[Any]]:
+        """[second, row] of every second held that is not all zeros."""
         self.changed = set()
-        return [[s, list(row)] for s, row in self._rows.items()]
+        out = [[s, list(row)] for s, row in self._hot.items()]
+        if self._oldest is not None:
+            held = ([s, self.get(s)] for s in range(self._oldest, self._newest + 1))
+            out.extend([s, list(row)] for s, row in held if row is not None and any(row))
+        return out
 
-    def load(self, rows: Iterable[list[Any]]) -> None:
-        """Set whole rows (absolute values) from a base or a delta."""
+    def load(self, rows: Iterable[list[Any]], settled_before: int | None = None) -> None:
+        """Set whole rows (absolute values) from a base or a delta; rows before
+        `settled_before` (the watermark they were captured at, less the lateness) go
+        straight into the ring."""
+        if settled_before is not None and (self._settled is None or settled_before > self._settled):
+            self._settled = settled_before
+        width, settled = self.width, self._settled
         for second, row in rows:
-            if self._oldest is None or second < self._oldest:
-                self._oldest = second
-            self._rows[second] = list(row)
+            if settled is None or second >= settled:
+                self._hot[second] = list(row)
+            else:
+                self._hot.pop(second, None)
+                at = self._slot(second)
+                self.data[at : at + width] = array("d", row)
         self.changed = set()
         for window in self._windows:  # totalled again when the watermark next moves
             window[1] = window[2] = window[3] = None
 
+    # -- the ring of settled rows --------------------------------------------------------
 
-def seconds_up_to(buckets: dict[int, Any], oldest: int, cutoff: int) -> list[int]:
-    """Keys of `buckets` in [oldest, cutoff]: walk the seconds when the span is short
-    (the usual one-second step), scan the keys when the watermark jumped far."""
-    if cutoff - oldest < 4 * len(buckets):
-        return [s for s in range(oldest, cutoff + 1) if s in buckets]
-    return [s for s in buckets if s <= cutoff]
+    def _freeze(self, second: int, row: list[float]) -> None:
+        at = self._slot(second)
+        data = self.data
+        for i, v in enumerate(row):
+            if v:
+                data[at + i] += v
+
+    def _at(self, second: int) -> int:
+        """Where the ring's row of `second` starts, -1 if it holds none."""
+        oldest = self._oldest
+        if oldest is None or not oldest <= second <= self._newest:
+            return -1
+        return (second % self._rows) * self.width
+
+    def _slot(self, second: int) -> int:
+        """Where the ring's row of `second` starts, placing it: the first second, one
+        before the oldest or past the newest (growing the ring, or dropping what the
+        horizon left behind); a scratch row that counts nowhere for one a horizon
+        older than the newest (the next expiry would drop it anyway)."""
+        if self._oldest is None:
+            self._resize(_RING_FIRST_ROWS)
+            self._oldest = self._newest = second
+        elif second > self._newest:
+            if second - self._oldest > self.horizon:
+                self._expire_ring(second - self.horizon)
+                return self._slot(second)
+            if second - self._oldest >= self._rows:
+                self._resize(second - self._oldest + 1)
+            self._newest = second
+        elif self._newest - second > self.horizon:
+            end = self._rows * self.width
+            if len(self.data) == end:
+                self.data.frombytes(bytes(8 * self.width))
+            return end
+        elif second < self._oldest:
+            if self._newest - second >= self._rows:
+                self._resize(self._newest - second + 1)
+            self._oldest = second
+        return (second % self._rows) * self.width
+
+    def _resize(self, needed: int) -> None:
+        """Make the ring hold `needed` rows (a power of two, up to the horizon), with the
+        seconds it holds now moved to their new rows."""
+        rows = min(1 << (max(needed, _RING_FIRST_ROWS) - 1).bit_length(), self.horizon + 1)
+        width, old, old_rows = self.width, self.data, self._rows
+        data = array("d", bytes(8 * width * rows))
+        if self._oldest is not None:
+            for second in range(self._oldest, self._newest + 1):
+                a, b = (second % old_rows) * width, (second % rows) * width
+                data[b : b + width] = old[a : a + width]
+        self.data, self._rows = data, rows
+
+
+_RING_FIRST_ROWS = 8  # an idle room's ring: 8 seconds (576 bytes for 9 columns)

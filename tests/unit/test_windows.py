@@ -85,3 +85,60 @@ def test_kept_windows_equal_a_full_recount_under_disorder_jumps_and_restores():
     length, first, _ = room.recent_viewers._windows[0]
     assert first == room.watermark_ms // 1000 - length + 1
     assert room.sums._windows[0][1] == room.watermark_ms // 1000 - 60 + 1
+
+
+def test_second_sums_ring_equals_a_dict_of_rows_through_growth_jumps_and_reloads():
+    """The ring against the plain model it replaced (a dict of rows, expired by the
+    watermark): late rows below the oldest, growth from 8 rows to the horizon, jumps
+    past the horizon, full expiry, and a copy rebuilt from a base plus deltas."""
+    import random
+
+    rng = random.Random(5)
+    horizon, lateness, width = 40, 6, 3
+    sums = SecondSums(width, horizon, (10, 40))
+    copy = SecondSums(width, horizon, (10, 40))
+    copy.load(sums.snapshot())
+    model: dict[int, list[float]] = {}
+    watermark = 1_000
+    ring_sizes = set()
+    for step in range(5_000):
+        gap = rng.choice((0, 0, 1, 1, 2, 5)) if step % 700 else rng.choice((45, 300))
+        if gap:
+            watermark += gap
+            sums.advance(watermark, watermark - lateness)
+            model = {s: row for s, row in model.items() if s > watermark - horizon}
+        second = watermark - rng.randint(0, lateness)
+        column, value = rng.randrange(width), rng.choice((1, 2, 0.25))
+        sums.row(second)[column] += value
+        model.setdefault(second, [0.0] * width)[column] += value
+        ring_sizes.add(sums._rows)
+        if step % 50 == 0:  # settled rows straight into the ring, as a restore loads them
+            copy.load(sums.take_changes(), watermark - lateness)
+            copy.advance(watermark, watermark - lateness)
+        for first in (watermark - 9, watermark - 39, watermark - 100):
+            expected = [sum(row[i] for s, row in model.items() if s >= first) for i in range(3)]
+            assert sums.sum_since(first) == expected
+        for length in (10, 40):
+            first = watermark - length + 1
+            assert sums.window_sum(length, first) == sums.sum_since(first)
+        held = [s for s in range(watermark - 99, watermark + 1) if any(sums.get(s) or ())]
+        assert held == sorted(s for s, row in model.items() if any(row))
+        assert list(sums.get(second)) == model[second]
+    assert ring_sizes >= {8, 16, 32, 41}  # it grew through the powers of two to the horizon
+    copy.load(sums.take_changes())
+    copy.advance(watermark, watermark - lateness)
+    assert sorted(copy.snapshot()) == sorted(sums.snapshot())
+    sums.expire(watermark + horizon)  # everything behind: the ring is freed
+    assert len(sums.data) == 0 and sums.sum_since(0) == [0.0] * width
+
+
+def test_second_sums_freeze_rows_a_horizon_apart_in_any_order():
+    """Restored rows come in any order; once settled, one a horizon behind the newest
+    settled row counts nowhere (the same expiry drops it) and never overwrites the
+    newer row that shares its place in the ring."""
+    sums = SecondSums(width=2, horizon_s=40)
+    sums.load([[461, [1, 0]], [420, [2, 0]], [455, [4, 0]], [469, [8, 0.5]]])
+    sums.advance(469, 465)  # 461, 420 and 455 settle, in that order; 469 stays hot
+    assert sums.get(420) is None
+    assert sums.sum_since(0) == [13.0, 0.5]
+    assert list(sums.get(461) or ()) == [1.0, 0.0]
