@@ -5,6 +5,7 @@ own benchmarks and load tests (README.md, "Capacity plan", says where each comes
                         + rooms x CPU seconds per room and second) / headroom)
     partitions  = max(8, next power of two >= 4 x workers)
     memory      = base + viewers/worker x bytes per viewer + rooms/worker x bytes per room
+                  + events/s per worker x bytes per event/s (the event ids kept to drop repeats)
     broker in   = events/s x (input bytes + room-events bytes + state-log bytes per event)
                   + rooms x snapshot bytes (one snapshot per room per second)
     broker out  = events/s x (input bytes + room-events bytes per event) + snapshots x readers
@@ -30,6 +31,7 @@ class Measured:
     worker_base_bytes: float  # RSS of a worker with no rooms
     bytes_per_viewer: float  # worker memory per concurrent viewer (`memory` scenario)
     bytes_per_room: float
+    bytes_per_event_per_s: float  # the dedup horizon's event ids, per event/s of the worker
     input_bytes_per_event: float  # simulator events as JSON, arrays of 100
     room_events_bytes_per_event: float  # the routed copy (compact arrays)
     state_bytes_per_event: float  # checkpoint deltas written to the state log
@@ -37,11 +39,15 @@ class Measured:
 
 
 MEASURED = Measured(
-    worker_events_per_s=40_000,  # `capacity`, 2026-11-22: highest step held, arrays of 100
+    worker_events_per_s=60_000,  # `capacity`, 2026-11-24: highest step held (3 runs of 3)
     room_cpu_seconds=84e-6,  # `memory --profile`: snapshots + alerts were 42 % of a core / 5,000
     worker_base_bytes=120 * MIB,  # a worker with no rooms
-    bytes_per_viewer=850,  # `memory`: 1.73 GB RSS with ~2M viewers inside the session timeout
-    bytes_per_room=22_000,  # tracemalloc of a small room with its alert watch
+    # `memory`, 2026-11-24: 779-790 MiB RSS at 15,000 events/s with 5,000 rooms and ~2M
+    # viewers inside the session timeout, less the base, the rooms and the event ids
+    bytes_per_viewer=190,
+    bytes_per_room=60_000,  # tracemalloc of a room past its 5-minute horizon (idle: 25 kB)
+    # tracemalloc of the dedup index: 60 s of ids at ~40 B an id (flat table, 43 % full)
+    bytes_per_event_per_s=2_400,
     input_bytes_per_event=129,  # make bench: the traffic model's events, arrays of 100
     room_events_bytes_per_event=68,
     # `steady` at 18,300 events/s (2026-11-23): deltas + rolling rebase wrote ~160 B an
@@ -91,7 +97,9 @@ class Plan:
                 "memory per worker",
                 f"{self.memory_per_worker_bytes / MIB:,.0f} MiB",
                 f"({m.worker_base_bytes / MIB:,.0f} MiB + viewers x {m.bytes_per_viewer:,.0f} B"
-                f" + rooms x {m.bytes_per_room / 1000:,.0f} kB per worker) x {MEMORY_MARGIN}",
+                f" + rooms x {m.bytes_per_room / 1000:,.0f} kB"
+                f" + events/s x {m.bytes_per_event_per_s / 1000:,.1f} kB per worker)"
+                f" x {MEMORY_MARGIN}",
             ),
             (
                 "broker writes",
@@ -139,6 +147,7 @@ def plan(
         m.worker_base_bytes
         + viewers / workers * m.bytes_per_viewer
         + rooms / workers * m.bytes_per_room
+        + events_per_second / workers * m.bytes_per_event_per_s
     )
     per_event_in = m.input_bytes_per_event + m.room_events_bytes_per_event
     snapshots = rooms * m.snapshot_bytes  # at most one per room per second

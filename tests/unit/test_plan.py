@@ -11,6 +11,7 @@ FIGURES = Measured(
     worker_base_bytes=100 * MIB,
     bytes_per_viewer=500,
     bytes_per_room=50_000,
+    bytes_per_event_per_s=3_000,
     input_bytes_per_event=200,
     room_events_bytes_per_event=100,
     state_bytes_per_event=50,
@@ -23,7 +24,7 @@ def test_workers_partitions_memory_and_broker_from_the_formula():
     assert p.workers == 6  # (100,000 / 40,000 + 1,000 x 100 µs) / 0.5 = 5.2
     assert p.partitions == 32  # 4 x 6 = 24 -> 32
     assert p.cores == 6
-    per_worker = 100 * MIB + 2_000_000 / 6 * 500 + 1_000 / 6 * 50_000
+    per_worker = 100 * MIB + 2_000_000 / 6 * 500 + 1_000 / 6 * 50_000 + 100_000 / 6 * 3_000
     assert p.memory_per_worker_bytes == pytest.approx(MEMORY_MARGIN * per_worker)
     assert p.broker_in_bytes_per_s == pytest.approx(3 * (100_000 * 350 + 1_000 * 2_000))
     assert p.broker_out_bytes_per_s == pytest.approx(100_000 * 300 + 1_000 * 2_000)
