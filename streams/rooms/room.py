@@ -38,6 +38,7 @@ KEPT_WINDOWS = (60, 300)  # the snapshot's 1m and 5m, kept summed as the waterma
     range(9)
 )
 SUM_COLUMNS = 9
+COUNT_COLUMNS = (S_VIEWS, S_COMMENTS, S_CARTS, S_ORDERS, S_NEGATIVE, S_SCORED)  # whole numbers
 
 # What `apply` did with an event.
 APPLIED, LATE, DUPLICATE = 0, 1, 2
@@ -101,7 +102,7 @@ class RoomState:
         self.carters = DistinctCount()
         self.buyers = DistinctCount()
         # Sliding windows: sums per second, and distinct users by last-seen second.
-        self.sums = SecondSums(SUM_COLUMNS, WINDOW_HORIZON_S, KEPT_WINDOWS)
+        self.sums = SecondSums(SUM_COLUMNS, WINDOW_HORIZON_S, KEPT_WINDOWS, COUNT_COLUMNS)
         self.recent_viewers = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
         self.recent_commenters = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
         self.recent_carters = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)

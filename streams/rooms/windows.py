@@ -13,7 +13,8 @@ Expiry is not a change: it follows from the watermark, which a restore re-applie
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from streams.rooms.flat import MODE_ADD, MODE_MAX, FlatMap, packed
@@ -268,15 +269,56 @@ def _ring_drain(ring: array[int], oldest: int, cutoff: int) -> int:
     return held
 
 
+class _Plane:
+    """Some columns of the ring of settled rows, in one array of one machine type."""
+
+    __slots__ = ("cast", "columns", "data", "pick", "typecode", "width")
+
+    def __init__(self, typecode: str, columns: tuple[int, ...]) -> None:
+        self.typecode = typecode
+        self.columns = columns
+        self.width = len(columns)
+        self.cast: type = float if typecode == "d" else int
+        self.data = array(typecode)
+        # A row's values of these columns, as a tuple.
+        self.pick: Callable[[Sequence[float]], tuple[float, ...]] = (
+            itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+        )
+
+    def store(self, at: int, values: tuple[float, ...]) -> None:
+        """Write one row's values at `at`: counts written as doubles (2.0, by the ring
+        before the count planes) made whole, a count past 16 bits widening the plane."""
+        end = at + self.width
+        try:
+            self.data[at:end] = array(self.typecode, values)
+        except (TypeError, OverflowError):
+            whole = [self.cast(v) for v in values]
+            try:
+                self.data[at:end] = array(self.typecode, whole)
+            except OverflowError:
+                self.widen()
+                self.data[at:end] = array(self.typecode, whole)
+
+    def zeros(self, rows: int) -> array[Any]:
+        return array(self.typecode, bytes(array(self.typecode).itemsize * self.width * rows))
+
+    def widen(self) -> None:
+        """Counts past 16 bits (a room-second of more than 65,535 views): 32-bit ints."""
+        self.typecode, self.data = "i", array("i", self.data)
+
+
 class SecondSums:
     """Per-second sums of a fixed set of counters, summed over any trailing window.
 
     A row is *hot* while events can still add to it (not older than the allowed
     lateness: `settled_before` in `advance`): a Python list the fold adds to in place,
-    which CPython does fastest. Once settled it is frozen into a ring of doubles, second
-    s at row s % rows (72 bytes a second for 9 columns, where a list in a dict took ~210).
-    The ring starts at 8 rows and doubles as the span of settled seconds grows, up to
-    the horizon, so an idle room costs little; rows outside the seconds held are zero.
+    which CPython does fastest. Once settled it is frozen into a ring, second s at row
+    s % rows, in planes of one machine type each: the `count_columns` (whole numbers)
+    as 16-bit counts, widened to 32 bits by the first room-second that needs it, the
+    rest as doubles (36 bytes a second for 6 counts and 3 amounts, where doubles took 72
+    and a list in a dict ~210). The ring starts at 8 rows and doubles as the span of
+    settled seconds grows, up to the horizon, so an idle room costs little; rows outside
+    the seconds held are zero.
 
     Kept windows are summed incrementally: a settled row is added to a window's total
     once, and subtracted once when the window leaves it; a window's sum is that total
@@ -285,31 +327,49 @@ class SecondSums:
 
     __slots__ = (
         "_hot",
+        "_in_order",
         "_newest",
         "_oldest",
+        "_planes",
         "_rows",
         "_settled",
         "_watermark",
         "_windows",
         "changed",
-        "data",
         "horizon",
         "width",
     )
 
-    def __init__(self, width: int, horizon_s: int, windows: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        width: int,
+        horizon_s: int,
+        windows: tuple[int, ...] = (),
+        count_columns: tuple[int, ...] = (),
+    ) -> None:
         self.width = width
         self.horizon = horizon_s
         self._hot: dict[int, list[float]] = {}  # second -> row, for seconds not settled
         self._settled: int | None = None  # seconds before this are settled (in the ring)
-        self.data = array("d")  # the ring: _rows x width, second s at (s % _rows) * width
-        self._rows = 0
+        amounts = tuple(i for i in range(width) if i not in count_columns)
+        planes = [_Plane("H", tuple(count_columns))] if count_columns else []
+        self._planes = (*planes, _Plane("d", amounts)) if amounts else tuple(planes)
+        # A row from its planes' values laid end to end (None: already in column order).
+        laid = [i for plane in self._planes for i in plane.columns]
+        in_order = itemgetter(*(laid.index(i) for i in range(width))) if width > 1 else None
+        self._in_order = None if laid == list(range(width)) else in_order
+        self._rows = 0  # the ring's rows; each plane holds _rows x its width
         self._oldest: int | None = None  # the settled seconds held: [_oldest, _newest]
         self._newest = 0
         self.changed: set[int] = set()  # seconds written since the last take_changes()
         self._watermark: int | None = None
         # [length, first second, settled up to (exclusive), totals of rows first..settled-1]
         self._windows: list[list[Any]] = [[length, None, None, None] for length in windows]
+
+    @property
+    def ring_bytes(self) -> int:
+        """Memory of the ring of settled rows."""
+        return sum(p.data.itemsize * len(p.data) for p in self._planes)
 
     def row(self, second: int) -> list[float]:
         """The row of an unsettled `second`, to add to (marked changed)."""
@@ -324,8 +384,15 @@ class SecondSums:
         row = self._hot.get(second)
         if row is not None:
             return row
-        at = self._at(second)
-        return None if at < 0 else self.data[at : at + self.width]
+        slot = self._at(second)
+        if slot < 0:
+            return None
+        values: list[float] = []
+        for plane in self._planes:
+            at = slot * plane.width
+            values += plane.data[at : at + plane.width]
+        in_order = self._in_order
+        return values if in_order is None else list(in_order(values))
 
     def sum_since(self, first_second: int) -> list[float]:
         total = [0.0] * self.width
@@ -351,19 +418,23 @@ class SecondSums:
         if oldest is None:
             return
         first, end = max(first, oldest), min(end, self._newest + 1)
-        data, width, rows = self.data, self.width, self._rows
+        rows = self._rows
         if end - first > 4:  # a long span (a restore, a jump): column sums in C
             a, b = first % rows, end % rows
             spans = [(a, b)] if a < b else [(a, rows), (0, b)]
-            for i in range(width):
-                column = sum(sum(data[x * width + i : y * width : width]) for x, y in spans)
-                totals[i] += sign * column
+            for plane in self._planes:
+                data, width = plane.data, plane.width
+                for k, i in enumerate(plane.columns):
+                    column = sum(sum(data[x * width + k : y * width : width]) for x, y in spans)
+                    totals[i] += sign * column
             return
-        for second in range(first, end):
-            at = (second % rows) * width
-            for i, v in enumerate(data[at : at + width]):
-                if v:
-                    totals[i] += sign * v
+        for plane in self._planes:
+            data, width, columns = plane.data, plane.width, plane.columns
+            for second in range(first, end):
+                at = (second % rows) * width
+                for k, v in enumerate(data[at : at + width]):
+                    if v:
+                        totals[columns[k]] += sign * v
 
     def advance(self, watermark_s: int, settled_before: int) -> None:
         """The watermark moved to `watermark_s`; rows before `settled_before` are final:
@@ -405,13 +476,16 @@ class SecondSums:
         if oldest is None or oldest > cutoff:
             return
         if cutoff >= self._newest:
-            self.data, self._rows, self._oldest = array("d"), 0, None
+            for plane in self._planes:
+                plane.data = array(plane.typecode)
+            self._rows, self._oldest = 0, None
             return
-        data, width, rows = self.data, self.width, self._rows
-        zeros = array("d", bytes(8 * width))
-        for second in range(oldest, cutoff + 1):
-            at = (second % rows) * width
-            data[at : at + width] = zeros
+        rows = self._rows
+        for plane in self._planes:
+            data, width, zeros = plane.data, plane.width, plane.zeros(1)
+            for second in range(oldest, cutoff + 1):
+                at = (second % rows) * width
+                data[at : at + width] = zeros
         self._oldest = cutoff + 1
 
     def take_changes(self) -> list[list[Any]]:
@@ -424,9 +498,16 @@ class SecondSums:
         """[second, row] of every second held that is not all zeros."""
         self.changed = set()
         out = [[s, list(row)] for s, row in self._hot.items()]
-        if self._oldest is not None:
-            held = ([s, self.get(s)] for s in range(self._oldest, self._newest + 1))
-            out.extend([s, list(row)] for s, row in held if row is not None and any(row))
+        if self._oldest is None:
+            return out
+        rows, in_order = self._rows, self._in_order
+        planes = [(plane.data.tolist(), plane.width) for plane in self._planes]
+        for second in range(self._oldest, self._newest + 1):
+            slot, values = second % rows, []
+            for data, width in planes:
+                values += data[slot * width : (slot + 1) * width]
+            if any(values):
+                out.append([second, values if in_order is None else list(in_order(values))])
         return out
 
     def load(self, rows: Iterable[list[Any]], settled_before: int | None = None) -> None:
@@ -435,14 +516,22 @@ class SecondSums:
         straight into the ring."""
         if settled_before is not None and (self._settled is None or settled_before > self._settled):
             self._settled = settled_before
-        width, settled = self.width, self._settled
+        settled, hot = self._settled, self._hot
+        frozen = []
         for second, row in rows:
             if settled is None or second >= settled:
-                self._hot[second] = list(row)
+                hot[second] = list(row)
             else:
-                self._hot.pop(second, None)
-                at = self._slot(second)
-                self.data[at : at + width] = array("d", row)
+                hot.pop(second, None)
+                frozen.append((second, row))
+        if frozen:  # the ring sized for them at once, not doubled row by row
+            self._slot(max(second for second, _ in frozen))
+            self._slot(min(second for second, _ in frozen))
+        planes = self._planes
+        for second, row in frozen:
+            slot = self._slot(second)
+            for plane in planes:
+                plane.store(slot * plane.width, plane.pick(row))
         self.changed = set()
         for window in self._windows:  # totalled again when the watermark next moves
             window[1] = window[2] = window[3] = None
@@ -450,24 +539,31 @@ class SecondSums:
     # -- the ring of settled rows --------------------------------------------------------
 
     def _freeze(self, second: int, row: list[float]) -> None:
-        at = self._slot(second)
-        data = self.data
-        for i, v in enumerate(row):
-            if v:
-                data[at + i] += v
+        slot = self._slot(second)
+        for plane in self._planes:
+            data, at, cast = plane.data, slot * plane.width, plane.cast
+            for k, i in enumerate(plane.columns):
+                v = row[i]
+                if v:
+                    try:
+                        data[at + k] += cast(v)
+                    except OverflowError:
+                        plane.widen()
+                        data = plane.data
+                        data[at + k] += cast(v)
 
     def _at(self, second: int) -> int:
-        """Where the ring's row of `second` starts, -1 if it holds none."""
+        """The ring's row of `second`, -1 if it holds none."""
         oldest = self._oldest
         if oldest is None or not oldest <= second <= self._newest:
             return -1
-        return (second % self._rows) * self.width
+        return second % self._rows
 
     def _slot(self, second: int) -> int:
-        """Where the ring's row of `second` starts, placing it: the first second, one
-        before the oldest or past the newest (growing the ring, or dropping what the
-        horizon left behind); a scratch row that counts nowhere for one a horizon
-        older than the newest (the next expiry would drop it anyway)."""
+        """The ring's row of `second`, placing it: the first second, one before the
+        oldest or past the newest (growing the ring, or dropping what the horizon left
+        behind); a scratch row past the ring that counts nowhere for one a horizon older
+        than the newest (the next expiry would drop it anyway)."""
         if self._oldest is None:
             self._resize(_RING_FIRST_ROWS)
             self._oldest = self._newest = second
@@ -479,27 +575,29 @@ class SecondSums:
                 self._resize(second - self._oldest + 1)
             self._newest = second
         elif self._newest - second > self.horizon:
-            end = self._rows * self.width
-            if len(self.data) == end:
-                self.data.frombytes(bytes(8 * self.width))
-            return end
+            for plane in self._planes:
+                if len(plane.data) == self._rows * plane.width:
+                    plane.data.extend(plane.zeros(1))
+            return self._rows
         elif second < self._oldest:
             if self._newest - second >= self._rows:
                 self._resize(self._newest - second + 1)
             self._oldest = second
-        return (second % self._rows) * self.width
+        return second % self._rows
 
     def _resize(self, needed: int) -> None:
         """Make the ring hold `needed` rows (a power of two, up to the horizon), with the
         seconds it holds now moved to their new rows."""
         rows = min(1 << (max(needed, _RING_FIRST_ROWS) - 1).bit_length(), self.horizon + 1)
-        width, old, old_rows = self.width, self.data, self._rows
-        data = array("d", bytes(8 * width * rows))
-        if self._oldest is not None:
-            for second in range(self._oldest, self._newest + 1):
-                a, b = (second % old_rows) * width, (second % rows) * width
-                data[b : b + width] = old[a : a + width]
-        self.data, self._rows = data, rows
+        old_rows = self._rows
+        for plane in self._planes:
+            width, old, data = plane.width, plane.data, plane.zeros(rows)
+            if self._oldest is not None:
+                for second in range(self._oldest, self._newest + 1):
+                    a, b = (second % old_rows) * width, (second % rows) * width
+                    data[b : b + width] = old[a : a + width]
+            plane.data = data
+        self._rows = rows
 
 
-_RING_FIRST_ROWS = 8  # an idle room's ring: 8 seconds (576 bytes for 9 columns)
+_RING_FIRST_ROWS = 8  # an idle room's ring: 8 seconds (288 bytes for 6 counts and 3 amounts)

@@ -1,3 +1,5 @@
+import pytest
+
 from streams.rooms.windows import LastSeen, SecondSums
 
 
@@ -87,16 +89,20 @@ def test_kept_windows_equal_a_full_recount_under_disorder_jumps_and_restores():
     assert room.sums._windows[0][1] == room.watermark_ms // 1000 - 60 + 1
 
 
-def test_second_sums_ring_equals_a_dict_of_rows_through_growth_jumps_and_reloads():
+@pytest.mark.parametrize("count_columns", [(), (0, 2)])
+def test_second_sums_ring_equals_a_dict_of_rows_through_growth_jumps_and_reloads(
+    count_columns: tuple[int, ...],
+) -> None:
     """The ring against the plain model it replaced (a dict of rows, expired by the
     watermark): late rows below the oldest, growth from 8 rows to the horizon, jumps
-    past the horizon, full expiry, and a copy rebuilt from a base plus deltas."""
+    past the horizon, full expiry, and a copy rebuilt from a base plus deltas. With
+    count columns too: 16-bit counts in the ring, widened by a second past 65,535."""
     import random
 
     rng = random.Random(5)
     horizon, lateness, width = 40, 6, 3
-    sums = SecondSums(width, horizon, (10, 40))
-    copy = SecondSums(width, horizon, (10, 40))
+    sums = SecondSums(width, horizon, (10, 40), count_columns)
+    copy = SecondSums(width, horizon, (10, 40), count_columns)
     copy.load(sums.snapshot())
     model: dict[int, list[float]] = {}
     watermark = 1_000
@@ -108,7 +114,11 @@ def test_second_sums_ring_equals_a_dict_of_rows_through_growth_jumps_and_reloads
             sums.advance(watermark, watermark - lateness)
             model = {s: row for s, row in model.items() if s > watermark - horizon}
         second = watermark - rng.randint(0, lateness)
-        column, value = rng.randrange(width), rng.choice((1, 2, 0.25))
+        column = rng.randrange(width)
+        if column in count_columns:
+            value = 70_000 if step == 3_000 else rng.choice((1, 2, 3))
+        else:
+            value = rng.choice((1, 2, 0.25))
         sums.row(second)[column] += value
         model.setdefault(second, [0.0] * width)[column] += value
         ring_sizes.add(sums._rows)
@@ -125,11 +135,13 @@ def test_second_sums_ring_equals_a_dict_of_rows_through_growth_jumps_and_reloads
         assert held == sorted(s for s, row in model.items() if any(row))
         assert list(sums.get(second)) == model[second]
     assert ring_sizes >= {8, 16, 32, 41}  # it grew through the powers of two to the horizon
+    if count_columns:  # 16-bit counts until a second held more: then 32-bit
+        assert [p.typecode for p in sums._planes] == ["i", "d"]
     copy.load(sums.take_changes())
     copy.advance(watermark, watermark - lateness)
     assert sorted(copy.snapshot()) == sorted(sums.snapshot())
     sums.expire(watermark + horizon)  # everything behind: the ring is freed
-    assert len(sums.data) == 0 and sums.sum_since(0) == [0.0] * width
+    assert sums.ring_bytes == 0 and sums.sum_since(0) == [0.0] * width
 
 
 def test_second_sums_freeze_rows_a_horizon_apart_in_any_order():
@@ -142,3 +154,13 @@ def test_second_sums_freeze_rows_a_horizon_apart_in_any_order():
     assert sums.get(420) is None
     assert sums.sum_since(0) == [13.0, 0.5]
     assert list(sums.get(461) or ()) == [1.0, 0.0]
+
+
+def test_second_sums_count_columns_take_rows_written_as_doubles():
+    """A checkpoint written by the all-doubles ring holds counts as 2.0: they load into
+    the 16-bit counts as whole numbers, and the amounts stay exact doubles."""
+    sums = SecondSums(width=2, horizon_s=40, count_columns=(0,))
+    sums.load([[420, [2.0, 0.5]], [430, [70_000.0, 1.25]]], settled_before=440)
+    assert sums.get(420) == [2, 0.5] and sums.get(430) == [70_000, 1.25]
+    assert sums.sum_since(0) == [70_002.0, 1.75]
+    assert sums.ring_bytes == 16 * 4 + 16 * 8  # 16 rows (11 seconds): 32-bit counts, doubles
