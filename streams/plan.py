@@ -45,7 +45,9 @@ MEASURED = Measured(
     # `memory`, 2026-11-24: 779-790 MiB RSS at 15,000 events/s with 5,000 rooms and ~2M
     # viewers inside the session timeout, less the base, the rooms and the event ids
     bytes_per_viewer=190,
-    bytes_per_room=60_000,  # tracemalloc of a room past its 5-minute horizon (idle: 25 kB)
+    # tracemalloc of a room past its 5-minute horizon, less the 10.8 kB the 16-bit counts
+    # of its per-second rows saved on 2026-11-24 (idle: 25 kB)
+    bytes_per_room=49_000,
     # tracemalloc of the dedup index: 60 s of ids at ~40 B an id (flat table, 43 % full)
     bytes_per_event_per_s=2_400,
     input_bytes_per_event=129,  # make bench: the traffic model's events, arrays of 100
