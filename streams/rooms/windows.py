@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from operator import itemgetter
+from operator import add, itemgetter
 from typing import Any
 
 from streams.rooms.flat import MODE_ADD, MODE_MAX, FlatMap, packed
@@ -300,7 +300,7 @@ class _Plane:
                 self.data[at:end] = array(self.typecode, whole)
 
     def zeros(self, rows: int) -> array[Any]:
-        return array(self.typecode, bytes(array(self.typecode).itemsize * self.width * rows))
+        return array(self.typecode, bytes(self.data.itemsize * self.width * rows))
 
     def widen(self) -> None:
         """Counts past 16 bits (a room-second of more than 65,535 views): 32-bit ints."""
@@ -356,8 +356,8 @@ class SecondSums:
         self._planes = (*planes, _Plane("d", amounts)) if amounts else tuple(planes)
         # A row from its planes' values laid end to end (None: already in column order).
         laid = [i for plane in self._planes for i in plane.columns]
-        in_order = itemgetter(*(laid.index(i) for i in range(width))) if width > 1 else None
-        self._in_order = None if laid == list(range(width)) else in_order
+        in_order = None if laid == list(range(width)) else map(laid.index, range(width))
+        self._in_order = None if in_order is None else itemgetter(*in_order)
         self._rows = 0  # the ring's rows; each plane holds _rows x its width
         self._oldest: int | None = None  # the settled seconds held: [_oldest, _newest]
         self._newest = 0
@@ -385,12 +385,13 @@ class SecondSums:
         if row is not None:
             return row
         slot = self._at(second)
-        if slot < 0:
-            return None
+        return None if slot < 0 else self._row_at(slot, [(p.data, p.width) for p in self._planes])
+
+    def _row_at(self, slot: int, planes: list[tuple[Sequence[float], int]]) -> list[float]:
+        """The ring's row at `slot`, in column order, from its planes' (data, width)."""
         values: list[float] = []
-        for plane in self._planes:
-            at = slot * plane.width
-            values += plane.data[at : at + plane.width]
+        for data, width in planes:
+            values += data[slot * width : (slot + 1) * width]
         in_order = self._in_order
         return values if in_order is None else list(in_order(values))
 
@@ -500,14 +501,12 @@ class SecondSums:
         out = [[s, list(row)] for s, row in self._hot.items()]
         if self._oldest is None:
             return out
-        rows, in_order = self._rows, self._in_order
-        planes = [(plane.data.tolist(), plane.width) for plane in self._planes]
+        rows = self._rows
+        planes = [(plane.data.tolist(), plane.width) for plane in self._planes]  # one copy
         for second in range(self._oldest, self._newest + 1):
-            slot, values = second % rows, []
-            for data, width in planes:
-                values += data[slot * width : (slot + 1) * width]
-            if any(values):
-                out.append([second, values if in_order is None else list(in_order(values))])
+            row = self._row_at(second % rows, planes)
+            if any(row):
+                out.append([second, row])
         return out
 
     def load(self, rows: Iterable[list[Any]], settled_before: int | None = None) -> None:
@@ -541,16 +540,9 @@ class SecondSums:
     def _freeze(self, second: int, row: list[float]) -> None:
         slot = self._slot(second)
         for plane in self._planes:
-            data, at, cast = plane.data, slot * plane.width, plane.cast
-            for k, i in enumerate(plane.columns):
-                v = row[i]
-                if v:
-                    try:
-                        data[at + k] += cast(v)
-                    except OverflowError:
-                        plane.widen()
-                        data = plane.data
-                        data[at + k] += cast(v)
+            at = slot * plane.width
+            held = plane.data[at : at + plane.width]  # zeros, or what a restore put there
+            plane.store(at, tuple(map(add, held, plane.pick(row))))
 
     def _at(self, second: int) -> int:
         """The ring's row of `second`, -1 if it holds none."""
