@@ -30,7 +30,7 @@ from streams.alerts.partition import PartitionAlerts
 from streams.alerts.rules import AlertRules
 from streams.kafka import RoomPartitions
 from streams.rooms.partition import Outcome, RoomPartition
-from streams.rooms.room import RoomSettings
+from streams.rooms.room import RoomSettings, RoomState
 from streams.runtime.checkpoint import Checkpointer
 from streams.runtime.ingest import route
 from streams.runtime.restore import restore_partition
@@ -133,6 +133,7 @@ def main() -> None:
         f"{len(rooms):,} rooms, {sum(len(r.state.viewers) for r in rooms):,} "
         f"distinct viewers (session, summed); RSS {rss / 2**20:,.0f} MB"
     )
+    print_state_bytes([room.state for room in rooms])
     if args.restore:
         now = start_ms / 1000 + args.seconds
         for p, checkpointer in checkpointers.items():
@@ -155,6 +156,33 @@ def main() -> None:
     for s in stats[: args.top]:
         frame = s.traceback[0]
         print(f"  {s.size / 2**20:8.1f} MB  {_short(frame.filename)}:{frame.lineno}")
+
+
+def state_bytes(states: list[RoomState]) -> Counter[str]:
+    """Bytes of the rooms' big parts by name: the flat tables' arrays (keys, values,
+    changed bits), the rings of per-second counts, the per-second sums, the sketches."""
+    out: Counter[str] = Counter()
+    for state in states:
+        for name in RoomState._INDEXES:
+            index = getattr(state, name)
+            out[f"index {name}"] += index.table_bytes
+            out["rings of per-second counts"] += index.ring_bytes
+        for name in RoomState._COUNTS:
+            count = getattr(state, name)
+            if count.exact is not None:
+                out["distinct (exact)"] += count.exact.nbytes
+            else:
+                out["distinct (sketches)"] += len(count.registers or b"")
+        out["presence"] += state.presence.at.nbytes
+        out["per-second sums (settled ring)"] += state.sums.ring_bytes
+    return out
+
+
+def print_state_bytes(states: list[RoomState]) -> None:
+    sizes = state_bytes(states)
+    print(f"room state's big parts: {sum(sizes.values()) / 2**20:,.0f} MB")
+    for name, size in sizes.most_common():
+        print(f"  {size / 2**20:8.1f} MB  {name}")
 
 
 def checkpoint(

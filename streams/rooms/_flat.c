@@ -6,9 +6,15 @@
  * missed the CPU cache in dicts of hundreds of thousands of keys. Here a user or event
  * id is hashed once (MurmurHash64A of its UTF-8 bytes, seed fixed: stable across
  * processes, so a restored table keeps counting the same users as the same) and lives
- * in one open-addressing table of keys and values: 16 bytes an entry at 50-75 % load.
- * A table's entries leave and return as raw bytes (little-endian key, value pairs), so
- * a checkpoint copies memory and a restore copies it back.
+ * in one open-addressing table of keys and values at 37-75 % load.
+ *
+ * A slot holds its 8-byte key, its value in the fewest bytes every value so far fits
+ * (0: all zero, as a distinct count's set; 4: int32, as a second of epoch time; 8:
+ * int64, as presence's milliseconds), and a bit for "changed since the last delta":
+ * 8.1 to 16.1 bytes a slot where 8 + 8 + 1 took 17. The width only grows, when a value
+ * first needs it (one pass over the table, at most twice in its life). Entries leave
+ * and return as raw bytes whatever the width (little-endian key, int64 value pairs:
+ * 16 bytes), so a checkpoint copies memory and a restore copies it back.
  *
  * A 64-bit hash stands for the id: two of the 2M users of a busy night share one with
  * probability ~1e-7 (birthday bound), far inside SPEC's 2 % for distinct counts.
@@ -32,7 +38,7 @@
 #define MODE_MAX 1
 #define MODE_ADD 2
 #define ENTRY_BYTES 16
-#define MIN_CAP 8
+#define MIN_CAP 8 /* a multiple of 8: the changed bits fill whole bytes */
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 static inline uint64_t load64le(const unsigned char *p) {
@@ -110,8 +116,9 @@ static int key_of(PyObject *obj, uint64_t *out) {
 typedef struct {
     PyObject_HEAD
     uint64_t *keys; /* 0: empty */
-    int64_t *vals;
-    uint8_t *dirty; /* set since the last take_changes() */
+    void *vals;     /* cap values of vbytes each (NULL when 0: every value is 0) */
+    uint8_t *dirty; /* a bit a slot: set since the last take_changes() */
+    int vbytes;     /* 0, 4 or 8 */
     Py_ssize_t cap; /* a power of two */
     Py_ssize_t used;
     Py_ssize_t ndirty;
@@ -120,6 +127,63 @@ typedef struct {
     uint64_t *dkeys;
     Py_ssize_t dlen, dcap;
 } FlatMap;
+
+static inline int64_t val_at(const FlatMap *t, Py_ssize_t i) {
+    if (t->vbytes == 4) return ((const int32_t *)t->vals)[i];
+    if (t->vbytes == 8) return ((const int64_t *)t->vals)[i];
+    return 0;
+}
+
+/* Store a value the width holds (see fit_value). */
+static inline void val_put(FlatMap *t, Py_ssize_t i, int64_t v) {
+    if (t->vbytes == 4) ((int32_t *)t->vals)[i] = (int32_t)v;
+    else if (t->vbytes == 8) ((int64_t *)t->vals)[i] = v;
+}
+
+static inline int is_dirty(const FlatMap *t, Py_ssize_t i) {
+    return (t->dirty[i >> 3] >> (i & 7)) & 1;
+}
+
+static inline void mark_dirty(FlatMap *t, Py_ssize_t i) {
+    t->dirty[i >> 3] |= (uint8_t)(1u << (i & 7));
+}
+
+static inline void unmark_dirty(FlatMap *t, Py_ssize_t i) {
+    t->dirty[i >> 3] &= (uint8_t)~(1u << (i & 7));
+}
+
+static inline int width_of(int64_t v) {
+    if (v == 0) return 0;
+    return v >= INT32_MIN && v <= INT32_MAX ? 4 : 8;
+}
+
+static void *alloc_vals(Py_ssize_t cap, int vbytes) {
+    return vbytes ? PyMem_Calloc((size_t)cap, (size_t)vbytes) : NULL;
+}
+
+/* Widen every value to `vbytes` (more than now). */
+static int widen(FlatMap *t, int vbytes) {
+    void *vals = alloc_vals(t->cap, vbytes);
+    if (vals == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < t->cap; i++) {
+        int64_t v = val_at(t, i);
+        if (vbytes == 4) ((int32_t *)vals)[i] = (int32_t)v;
+        else ((int64_t *)vals)[i] = v;
+    }
+    PyMem_Free(t->vals);
+    t->vals = vals;
+    t->vbytes = vbytes;
+    return 0;
+}
+
+/* Make the table's width hold `v`. */
+static inline int fit_value(FlatMap *t, int64_t v) {
+    int need = width_of(v);
+    return need > t->vbytes ? widen(t, need) : 0;
+}
 
 static inline Py_ssize_t slot_of(const FlatMap *t, uint64_t key) {
     Py_ssize_t mask = t->cap - 1;
@@ -130,9 +194,9 @@ static inline Py_ssize_t slot_of(const FlatMap *t, uint64_t key) {
 
 static int alloc_arrays(FlatMap *t, Py_ssize_t cap) {
     uint64_t *keys = PyMem_Calloc((size_t)cap, sizeof(uint64_t));
-    int64_t *vals = PyMem_Malloc((size_t)cap * sizeof(int64_t));
-    uint8_t *dirty = PyMem_Calloc((size_t)cap, 1);
-    if (!keys || !vals || !dirty) {
+    void *vals = alloc_vals(cap, t->vbytes);
+    uint8_t *dirty = PyMem_Calloc((size_t)cap / 8, 1);
+    if (!keys || (t->vbytes && !vals) || !dirty) {
         PyMem_Free(keys);
         PyMem_Free(vals);
         PyMem_Free(dirty);
@@ -156,23 +220,25 @@ static Py_ssize_t cap_for(Py_ssize_t n) {
 
 /* Rebuild into a table sized for `keep` entries (growing, or shrinking after drops). */
 static int rebuild(FlatMap *t, Py_ssize_t keep) {
-    uint64_t *okeys = t->keys;
-    int64_t *ovals = t->vals;
-    uint8_t *odirty = t->dirty;
-    Py_ssize_t ocap = t->cap;
+    FlatMap old = *t;
     if (alloc_arrays(t, cap_for(keep)) < 0) {
-        t->keys = okeys, t->vals = ovals, t->dirty = odirty, t->cap = ocap;
+        t->keys = old.keys, t->vals = old.vals, t->dirty = old.dirty, t->cap = old.cap;
         return -1;
     }
     t->used = 0;
     t->ndirty = 0;
-    for (Py_ssize_t i = 0; i < ocap; i++) {
+    uint64_t *okeys = old.keys;
+    void *ovals = old.vals;
+    uint8_t *odirty = old.dirty;
+    for (Py_ssize_t i = 0; i < old.cap; i++) {
         if (okeys[i] == 0) continue;
         Py_ssize_t j = slot_of(t, okeys[i]);
         t->keys[j] = okeys[i];
-        t->vals[j] = ovals[i];
-        t->dirty[j] = odirty[i];
-        t->ndirty += odirty[i];
+        val_put(t, j, val_at(&old, i));
+        if (is_dirty(&old, i)) {
+            mark_dirty(t, j);
+            t->ndirty++;
+        }
         t->used++;
     }
     PyMem_Free(okeys);
@@ -192,7 +258,7 @@ static Py_ssize_t slot_for_insert(FlatMap *t, uint64_t key) {
 }
 
 static void clear_changes(FlatMap *t) {
-    memset(t->dirty, 0, (size_t)t->cap);
+    memset(t->dirty, 0, (size_t)t->cap / 8);
     t->ndirty = 0;
     t->dlen = 0;
 }
@@ -200,12 +266,13 @@ static void clear_changes(FlatMap *t) {
 /* Write the entry of slot i at *p (little-endian key, value) and move *p past it. */
 static inline void emit(const FlatMap *t, Py_ssize_t i, unsigned char **p) {
     store64le(*p, t->keys[i]);
-    store64le(*p + 8, (uint64_t)t->vals[i]);
+    store64le(*p + 8, (uint64_t)val_at(t, i));
     *p += ENTRY_BYTES;
 }
 
 static inline int put(FlatMap *t, Py_ssize_t i, uint64_t key, int64_t value) {
-    if (!t->dirty[i]) {
+    if (fit_value(t, value) < 0) return -1;
+    if (!is_dirty(t, i)) {
         if (t->dlen == t->dcap) {
             Py_ssize_t dcap = t->dcap ? t->dcap * 2 : 64;
             uint64_t *dkeys = PyMem_Realloc(t->dkeys, (size_t)dcap * sizeof(uint64_t));
@@ -217,14 +284,14 @@ static inline int put(FlatMap *t, Py_ssize_t i, uint64_t key, int64_t value) {
             t->dcap = dcap;
         }
         t->dkeys[t->dlen++] = key;
-        t->dirty[i] = 1;
+        mark_dirty(t, i);
         t->ndirty++;
     }
     if (t->keys[i] == 0) {
         t->keys[i] = key;
         t->used++;
     }
-    t->vals[i] = value;
+    val_put(t, i, value);
     return 0;
 }
 
@@ -262,7 +329,7 @@ static PyObject *FlatMap_get(FlatMap *t, PyObject *const *args, Py_ssize_t nargs
         PyObject *dflt = nargs == 2 ? args[1] : Py_None;
         return Py_NewRef(dflt);
     }
-    return PyLong_FromLongLong(t->vals[i]);
+    return PyLong_FromLongLong(val_at(t, i));
 }
 
 static int parse_key_value(PyObject *const *args, Py_ssize_t nargs, const char *sig,
@@ -321,7 +388,7 @@ static PyObject *FlatMap_raise_to(FlatMap *t, PyObject *const *args, Py_ssize_t 
         if (put(t, i, key, value) < 0) return NULL;
         Py_RETURN_NONE;
     }
-    int64_t prev = t->vals[i];
+    int64_t prev = val_at(t, i);
     if (value > prev && put(t, i, key, value) < 0) return NULL;
     return PyLong_FromLongLong(prev);
 }
@@ -343,17 +410,17 @@ static PyObject *FlatMap_take_changes(FlatMap *t, PyObject *unused) {
         /* Few changes: look each up (a cache miss each: ~30 slots of a scan). */
         for (Py_ssize_t k = 0; k < t->dlen; k++) {
             Py_ssize_t i = slot_of(t, t->dkeys[k]);
-            if (t->keys[i] == 0 || !t->dirty[i]) continue; /* deleted since, or twice */
+            if (t->keys[i] == 0 || !is_dirty(t, i)) continue; /* deleted since, or twice */
             emit(t, i, &p);
-            t->dirty[i] = 0;
+            unmark_dirty(t, i);
         }
     } else {
         /* Many: one sequential pass over the flags is faster than the lookups. */
         for (Py_ssize_t i = 0; i < t->cap; i++) {
-            if (!t->dirty[i]) continue;
+            if (!is_dirty(t, i)) continue;
             emit(t, i, &p);
-            t->dirty[i] = 0;
         }
+        memset(t->dirty, 0, (size_t)t->cap / 8);
     }
     t->ndirty = 0;
     t->dlen = 0;
@@ -410,13 +477,18 @@ static PyObject *FlatMap_load(FlatMap *t, PyObject *const *args, Py_ssize_t narg
         int64_t value = (int64_t)load64le(p + 8);
         if (key == 0) continue;
         Py_ssize_t i = slot_of(t, key);
+        int store = t->keys[i] == 0 || mode == MODE_SET ||
+                    (mode == MODE_MAX && value > val_at(t, i));
+        if (!store) continue;
+        if (fit_value(t, value) < 0) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
         if (t->keys[i] == 0) {
             t->keys[i] = key;
             t->used++;
-            t->vals[i] = value;
-        } else if (mode == MODE_SET || (mode == MODE_MAX && value > t->vals[i])) {
-            t->vals[i] = value;
         }
+        val_put(t, i, value);
     }
     PyBuffer_Release(&view);
     clear_changes(t);
@@ -430,19 +502,20 @@ static inline int64_t llabs_i64(int64_t v) { return v < 0 ? -v : v; }
  * (linear probing's deletion, no tombstones). The hole ends where the cluster does. */
 static void delete_at(FlatMap *t, Py_ssize_t hole) {
     Py_ssize_t mask = t->cap - 1;
-    if (t->dirty[hole]) t->ndirty--;
+    if (is_dirty(t, hole)) t->ndirty--;
     for (Py_ssize_t j = (hole + 1) & mask; t->keys[j] != 0; j = (j + 1) & mask) {
         Py_ssize_t home = (Py_ssize_t)(t->keys[j] & (uint64_t)mask);
         /* The entry at j stays if its home is cyclically within (hole, j]. */
         int stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
         if (stays) continue;
         t->keys[hole] = t->keys[j];
-        t->vals[hole] = t->vals[j];
-        t->dirty[hole] = t->dirty[j];
+        val_put(t, hole, val_at(t, j));
+        if (is_dirty(t, j)) mark_dirty(t, hole);
+        else unmark_dirty(t, hole);
         hole = j;
     }
     t->keys[hole] = 0;
-    t->dirty[hole] = 0;
+    unmark_dirty(t, hole);
     t->used--;
 }
 
@@ -465,13 +538,13 @@ static PyObject *FlatMap_drop_upto(FlatMap *t, PyObject *const *args, Py_ssize_t
     while (t->keys[start] != 0) start++; /* the load factor leaves a quarter empty */
     for (Py_ssize_t n = 0; n < t->cap; n++) {
         Py_ssize_t i = (start + n) & mask;
-        while (t->keys[i] != 0 && (absolute ? llabs_i64(t->vals[i]) : t->vals[i]) <= cutoff) {
+        while (t->keys[i] != 0 && (absolute ? llabs_i64(val_at(t, i)) : val_at(t, i)) <= cutoff) {
             removed++;
-            removed_nonneg += t->vals[i] >= 0;
+            removed_nonneg += val_at(t, i) >= 0;
             delete_at(t, i);
         }
         if (t->keys[i] != 0) {
-            int64_t a = absolute ? llabs_i64(t->vals[i]) : t->vals[i];
+            int64_t a = absolute ? llabs_i64(val_at(t, i)) : val_at(t, i);
             if (a < least) least = a;
         }
     }
@@ -490,7 +563,7 @@ static PyObject *FlatMap_items(FlatMap *t, PyObject *unused) {
     for (Py_ssize_t i = 0; i < t->cap; i++) {
         if (t->keys[i] == 0) continue;
         PyObject *pair = Py_BuildValue("KL", (unsigned long long)t->keys[i],
-                                       (long long)t->vals[i]);
+                                       (long long)val_at(t, i));
         if (pair == NULL) {
             Py_DECREF(out);
             return NULL;
@@ -507,7 +580,7 @@ static PyObject *FlatMap_value_range(FlatMap *t, PyObject *unused) {
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (Py_ssize_t i = 0; i < t->cap; i++) {
         if (t->keys[i] == 0) continue;
-        int64_t v = t->vals[i];
+        int64_t v = val_at(t, i);
         if (v < lo) lo = v;
         if (v > hi) hi = v;
     }
@@ -529,7 +602,7 @@ static PyObject *FlatMap_count_into(FlatMap *t, PyObject *ring) {
     int64_t n = (int64_t)(view.len / (Py_ssize_t)sizeof(int));
     for (Py_ssize_t i = 0; i < t->cap; i++) {
         if (t->keys[i] == 0) continue;
-        int64_t r = t->vals[i] % n;
+        int64_t r = val_at(t, i) % n;
         slots[r < 0 ? r + n : r] += 1; /* as Python's %, for a negative value */
     }
     PyBuffer_Release(&view);
@@ -539,13 +612,23 @@ static PyObject *FlatMap_count_into(FlatMap *t, PyObject *ring) {
 static PyObject *FlatMap_count_nonneg(FlatMap *t, PyObject *unused) {
     (void)unused;
     Py_ssize_t n = 0;
-    for (Py_ssize_t i = 0; i < t->cap; i++) n += t->keys[i] != 0 && t->vals[i] >= 0;
+    for (Py_ssize_t i = 0; i < t->cap; i++) n += t->keys[i] != 0 && val_at(t, i) >= 0;
     return PyLong_FromSsize_t(n);
+}
+
+/* Bytes the table's arrays hold. */
+static Py_ssize_t slot_bytes(const FlatMap *t) {
+    return t->cap * (Py_ssize_t)(sizeof(uint64_t) + (size_t)t->vbytes) + t->cap / 8;
 }
 
 static PyObject *FlatMap_nbytes(FlatMap *t, void *closure) {
     (void)closure;
-    return PyLong_FromSsize_t(t->cap * (Py_ssize_t)(sizeof(uint64_t) + sizeof(int64_t) + 1));
+    return PyLong_FromSsize_t(slot_bytes(t));
+}
+
+static PyObject *FlatMap_value_bytes(FlatMap *t, void *closure) {
+    (void)closure;
+    return PyLong_FromLong(t->vbytes);
 }
 
 static PyObject *FlatMap_richcompare(PyObject *a, PyObject *b, int op) {
@@ -555,7 +638,7 @@ static PyObject *FlatMap_richcompare(PyObject *a, PyObject *b, int op) {
     for (Py_ssize_t i = 0; equal && i < x->cap; i++) {
         if (x->keys[i] == 0) continue;
         Py_ssize_t j = slot_of(y, x->keys[i]);
-        equal = y->keys[j] != 0 && y->vals[j] == x->vals[i];
+        equal = y->keys[j] != 0 && val_at(y, j) == val_at(x, i);
     }
     if (op == Py_NE) equal = !equal;
     return PyBool_FromLong(equal);
@@ -563,8 +646,7 @@ static PyObject *FlatMap_richcompare(PyObject *a, PyObject *b, int op) {
 
 static PyObject *FlatMap_sizeof(FlatMap *t, PyObject *unused) {
     (void)unused;
-    return PyLong_FromSsize_t((Py_ssize_t)sizeof(FlatMap) +
-                              t->cap * (Py_ssize_t)(sizeof(uint64_t) + sizeof(int64_t) + 1) +
+    return PyLong_FromSsize_t((Py_ssize_t)sizeof(FlatMap) + slot_bytes(t) +
                               t->dcap * (Py_ssize_t)sizeof(uint64_t));
 }
 
@@ -587,6 +669,7 @@ static PyMethodDef FlatMap_methods[] = {
 
 static PyGetSetDef FlatMap_getset[] = {
     {"nbytes", (getter)FlatMap_nbytes, NULL, "bytes the table's arrays hold", NULL},
+    {"value_bytes", (getter)FlatMap_value_bytes, NULL, "bytes a value takes: 0, 4 or 8", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

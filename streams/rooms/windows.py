@@ -26,8 +26,8 @@ class LastSeen:
     Answers "how many distinct keys were seen in the last N seconds" exactly (at
     one-second granularity) and "was this key seen within the horizon".
 
-    A key's latest second is in a flat table (`last`, 16 bytes a key, ids hashed: see
-    streams.rooms.flat); `_live` counts the keys whose latest second each second is, in
+    A key's latest second is in a flat table (`last`, 12 bytes and a bit a slot, ids
+    hashed: see streams.rooms.flat); `_live` counts the keys whose latest second each second is, in
     a ring of machine integers over the horizon (1.2 kB for 5 minutes, where a dict of
     seconds took ~10-20 kB), so a window's count is a sum of counts and expiry knows
     when a second still holds keys (then one pass over the table in C drops them).
@@ -51,6 +51,14 @@ class LastSeen:
 
     def __len__(self) -> int:
         return len(self.last)
+
+    @property
+    def table_bytes(self) -> int:
+        return self.last.nbytes
+
+    @property
+    def ring_bytes(self) -> int:
+        return self._live.itemsize * len(self._live)
 
     def __contains__(self, key: str) -> bool:
         return key in self.last
@@ -153,6 +161,14 @@ class RecentIds:
 
     def __len__(self) -> int:
         return len(self.first_seen)
+
+    @property
+    def table_bytes(self) -> int:
+        return self.first_seen.nbytes
+
+    @property
+    def ring_bytes(self) -> int:
+        return self._counts.itemsize * len(self._counts)
 
     def __contains__(self, key: str) -> bool:
         return key in self.first_seen

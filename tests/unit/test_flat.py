@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from streams.rooms.flat import MODE_ADD, MODE_MAX, MODE_SET, FlatMap, hash64, packed
 
 KEYS = st.sampled_from([f"u{i}" for i in range(40)] + ["用户", "🙂", ""])
-VALUES = st.integers(-(2**40), 2**40)
+# Zeros, 32-bit and wider values: a table stores values in the fewest bytes they fit (0,
+# 4 or 8) and widens when one does not, so every op must meet every width.
+VALUES = st.one_of(
+    st.just(0),
+    st.integers(-(2**31), 2**31 - 1),
+    st.sampled_from([2**31 - 1, -(2**31), 2**31, -(2**31) - 1]),
+    st.integers(-(2**40), 2**40),
+)
 OPS = st.lists(
     st.one_of(
         st.tuples(st.just("set"), KEYS, VALUES),
@@ -86,6 +93,27 @@ def test_flat_map_does_what_a_dict_does(ops: list[tuple]) -> None:
     assert copy == table
     copy.set("another", 1)
     assert copy != table
+
+
+def test_values_take_the_fewest_bytes_they_fit_and_widen_keeping_every_entry() -> None:
+    table = FlatMap()
+    users = [f"u{i}" for i in range(50_000)]
+    for user in users:
+        table.add(user)  # a distinct count's set: keys only
+    slots = 131_072  # 50,000 keys at most 3/4 full, with room to grow by half
+    assert table.value_bytes == 0 and table.nbytes == slots * 8 + slots // 8  # key + a bit
+    table.take_changes()
+    table.raise_to("u7", 1_763_900_000)  # a second of epoch time
+    assert table.value_bytes == 4 and table.nbytes == slots * 12 + slots // 8
+    table.set("u8", -1_763_900_000_123)  # presence's milliseconds (a leave)
+    assert table.value_bytes == 8
+    assert table.get("u7") == 1_763_900_000 and table.get("u8") == -1_763_900_000_123
+    assert table.get("u9") == 0 and len(table) == 50_000
+    # The entries marked before the widening stay marked, and only they.
+    assert sorted(unpack(table.take_changes()).values()) == [-1_763_900_000_123, 1_763_900_000]
+    copy = FlatMap()
+    copy.load(table.snapshot())  # a restore widens as it meets the values
+    assert copy == table and copy.value_bytes == 8
 
 
 def test_hash64_is_stable_across_processes() -> None:
