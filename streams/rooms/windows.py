@@ -27,10 +27,11 @@ class LastSeen:
     one-second granularity) and "was this key seen within the horizon".
 
     A key's latest second is in a flat table (`last`, 12 bytes and a bit a slot, ids
-    hashed: see streams.rooms.flat); `_live` counts the keys whose latest second each second is, in
-    a ring of machine integers over the horizon (1.2 kB for 5 minutes, where a dict of
-    seconds took ~10-20 kB), so a window's count is a sum of counts and expiry knows
-    when a second still holds keys (then one pass over the table in C drops them).
+    hashed: see streams.rooms.flat); `_live` counts the keys whose latest second each
+    second is, in a ring of machine integers over the horizon (301 bytes for 5 minutes
+    until a second holds more than 255 keys, where a dict of seconds took ~10-20 kB), so
+    a window's count is a sum of counts and expiry knows when a second still holds keys
+    (then one pass over the table in C drops them).
 
     Seconds touched are at most the watermark last expired to, and within the horizon
     of it (the room touches in-window events only, after moving the watermark).
@@ -77,7 +78,11 @@ class LastSeen:
             first = window[1]
             if first is not None and second >= first and (prev is None or prev < first):
                 window[2] += 1
-        live[second % span] += 1
+        try:
+            live[second % span] += 1
+        except OverflowError:  # a second holds more keys than the ring's type
+            live = self._live = _widened(live)
+            live[second % span] += 1
         if self._oldest is None or second < self._oldest:
             self._oldest = second
 
@@ -182,7 +187,11 @@ class RecentIds:
             return False
         oldest, span = self._oldest, self._span
         if oldest is not None and oldest <= second < oldest + span:  # almost always
-            self._counts[second % span] += 1
+            try:
+                self._counts[second % span] += 1
+            except OverflowError:  # more ids in a second than the ring's type holds
+                self._counts = _widened(self._counts)
+                self._counts[second % span] += 1
         else:
             self._place(second)
         return True
@@ -202,7 +211,11 @@ class RecentIds:
                 self._older += 1  # older than the ring can place: gone at the next expiry
                 return
             self._oldest = second
-        counts[second % span] += 1
+        try:
+            self._counts[second % span] += 1
+        except OverflowError:
+            self._counts = _widened(self._counts)
+            self._counts[second % span] += 1
 
     def _recount(self) -> None:
         self._counts, self._oldest = _ring_of(self.first_seen, self.horizon)
@@ -237,26 +250,46 @@ class RecentIds:
 
 
 # -- rings of per-second counts: second s in slot s % len, for a span of len seconds --
+#
+# One byte a second until a second counts more than 255 (then 2 bytes, then 4): most
+# rooms' seconds hold a few keys, and 5,000 rooms hold four 5-minute rings each.
+
+_WIDER = {"B": "H", "H": "i"}
 
 
 def _ring(horizon_s: int) -> array[int]:
-    """Zero counts for `horizon_s + 1` consecutive seconds (4 bytes each)."""
-    return array("i", bytes(4 * (horizon_s + 1)))
+    """Zero counts for `horizon_s + 1` consecutive seconds (1 byte each to start)."""
+    return array("B", bytes(horizon_s + 1))
+
+
+def _widened(ring: array[int]) -> array[int]:
+    """The ring in the next wider type (a count outgrew it)."""
+    return array(_WIDER[ring.typecode], ring)
+
+
+def _narrowest(ring: array[int]) -> array[int]:
+    """The ring in the narrowest type its counts fit."""
+    for typecode in ("B", "H"):
+        try:
+            return array(typecode, ring)
+        except OverflowError:
+            continue
+    return ring
 
 
 def _ring_of(table: FlatMap, horizon_s: int) -> tuple[array[int], int | None]:
     """The ring of a loaded table's values, and its first second. Keys a horizon older
     than the newest are dropped first: the watermark is at least the newest, so its
     next expiry would drop them, and the ring could not place them."""
-    ring = _ring(horizon_s)
     span = table.value_range()
     if span is None:
-        return ring, None
+        return _ring(horizon_s), None
     oldest, newest = span
     if oldest <= newest - horizon_s:
         _, _, oldest = table.drop_upto(newest - horizon_s)
+    ring = array("i", bytes(4 * (horizon_s + 1)))  # as count_into takes it
     table.count_into(ring)
-    return ring, oldest
+    return _narrowest(ring), oldest
 
 
 def _ring_sum(ring: array[int], oldest: int | None, first: int, end: int | None) -> int:
@@ -303,24 +336,27 @@ class _Plane:
 
     def store(self, at: int, values: tuple[float, ...]) -> None:
         """Write one row's values at `at`: counts written as doubles (2.0, by the ring
-        before the count planes) made whole, a count past 16 bits widening the plane."""
+        before the count planes) made whole, a count past the plane's type widening it."""
         end = at + self.width
         try:
             self.data[at:end] = array(self.typecode, values)
         except (TypeError, OverflowError):
             whole = [self.cast(v) for v in values]
-            try:
-                self.data[at:end] = array(self.typecode, whole)
-            except OverflowError:
-                self.widen()
-                self.data[at:end] = array(self.typecode, whole)
+            while True:
+                try:
+                    self.data[at:end] = array(self.typecode, whole)
+                    return
+                except OverflowError:
+                    self.widen()
 
     def zeros(self, rows: int) -> array[Any]:
         return array(self.typecode, bytes(self.data.itemsize * self.width * rows))
 
     def widen(self) -> None:
-        """Counts past 16 bits (a room-second of more than 65,535 views): 32-bit ints."""
-        self.typecode, self.data = "i", array("i", self.data)
+        """Counts past the type (a room-second of more than 255 views, then 65,535): the
+        next wider one, 16 then 32 bits."""
+        self.typecode = _WIDER[self.typecode]
+        self.data = array(self.typecode, self.data)
 
 
 class SecondSums:
@@ -330,9 +366,9 @@ class SecondSums:
     lateness: `settled_before` in `advance`): a Python list the fold adds to in place,
     which CPython does fastest. Once settled it is frozen into a ring, second s at row
     s % rows, in planes of one machine type each: the `count_columns` (whole numbers)
-    as 16-bit counts, widened to 32 bits by the first room-second that needs it, the
-    rest as doubles (36 bytes a second for 6 counts and 3 amounts, where doubles took 72
-    and a list in a dict ~210). The ring starts at 8 rows and doubles as the span of
+    as 8-bit counts, widened to 16 then 32 bits by the first room-second that needs it,
+    the rest as doubles (30 bytes a second for 6 counts and 3 amounts, where doubles took
+    72 and a list in a dict ~210). The ring starts at 8 rows and doubles as the span of
     settled seconds grows, up to the horizon, so an idle room costs little; rows outside
     the seconds held are zero.
 
@@ -368,7 +404,7 @@ class SecondSums:
         self._hot: dict[int, list[float]] = {}  # second -> row, for seconds not settled
         self._settled: int | None = None  # seconds before this are settled (in the ring)
         amounts = tuple(i for i in range(width) if i not in count_columns)
-        planes = [_Plane("H", tuple(count_columns))] if count_columns else []
+        planes = [_Plane("B", tuple(count_columns))] if count_columns else []
         self._planes = (*planes, _Plane("d", amounts)) if amounts else tuple(planes)
         # A row from its planes' values laid end to end (None: already in column order).
         laid = [i for plane in self._planes for i in plane.columns]
@@ -608,4 +644,4 @@ class SecondSums:
         self._rows = rows
 
 
-_RING_FIRST_ROWS = 8  # an idle room's ring: 8 seconds (288 bytes for 6 counts and 3 amounts)
+_RING_FIRST_ROWS = 8  # an idle room's ring: 8 seconds (240 bytes for 6 counts and 3 amounts)

@@ -1,6 +1,6 @@
 import pytest
 
-from streams.rooms.windows import LastSeen, SecondSums
+from streams.rooms.windows import LastSeen, RecentIds, SecondSums
 
 
 def test_last_seen_counts_distinct_keys_by_latest_second():
@@ -34,6 +34,35 @@ def test_last_seen_survives_a_far_watermark_jump_and_round_trips():
     copy = LastSeen(horizon_s=10)
     copy.load(seen.snapshot())
     assert copy.last == seen.last and copy.count_since(0) == 1 and "b" in copy
+
+
+def test_count_rings_take_a_byte_a_second_until_a_second_holds_more() -> None:
+    """The per-second counts of the last-seen and dedup indexes start at 8 bits and
+    widen to 16 and 32 bits when a second counts more keys; a restore recounts into the
+    narrowest type that fits."""
+    seen, ids = LastSeen(horizon_s=300, windows=(60,)), RecentIds(horizon_s=60)
+    assert (seen.ring_bytes, ids.ring_bytes) == (301, 61)
+    seen.expire(100)  # the kept window now starts at second 41
+    for i in range(300):
+        seen.touch(f"u{i}", 100)
+        assert ids.touch(f"e{i}", 100)
+    assert (seen.ring_bytes, ids.ring_bytes) == (602, 122)  # 16-bit: 300 > 255
+    for i in range(70_000):
+        seen.touch(f"v{i}", 101)
+    assert seen.ring_bytes == 1204 and seen.count_since(101) == 70_000
+    seen.touch("u0", 101)  # moves a key from a second's count to the next one's
+    assert (seen.count_since(100), seen.count_since(101), seen.window_count(60, 41)) == (
+        70_300,
+        70_001,
+        70_300,
+    )
+    copy, copied_ids = LastSeen(horizon_s=300), RecentIds(horizon_s=60)
+    copy.load(seen.snapshot())
+    copied_ids.load(ids.snapshot())
+    assert copy.count_since(101) == 70_001 and copy.ring_bytes == 1204
+    assert not copied_ids.touch("e7", 100) and copied_ids.ring_bytes == 122
+    seen.expire(401)  # second 101 leaves the horizon: every key and count goes
+    assert (len(seen), seen.count_since(0)) == (0, 0)
 
 
 def test_second_sums_window_and_expiry():
@@ -96,7 +125,8 @@ def test_second_sums_ring_equals_a_dict_of_rows_through_growth_jumps_and_reloads
     """The ring against the plain model it replaced (a dict of rows, expired by the
     watermark): late rows below the oldest, growth from 8 rows to the horizon, jumps
     past the horizon, full expiry, and a copy rebuilt from a base plus deltas. With
-    count columns too: 16-bit counts in the ring, widened by a second past 65,535."""
+    count columns too: 8-bit counts in the ring, widened by a second past 255 (to 16
+    bits), then past 65,535 (to 32)."""
     import random
 
     rng = random.Random(5)
@@ -106,7 +136,7 @@ def test_second_sums_ring_equals_a_dict_of_rows_through_growth_jumps_and_reloads
     copy.load(sums.snapshot())
     model: dict[int, list[float]] = {}
     watermark = 1_000
-    ring_sizes = set()
+    ring_sizes, typecodes = set(), set()
     for step in range(5_000):
         gap = rng.choice((0, 0, 1, 1, 2, 5)) if step % 700 else rng.choice((45, 300))
         if gap:
@@ -116,12 +146,13 @@ def test_second_sums_ring_equals_a_dict_of_rows_through_growth_jumps_and_reloads
         second = watermark - rng.randint(0, lateness)
         column = rng.randrange(width)
         if column in count_columns:
-            value = 70_000 if step == 3_000 else rng.choice((1, 2, 3))
+            value = {2_000: 300, 3_000: 70_000}.get(step, rng.choice((1, 2, 3)))
         else:
             value = rng.choice((1, 2, 0.25))
         sums.row(second)[column] += value
         model.setdefault(second, [0.0] * width)[column] += value
         ring_sizes.add(sums._rows)
+        typecodes.add(sums._planes[0].typecode)
         if step % 50 == 0:  # settled rows straight into the ring, as a restore loads them
             copy.load(sums.take_changes(), watermark - lateness)
             copy.advance(watermark, watermark - lateness)
@@ -135,8 +166,8 @@ def test_second_sums_ring_equals_a_dict_of_rows_through_growth_jumps_and_reloads
         assert held == sorted(s for s, row in model.items() if any(row))
         assert list(sums.get(second)) == model[second]
     assert ring_sizes >= {8, 16, 32, 41}  # it grew through the powers of two to the horizon
-    if count_columns:  # 16-bit counts until a second held more: then 32-bit
-        assert [p.typecode for p in sums._planes] == ["i", "d"]
+    if count_columns:  # 8-bit counts until a second held more, then 16, then 32
+        assert typecodes == {"B", "H", "i"} and [p.typecode for p in sums._planes] == ["i", "d"]
     copy.load(sums.take_changes())
     copy.advance(watermark, watermark - lateness)
     assert sorted(copy.snapshot()) == sorted(sums.snapshot())
