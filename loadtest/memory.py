@@ -32,6 +32,7 @@ from streams.kafka import RoomPartitions
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.room import RoomSettings, RoomState
 from streams.runtime.checkpoint import Checkpointer
+from streams.runtime.heap import tune_malloc
 from streams.runtime.ingest import route
 from streams.runtime.restore import restore_partition
 from streams.runtime.worker import tune_gc
@@ -69,6 +70,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     tune_gc()  # as the worker does: its collections are part of what is measured
+    tune_malloc()
     scenario = load(args.scenario)
     model = scenario.model()
     kinds = {name: i for i, name in enumerate(("views", "comments", "carts", "orders"))}

@@ -15,7 +15,7 @@ checkpoints. Faust runs the process (lifecycle, signals, web endpoints, timers).
   restores the partition and seeks to the record after its checkpoint.
 - tick: alerts (clock-driven seconds, sent before the checkpoint that holds the detector
   state behind them), checkpoints (captured synchronously, written in the background),
-  commits.
+  commits, and every 10 s the heap's free pages back to the system.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from streams.rooms.peers import PeerIndex
 from streams.rooms.room import RoomSettings
 from streams.runtime.checkpoint import Capture, Checkpointer, next_slot
 from streams.runtime.cursor import OffsetCursor
+from streams.runtime.heap import release_free_memory, tune_malloc
 from streams.runtime.ingest import Routed, route
 from streams.runtime.restore import restore_partition, sent_alerts
 from streams.sentiment.scorer import RepeatedTexts
@@ -64,6 +65,9 @@ SNAPSHOT_CHECK_S = 0.1
 TICK_S = 0.25
 COMMIT_INTERVAL_S = 1.0
 LIVE_CLEANUP_S = 10.0  # rooms gone idle or moved leave the peer ranks and the page
+# Freed heap pages back to the system this often (streams.runtime.heap): ~1-2 ms each.
+HEAP_TRIM_S = 10.0
+SLOW_TRIM_S = 0.02  # a trim that held the loop longer than this is logged
 POLL_TIMEOUT_MS = 100
 # Tansu (the embedded broker) holds every JoinGroup for half the session timeout; these
 # join in ~3 s there and are ordinary, safe values for Kafka too.
@@ -150,6 +154,7 @@ class StreamWorker:
         self.live = LiveView()
         self.event_rate = RateMeter()
         self._last_live_cleanup = 0.0
+        self._last_heap_trim = 0.0
         add_live_pages(
             self.app,
             LiveSource(
@@ -544,6 +549,11 @@ class StreamWorker:
                 self._last_live_cleanup = now
                 self.peers.expire(now - self.settings.room_ttl_seconds)
                 self.live.keep_only(r for o in self.owned.values() for r in o.part.rooms)
+            if now - self._last_heap_trim >= HEAP_TRIM_S:
+                self._last_heap_trim = now
+                took = release_free_memory()
+                if took > SLOW_TRIM_S:
+                    log.warning("giving freed memory back took %.0f ms", took * 1000)
 
     async def _checkpoint(self, owned: OwnedPartition, now: float) -> None:
         """Capture and write one epoch (the caller holds the lock)."""
@@ -781,6 +791,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     import faust
 
     tune_gc()
+    tune_malloc()
     # A broker outage would log ~36 reconnect errors a second, and a loaded loop a timer
     # overlap warning every tick: each kind once per 30 s, with a count of the rest.
     limit_repeats("mode.timers", limit_repeats("aiokafka"))
