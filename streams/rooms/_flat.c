@@ -10,9 +10,11 @@
  *
  * A slot holds its 8-byte key, its value in the fewest bytes every value so far fits
  * (0: all zero, as a distinct count's set; 4: int32, as a second of epoch time; 8:
- * int64, as presence's milliseconds), and a bit for "changed since the last delta":
- * 8.1 to 16.1 bytes a slot where 8 + 8 + 1 took 17. The width only grows, when a value
- * first needs it (one pass over the table, at most twice in its life). Entries leave
+ * int64), and a bit for "changed since the last delta": 8.1 to 16.1 bytes a slot where
+ * 8 + 8 + 1 took 17. A table made with bias_slack holds values less a bias set by its
+ * first value (presence's epoch milliseconds, signed: 4 bytes within ~12 days of it).
+ * The width only grows, when a value first needs it (one pass over the table, at most
+ * twice in its life). Entries leave
  * and return as raw bytes whatever the width (little-endian key, int64 value pairs:
  * 16 bytes), so a checkpoint copies memory and a restore copies it back.
  *
@@ -119,6 +121,11 @@ typedef struct {
     void *vals;     /* cap values of vbytes each (NULL when 0: every value is 0) */
     uint8_t *dirty; /* a bit a slot: set since the last take_changes() */
     int vbytes;     /* 0, 4 or 8 */
+    /* A value v is held as v - bias (v > 0) or v + bias (v < 0): with bias_slack set,
+     * the first value into an empty table sets bias = |v| - bias_slack, so values of
+     * epoch milliseconds within bias_slack of it fit 4 bytes. A value at or below the
+     * bias in magnitude (far older) drops it: every value held as itself again. */
+    int64_t bias, bias_slack;
     Py_ssize_t cap; /* a power of two */
     Py_ssize_t used;
     Py_ssize_t ndirty;
@@ -128,16 +135,30 @@ typedef struct {
     Py_ssize_t dlen, dcap;
 } FlatMap;
 
-static inline int64_t val_at(const FlatMap *t, Py_ssize_t i) {
+/* The value as held (less the bias), and as given. */
+static inline int64_t held_at(const FlatMap *t, Py_ssize_t i) {
     if (t->vbytes == 4) return ((const int32_t *)t->vals)[i];
     if (t->vbytes == 8) return ((const int64_t *)t->vals)[i];
     return 0;
 }
 
+static inline int64_t held_of(const FlatMap *t, int64_t v) {
+    return v > 0 ? v - t->bias : v < 0 ? v + t->bias : 0;
+}
+
+static inline int64_t val_at(const FlatMap *t, Py_ssize_t i) {
+    int64_t h = held_at(t, i);
+    return h > 0 ? h + t->bias : h < 0 ? h - t->bias : 0;
+}
+
+static inline void put_held(void *vals, int vbytes, Py_ssize_t i, int64_t h) {
+    if (vbytes == 4) ((int32_t *)vals)[i] = (int32_t)h;
+    else if (vbytes == 8) ((int64_t *)vals)[i] = h;
+}
+
 /* Store a value the width holds (see fit_value). */
 static inline void val_put(FlatMap *t, Py_ssize_t i, int64_t v) {
-    if (t->vbytes == 4) ((int32_t *)t->vals)[i] = (int32_t)v;
-    else if (t->vbytes == 8) ((int64_t *)t->vals)[i] = v;
+    put_held(t->vals, t->vbytes, i, held_of(t, v));
 }
 
 static inline int is_dirty(const FlatMap *t, Py_ssize_t i) {
@@ -168,20 +189,42 @@ static int widen(FlatMap *t, int vbytes) {
         PyErr_NoMemory();
         return -1;
     }
-    for (Py_ssize_t i = 0; i < t->cap; i++) {
-        int64_t v = val_at(t, i);
-        if (vbytes == 4) ((int32_t *)vals)[i] = (int32_t)v;
-        else ((int64_t *)vals)[i] = v;
-    }
+    for (Py_ssize_t i = 0; i < t->cap; i++) put_held(vals, vbytes, i, held_at(t, i));
     PyMem_Free(t->vals);
     t->vals = vals;
     t->vbytes = vbytes;
     return 0;
 }
 
-/* Make the table's width hold `v`. */
+/* Hold every value as itself, in 8 bytes (a value too old for the bias came). */
+static int drop_bias(FlatMap *t) {
+    void *vals = alloc_vals(t->cap, 8);
+    if (vals == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < t->cap; i++) {
+        if (t->keys[i] != 0) put_held(vals, 8, i, val_at(t, i));
+    }
+    PyMem_Free(t->vals);
+    t->vals = vals;
+    t->vbytes = 8;
+    t->bias = 0;
+    return 0;
+}
+
+/* Make the table's bias and width hold `v`. */
 static inline int fit_value(FlatMap *t, int64_t v) {
-    int need = width_of(v);
+    if (t->bias_slack && v != 0) {
+        uint64_t size = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+        uint64_t slack = (uint64_t)t->bias_slack;
+        if (t->used == 0) { /* nothing held: the bias is free to move */
+            t->bias = size > slack ? (int64_t)(size - slack) : 0;
+        } else if (t->bias != 0 && size <= (uint64_t)t->bias && drop_bias(t) < 0) {
+            return -1;
+        }
+    }
+    int need = width_of(held_of(t, v));
     return need > t->vbytes ? widen(t, need) : 0;
 }
 
@@ -234,7 +277,7 @@ static int rebuild(FlatMap *t, Py_ssize_t keep) {
         if (okeys[i] == 0) continue;
         Py_ssize_t j = slot_of(t, okeys[i]);
         t->keys[j] = okeys[i];
-        val_put(t, j, val_at(&old, i));
+        put_held(t->vals, t->vbytes, j, held_at(&old, i));
         if (is_dirty(&old, i)) {
             mark_dirty(t, j);
             t->ndirty++;
@@ -295,13 +338,18 @@ static inline int put(FlatMap *t, Py_ssize_t i, uint64_t key, int64_t value) {
     return 0;
 }
 
+/* FlatMap(*, bias_slack=0): see FlatMap.bias. */
 static PyObject *FlatMap_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
-        PyErr_SetString(PyExc_TypeError, "FlatMap() takes no arguments");
+    static char *kwlist[] = {"bias_slack", NULL};
+    long long slack = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$L", kwlist, &slack)) return NULL;
+    if (slack < 0 || slack > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "bias_slack is 0 (none) to 2**31 - 1");
         return NULL;
     }
     FlatMap *t = (FlatMap *)type->tp_alloc(type, 0);
     if (t == NULL) return NULL;
+    t->bias_slack = slack;
     if (alloc_arrays(t, MIN_CAP) < 0) {
         Py_DECREF(t);
         return NULL;
@@ -509,7 +557,7 @@ static void delete_at(FlatMap *t, Py_ssize_t hole) {
         int stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
         if (stays) continue;
         t->keys[hole] = t->keys[j];
-        val_put(t, hole, val_at(t, j));
+        put_held(t->vals, t->vbytes, hole, held_at(t, j));
         if (is_dirty(t, j)) mark_dirty(t, hole);
         else unmark_dirty(t, hole);
         hole = j;
@@ -631,6 +679,11 @@ static PyObject *FlatMap_value_bytes(FlatMap *t, void *closure) {
     return PyLong_FromLong(t->vbytes);
 }
 
+static PyObject *FlatMap_bias(FlatMap *t, void *closure) {
+    (void)closure;
+    return PyLong_FromLongLong(t->bias);
+}
+
 static PyObject *FlatMap_richcompare(PyObject *a, PyObject *b, int op) {
     if ((op != Py_EQ && op != Py_NE) || Py_TYPE(b) != Py_TYPE(a)) Py_RETURN_NOTIMPLEMENTED;
     FlatMap *x = (FlatMap *)a, *y = (FlatMap *)b;
@@ -670,6 +723,7 @@ static PyMethodDef FlatMap_methods[] = {
 static PyGetSetDef FlatMap_getset[] = {
     {"nbytes", (getter)FlatMap_nbytes, NULL, "bytes the table's arrays hold", NULL},
     {"value_bytes", (getter)FlatMap_value_bytes, NULL, "bytes a value takes: 0, 4 or 8", NULL},
+    {"bias", (getter)FlatMap_bias, NULL, "what values are held less, in magnitude", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

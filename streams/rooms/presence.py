@@ -15,13 +15,17 @@ from typing import Any
 
 from streams.rooms.flat import MODE_SET, FlatMap, packed
 
+# Times are held less the first one's, less this (2**30 ms, ~12 days): 4 bytes each while
+# within ~12 days either side of it (a room that lives longer holds 8).
+BIAS_SLACK_MS = 1 << 30
+
 
 class Presence:
     __slots__ = ("_oldest", "at", "horizon_s", "online")
 
     def __init__(self, horizon_s: int) -> None:
         self.horizon_s = horizon_s
-        self.at = FlatMap()  # user -> latest word's time in ms, negative for a leave
+        self.at = FlatMap(bias_slack=BIAS_SLACK_MS)  # user -> latest word's ms, < 0: a leave
         self._oldest: int | None = None  # no entry's second is older than this
         self.online = 0
 

@@ -12,6 +12,11 @@ from hypothesis import strategies as st
 from streams.rooms.flat import MODE_ADD, MODE_MAX, MODE_SET, FlatMap, hash64, packed
 
 KEYS = st.sampled_from([f"u{i}" for i in range(40)] + ["用户", "🙂", ""])
+T = 1_763_900_000_000  # epoch ms
+# Presence's values: epoch ms, negative for a leave, some far older than the first.
+TIMES = st.one_of(
+    st.integers(T - 5_000, T + 5_000), st.integers(-T - 5_000, -T + 5_000), st.just(T // 2)
+)
 # Zeros, 32-bit and wider values: a table stores values in the fewest bytes they fit (0,
 # 4 or 8) and widens when one does not, so every op must meet every width.
 VALUES = st.one_of(
@@ -19,6 +24,7 @@ VALUES = st.one_of(
     st.integers(-(2**31), 2**31 - 1),
     st.sampled_from([2**31 - 1, -(2**31), 2**31, -(2**31) - 1]),
     st.integers(-(2**40), 2**40),
+    TIMES,
 )
 OPS = st.lists(
     st.one_of(
@@ -38,10 +44,16 @@ def unpack(data: bytes) -> dict[int, int]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(OPS)
-def test_flat_map_does_what_a_dict_does(ops: list[tuple]) -> None:
-    table, model = FlatMap(), {}
-    changed: dict[int, int] = {}  # what take_changes must give: keys set since, values now
+@given(OPS, st.sampled_from([0, 1_000]), st.lists(TIMES, max_size=5))
+def test_flat_map_does_what_a_dict_does(ops: list[tuple], slack: int, times: list[int]) -> None:
+    """Every op, at every value width, and with a bias (bias_slack): values near the first
+    held, in either sign, and ones at or below the bias that drop it."""
+    table, model = FlatMap(bias_slack=slack), {}
+    for i, value in enumerate(times):  # a biased start, then the ops
+        table.set(f"t{i}", value)
+        model[hash64(f"t{i}")] = value
+    changed: dict[int, int] = dict(model)
+    # (changed: what take_changes must give, the keys set since and their values now)
     for op, a, b in ops:
         if op == "set":
             table.set(a, b)
@@ -69,7 +81,7 @@ def test_flat_map_does_what_a_dict_does(ops: list[tuple]) -> None:
             assert unpack(table.take_changes()) == changed
             changed = {}
         else:  # a restore into a table holding other entries, in each mode
-            other = FlatMap()
+            other = FlatMap(bias_slack=slack)
             other.set(hash64("u0"), b)
             other.set(hash64("zz"), b)
             other.load(table.snapshot(), a)
@@ -114,6 +126,28 @@ def test_values_take_the_fewest_bytes_they_fit_and_widen_keeping_every_entry() -
     copy = FlatMap()
     copy.load(table.snapshot())  # a restore widens as it meets the values
     assert copy == table and copy.value_bytes == 8
+
+
+def test_epoch_milliseconds_are_held_in_4_bytes_less_a_bias_until_one_is_far_older() -> None:
+    """Presence's table: signed epoch ms (a leave is negative) within ~12 days of the
+    first fit 4 bytes; the entries leave as the values given; a far older one drops the
+    bias (8 bytes, every value intact)."""
+    from streams.rooms.presence import BIAS_SLACK_MS
+
+    table, plain = FlatMap(bias_slack=BIAS_SLACK_MS), FlatMap()
+    for i in range(100_000):
+        value = T + i * 1_000 if i % 3 else -(T + i * 1_000)  # a third are leaves
+        table.set(f"u{i}", value)
+        plain.set(f"u{i}", value)
+    assert table.value_bytes == 4 and plain.value_bytes == 8 and table.bias == T - BIAS_SLACK_MS
+    assert table.nbytes < plain.nbytes * 0.76  # 12.1 bytes a slot against 16.1
+    assert table == plain and table.get("u3") == -(T + 3_000) and table.get("u4") == T + 4_000
+    assert table.drop_upto(T + 50_000_000, True)[:2] == plain.drop_upto(T + 50_000_000, True)[:2]
+    assert sorted(unpack(table.snapshot()).items()) == sorted(unpack(plain.snapshot()).items())
+    table.set("ancient", T - 13 * 86_400_000)  # 13 days older than the first
+    assert (table.value_bytes, table.bias) == (8, 0) and table.get("ancient") == T - 13 * 86_400_000
+    plain.set("ancient", T - 13 * 86_400_000)
+    assert table == plain
 
 
 def test_hash64_is_stable_across_processes() -> None:
