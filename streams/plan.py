@@ -42,7 +42,7 @@ MEASURED = Measured(
     worker_events_per_s=60_000,  # `capacity`, 2026-11-24: highest step held (3 runs of 3)
     room_cpu_seconds=84e-6,  # `memory --profile`: snapshots + alerts were 42 % of a core / 5,000
     worker_base_bytes=120 * MIB,  # a worker with no rooms
-    # `memory`, 2026-11-24 midday: 600 MiB RSS max at 15,000 events/s with 5,000 rooms and
+    # `memory`, 2026-11-24 midday: 598-600 MiB RSS max at 15,000 events/s, 5,000 rooms and
     # ~2M viewers inside the session timeout, less the base, the rooms and the event ids
     bytes_per_viewer=130,
     # tracemalloc of a room past its 5-minute horizon (60 kB on 2026-11-23), less what its
