@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 import tracemalloc
 from collections import Counter
@@ -32,7 +31,7 @@ from streams.kafka import RoomPartitions
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.room import RoomSettings, RoomState
 from streams.runtime.checkpoint import Checkpointer
-from streams.runtime.heap import tune_malloc
+from streams.runtime.heap import rss_bytes, tune_malloc
 from streams.runtime.ingest import route
 from streams.runtime.restore import restore_partition
 from streams.runtime.worker import tune_gc
@@ -40,11 +39,6 @@ from streams.state.log import LogRecord, MemoryLog
 from streams.state.writer import EpochWriter
 
 STATE_TOPIC = "state"
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _short(path: str) -> str:
@@ -128,7 +122,7 @@ def main() -> None:
                 if room.dirty_state:
                     room.state.capture_delta()
                     room.dirty_state = False
-    rss = _rss_bytes()
+    rss = rss_bytes()
     rooms = [room for part in parts.values() for room in part.rooms.values()]
     print(
         f"{scenario.name}: {args.seconds} s of traffic, {events:,} events, "

@@ -14,9 +14,9 @@
  * 8 + 8 + 1 took 17. A table made with bias_slack holds values less a bias set by its
  * first value (presence's epoch milliseconds, signed: 4 bytes within ~12 days of it).
  * The width only grows, when a value first needs it (one pass over the table, at most
- * twice in its life). Entries leave
- * and return as raw bytes whatever the width (little-endian key, int64 value pairs:
- * 16 bytes), so a checkpoint copies memory and a restore copies it back.
+ * twice in its life; a dropped bias is one more). Entries leave and return as raw bytes
+ * whatever the width (little-endian key, int64 value pairs: 16 bytes), so a checkpoint
+ * copies memory and a restore copies it back.
  *
  * A 64-bit hash stands for the id: two of the 2M users of a busy night share one with
  * probability ~1e-7 (birthday bound), far inside SPEC's 2 % for distinct counts.
@@ -142,9 +142,11 @@ static inline int64_t held_at(const FlatMap *t, Py_ssize_t i) {
     return 0;
 }
 
-static inline int64_t held_of(const FlatMap *t, int64_t v) {
-    return v > 0 ? v - t->bias : v < 0 ? v + t->bias : 0;
+static inline int64_t less_bias(int64_t v, int64_t bias) {
+    return v > 0 ? v - bias : v < 0 ? v + bias : 0;
 }
+
+static inline int64_t held_of(const FlatMap *t, int64_t v) { return less_bias(v, t->bias); }
 
 static inline int64_t val_at(const FlatMap *t, Py_ssize_t i) {
     int64_t h = held_at(t, i);
@@ -182,34 +184,21 @@ static void *alloc_vals(Py_ssize_t cap, int vbytes) {
     return vbytes ? PyMem_Calloc((size_t)cap, (size_t)vbytes) : NULL;
 }
 
-/* Widen every value to `vbytes` (more than now). */
-static int widen(FlatMap *t, int vbytes) {
+/* Hold every value anew, in `vbytes` bytes (no fewer than now) less `bias`: a wider
+ * width, or the bias dropped (0) when a value too old for it came. */
+static int rehold(FlatMap *t, int vbytes, int64_t bias) {
     void *vals = alloc_vals(t->cap, vbytes);
     if (vals == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    for (Py_ssize_t i = 0; i < t->cap; i++) put_held(vals, vbytes, i, held_at(t, i));
+    for (Py_ssize_t i = 0; i < t->cap; i++) {
+        if (t->keys[i] != 0) put_held(vals, vbytes, i, less_bias(val_at(t, i), bias));
+    }
     PyMem_Free(t->vals);
     t->vals = vals;
     t->vbytes = vbytes;
-    return 0;
-}
-
-/* Hold every value as itself, in 8 bytes (a value too old for the bias came). */
-static int drop_bias(FlatMap *t) {
-    void *vals = alloc_vals(t->cap, 8);
-    if (vals == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < t->cap; i++) {
-        if (t->keys[i] != 0) put_held(vals, 8, i, val_at(t, i));
-    }
-    PyMem_Free(t->vals);
-    t->vals = vals;
-    t->vbytes = 8;
-    t->bias = 0;
+    t->bias = bias;
     return 0;
 }
 
@@ -220,12 +209,12 @@ static inline int fit_value(FlatMap *t, int64_t v) {
         uint64_t slack = (uint64_t)t->bias_slack;
         if (t->used == 0) { /* nothing held: the bias is free to move */
             t->bias = size > slack ? (int64_t)(size - slack) : 0;
-        } else if (t->bias != 0 && size <= (uint64_t)t->bias && drop_bias(t) < 0) {
+        } else if (t->bias != 0 && size <= (uint64_t)t->bias && rehold(t, 8, 0) < 0) {
             return -1;
         }
     }
     int need = width_of(held_of(t, v));
-    return need > t->vbytes ? widen(t, need) : 0;
+    return need > t->vbytes ? rehold(t, need, t->bias) : 0;
 }
 
 static inline Py_ssize_t slot_of(const FlatMap *t, uint64_t key) {
@@ -586,14 +575,15 @@ static PyObject *FlatMap_drop_upto(FlatMap *t, PyObject *const *args, Py_ssize_t
     while (t->keys[start] != 0) start++; /* the load factor leaves a quarter empty */
     for (Py_ssize_t n = 0; n < t->cap; n++) {
         Py_ssize_t i = (start + n) & mask;
-        while (t->keys[i] != 0 && (absolute ? llabs_i64(val_at(t, i)) : val_at(t, i)) <= cutoff) {
+        while (t->keys[i] != 0) { /* a deletion shifts the next entry here: look again */
+            int64_t v = val_at(t, i), a = absolute ? llabs_i64(v) : v;
+            if (a > cutoff) {
+                if (a < least) least = a;
+                break;
+            }
             removed++;
-            removed_nonneg += val_at(t, i) >= 0;
+            removed_nonneg += v >= 0;
             delete_at(t, i);
-        }
-        if (t->keys[i] != 0) {
-            int64_t a = absolute ? llabs_i64(val_at(t, i)) : val_at(t, i);
-            if (a < least) least = a;
         }
     }
     if (t->cap > MIN_CAP && t->used * 8 < t->cap && rebuild(t, t->used) < 0) {

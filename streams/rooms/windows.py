@@ -81,8 +81,7 @@ class LastSeen:
         try:
             live[second % span] += 1
         except OverflowError:  # a second holds more keys than the ring's type
-            live = self._live = _widened(live)
-            live[second % span] += 1
+            self._live = _widened_plus_one(live, second % span)
         if self._oldest is None or second < self._oldest:
             self._oldest = second
 
@@ -190,8 +189,7 @@ class RecentIds:
             try:
                 self._counts[second % span] += 1
             except OverflowError:  # more ids in a second than the ring's type holds
-                self._counts = _widened(self._counts)
-                self._counts[second % span] += 1
+                self._counts = _widened_plus_one(self._counts, second % span)
         else:
             self._place(second)
         return True
@@ -214,8 +212,7 @@ class RecentIds:
         try:
             self._counts[second % span] += 1
         except OverflowError:
-            self._counts = _widened(self._counts)
-            self._counts[second % span] += 1
+            self._counts = _widened_plus_one(self._counts, second % span)
 
     def _recount(self) -> None:
         self._counts, self._oldest = _ring_of(self.first_seen, self.horizon)
@@ -262,9 +259,12 @@ def _ring(horizon_s: int) -> array[int]:
     return array("B", bytes(horizon_s + 1))
 
 
-def _widened(ring: array[int]) -> array[int]:
-    """The ring in the next wider type (a count outgrew it)."""
-    return array(_WIDER[ring.typecode], ring)
+def _widened_plus_one(ring: array[int], slot: int) -> array[int]:
+    """The ring in the next wider type, with one more at `slot` (the count that outgrew
+    the type: its increment raised OverflowError and changed nothing)."""
+    wider = array(_WIDER[ring.typecode], ring)
+    wider[slot] += 1
+    return wider
 
 
 def _narrowest(ring: array[int]) -> array[int]:

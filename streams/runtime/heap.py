@@ -10,6 +10,7 @@ at t = 400 s gave back 46 MB of a 624 MB worker.
 from __future__ import annotations
 
 import ctypes
+import os
 import time
 
 M_MMAP_THRESHOLD = -3  # mallopt(3)
@@ -42,3 +43,9 @@ def release_free_memory() -> float:
     started = time.perf_counter()
     _LIBC.malloc_trim(0)
     return time.perf_counter() - started
+
+
+def rss_bytes() -> int:
+    """This process's resident memory (Linux: /proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

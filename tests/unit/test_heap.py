@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from streams.runtime.heap import release_free_memory, tune_malloc
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+from streams.runtime.heap import release_free_memory, rss_bytes, tune_malloc
 
 
 def test_free_pages_inside_the_heap_go_back_to_the_system() -> None:
@@ -18,9 +11,9 @@ def test_free_pages_inside_the_heap_go_back_to_the_system() -> None:
     # every other one freed: free space between live blocks, which glibc keeps.
     blocks = [bytearray(64 * 1024) for _ in range(1_600)]
     del blocks[::2]
-    before = _rss_bytes()
+    before = rss_bytes()
     took = release_free_memory()
-    freed = before - _rss_bytes()
+    freed = before - rss_bytes()
     assert 0 <= took < 1.0
     assert freed > 30 * 2**20, f"only {freed / 2**20:.1f} MB given back"
     assert len(blocks) == 800 and all(len(b) == 64 * 1024 for b in blocks)
