@@ -10,10 +10,12 @@
  * Scorer._ngram_sum_py gives, added in the same order: the grams' weights, with the
  * end of the comment counted again (its last character twice more, its last pair once
  * more). Grams holding U+0000 (the scorer's GAP) have no weight.
+ * NgramTable.from_tsv(data) builds the same table straight from the weights file.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
     uint64_t key; /* 0: empty slot (no gram packs to 0: code point 0 is never kept) */
@@ -60,14 +62,11 @@ static uint64_t pack(PyObject *gram) {
     return key;
 }
 
-static int table_init(NgramTable *self, PyObject *args, PyObject *kwds) {
-    PyObject *weights;
-    static char *names[] = {"weights", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!", names, &PyDict_Type, &weights)) return -1;
-    Py_ssize_t n = PyDict_Size(weights);
+/* Empties the table and sizes it for n grams (load <= 1/2: short probes). */
+static int table_reserve(NgramTable *self, Py_ssize_t n) {
     uint64_t capacity = 16;
     int bits = 4;
-    while (capacity < (uint64_t)n * 2) { /* load <= 1/2: short probes */
+    while (capacity < (uint64_t)n * 2) {
         capacity <<= 1;
         bits++;
     }
@@ -81,6 +80,24 @@ static int table_init(NgramTable *self, PyObject *args, PyObject *kwds) {
     self->mask = capacity - 1;
     self->shift = 64 - bits;
     self->size = 0;
+    return 0;
+}
+
+/* Sets a gram's weight (a later one replaces an earlier, as in a dict). */
+static void table_put(NgramTable *self, uint64_t key, double w) {
+    Slot *slots = self->slots;
+    uint64_t i = slot_of(key, self->shift);
+    while (slots[i].key != 0 && slots[i].key != key) i = (i + 1) & self->mask;
+    self->size += slots[i].key == 0;
+    slots[i].key = key;
+    slots[i].weight = w;
+}
+
+static int table_init(NgramTable *self, PyObject *args, PyObject *kwds) {
+    PyObject *weights;
+    static char *names[] = {"weights", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!", names, &PyDict_Type, &weights)) return -1;
+    if (table_reserve(self, PyDict_Size(weights)) < 0) return -1;
     PyObject *gram, *value;
     Py_ssize_t pos = 0;
     while (PyDict_Next(weights, &pos, &gram, &value)) {
@@ -91,14 +108,55 @@ static int table_init(NgramTable *self, PyObject *args, PyObject *kwds) {
         double w = PyFloat_AsDouble(value);
         if (w == -1.0 && PyErr_Occurred()) return -1;
         uint64_t key = pack(gram);
-        if (key == 0) continue; /* never looked up: no weight, as in the dict */
-        uint64_t i = slot_of(key, self->shift);
-        while (slots[i].key != 0 && slots[i].key != key) i = (i + 1) & self->mask;
-        self->size += slots[i].key == 0;
-        slots[i].key = key;
-        slots[i].weight = w;
+        if (key != 0) table_put(self, key, w); /* else never looked up: no weight */
     }
     return 0;
+}
+
+/* NgramTable.from_tsv(data): the table of a weights file (UTF-8 lines "gram<TAB>weight",
+ * blank lines and lines starting with '#' skipped), read without building a dict: the
+ * dict of ~100,000 strings and floats, and the lines split on the way to it, took ~35 MB
+ * that the worker's heap kept after they were freed. Same weights as the dict path. */
+static PyObject *table_from_tsv(PyObject *cls, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    const char *data = view.buf, *end = data + view.len;
+    Py_ssize_t lines = 0;
+    for (const char *p = data; p < end; p++) lines += *p == '\n';
+    NgramTable *self = (NgramTable *)((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, 0);
+    if (self == NULL || table_reserve(self, lines + 1) < 0) goto fail;
+    for (const char *line = data; line < end;) {
+        const char *eol = memchr(line, '\n', end - line);
+        if (eol == NULL) eol = end;
+        const char *stop = eol > line && eol[-1] == '\r' ? eol - 1 : eol;
+        if (stop > line && *line != '#') {
+            const char *tab = memchr(line, '\t', stop - line);
+            char number[64];
+            Py_ssize_t digits = tab == NULL ? 0 : stop - tab - 1;
+            if (tab == NULL || digits < 1 || digits >= (Py_ssize_t)sizeof number ||
+                memchr(tab + 1, '\t', digits) != NULL) {
+                PyErr_Format(PyExc_ValueError, "not a gram<TAB>weight line: %.*s",
+                             (int)(stop - line > 80 ? 80 : stop - line), line);
+                goto fail;
+            }
+            memcpy(number, tab + 1, digits);
+            number[digits] = '\0';
+            double w = PyOS_string_to_double(number, NULL, PyExc_ValueError);
+            if (w == -1.0 && PyErr_Occurred()) goto fail;
+            PyObject *gram = PyUnicode_DecodeUTF8(line, tab - line, "strict");
+            if (gram == NULL) goto fail;
+            uint64_t key = pack(gram);
+            Py_DECREF(gram);
+            if (key != 0) table_put(self, key, w);
+        }
+        line = eol + 1;
+    }
+    PyBuffer_Release(&view);
+    return (PyObject *)self;
+fail:
+    PyBuffer_Release(&view);
+    Py_XDECREF(self);
+    return NULL;
 }
 
 static void table_dealloc(NgramTable *self) {
@@ -150,6 +208,8 @@ static PyObject *table_sum(NgramTable *self, PyObject *text) {
 static Py_ssize_t table_len(NgramTable *self) { return self->size; }
 
 static PyMethodDef table_methods[] = {
+    {"from_tsv", (PyCFunction)table_from_tsv, METH_O | METH_CLASS,
+     "from_tsv(data: bytes) -> NgramTable: the weights of a gram<TAB>weight file."},
     {"sum", (PyCFunction)table_sum, METH_O,
      "sum(u) -> float: the weights of every 1-, 2- and 3-gram of u, the end counted again."},
     {NULL, NULL, 0, NULL},

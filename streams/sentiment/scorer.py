@@ -74,11 +74,14 @@ class Scorer:
         self._automaton = ahocorasick_rs.AhoCorasick(
             terms, matchkind=ahocorasick_rs.MatchKind.LeftmostLongest
         )
-        self._ngrams = res.ngrams
+        self._res = res
         self._ngram_weight = res.ngram_weight
-        self._ngram_sum = (
-            NgramTable(res.ngrams).sum if NgramTable is not None else self._ngram_sum_py
-        )
+        if NgramTable is None:
+            self._ngram_sum = self._ngram_sum_py
+        elif isinstance(res.ngram_source, bytes):
+            self._ngram_sum = NgramTable.from_tsv(res.ngram_source).sum
+        else:
+            self._ngram_sum = NgramTable(res.ngram_source).sum
 
     def _terms(self, t: str) -> list[tuple[int, int, int, float]]:
         """(start, end, kind, value) of the lexicon terms in `t`, in order: the longest
@@ -170,7 +173,7 @@ class Scorer:
         character than a dict lookup). `_ngrams.NgramTable.sum` gives the same sum ~30x
         faster (a dict of 100,000 strings misses the CPU cache at every lookup) and is
         used wherever it was built."""
-        get = self._ngrams.get
+        get = self._res.ngrams.get
         learnt = sum(map(get, u, _ZEROS)) + 2 * get(u[-1], 0.0)
         if len(u) > 1:
             pairs = list(map(operator.add, u, u[1:]))

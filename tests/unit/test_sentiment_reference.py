@@ -184,6 +184,26 @@ def test_the_c_ngram_sum_is_built_and_equals_the_python_sum() -> None:
     assert len(scorer_module.NgramTable({"好": 1.0, "好的": 2.0, "\x00": 3.0, "abcd": 4.0})) == 2
 
 
+def test_the_table_read_from_the_weights_file_is_the_dicts() -> None:
+    """The worker's table is read straight from `ngrams.tsv` (no dict of 100,000 grams);
+    it must hold exactly the weights the dict path holds."""
+    from streams.sentiment.scorer import NgramTable
+
+    res = load()
+    assert isinstance(res.ngram_source, bytes)
+    from_file, from_dict = NgramTable.from_tsv(res.ngram_source), NgramTable(res.ngrams)
+    assert len(from_file) == len(from_dict) == len(res.ngrams) > 90_000
+    texts = [normalize(t) for t in corpus() if t] + ["好\x00好", "𠀀好", "ab好的\x00吗"]
+    for text in texts:
+        assert from_file.sum(text) == from_dict.sum(text), text
+    small = NgramTable.from_tsv("# comment\n好\t1.5\r\n\n好的\t-2\n好\t0.25\nabcd\t4\n".encode())
+    # 好 once (a later line wins over an earlier one), 好的 twice: it ends the comment
+    assert len(small) == 2 and small.sum("好的") == 0.25 + 2 * -2.0
+    for bad in (b"no tab\n", b"\xff\t1\n", b"ok\tnot a number\n", b"a\t1\t2\n"):
+        with pytest.raises(ValueError):
+            NgramTable.from_tsv(bad)
+
+
 @given(st.text(alphabet=st.sampled_from("好不差的太了很\x00a!？👍𠀀"), min_size=1, max_size=40))
 def test_the_c_ngram_sum_equals_python_on_any_text(text: str) -> None:
     scorer = default_scorer()
