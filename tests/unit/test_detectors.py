@@ -231,3 +231,37 @@ def test_count_threshold_share_keeps_a_busy_series_usual_trickle_quiet() -> None
     wave = usual[:300] + [(5, 33)] * 60 + usual[:240]  # 15 % of comments: a wave
     changes = run(CountThreshold(min_hits=5, min_share=0.03), wave)
     assert [c for _, c in changes] == [FIRED, RESOLVED]
+
+
+def test_window_sums_the_last_steps_and_survives_its_state() -> None:
+    """The ring is an array of doubles (8 bytes a step, no float objects); its sums, its
+    recent sums and its saved state are those of the plain list it replaced."""
+    from array import array
+
+    import orjson
+
+    from streams.anomaly.stats import Window
+
+    rng = random.Random(7)
+    window = Window(5, columns=2)
+    pushed: list[tuple[float, float]] = []
+    for _ in range(23):
+        pair = (rng.random() * 100, float(rng.randrange(50)))
+        window.push(*pair)
+        pushed.append(pair)
+        last = pushed[-5:]
+        assert abs(window.total(0) - sum(a for a, _ in last)) < 1e-9
+        assert window.total(1) == sum(b for _, b in last)  # whole numbers: exact
+        assert window.recent(3, 1) == sum(b for _, b in pushed[-3:])
+    assert isinstance(window.ring, array) and window.ring.itemsize == 8
+    restored = Window(5, columns=2)
+    restored.load_state(orjson.loads(orjson.dumps(window.to_state())))  # via JSON, as saved
+    assert restored.to_state() == window.to_state()
+    assert restored.totals == [sum(window.ring[0::2]), sum(window.ring[1::2])]
+    restored.push(1.0, 2.0)
+    window.push(1.0, 2.0)
+    assert restored.to_state() == window.to_state()
+    # A state saved when the ring was a list of floats and ints loads the same.
+    old = Window(3)
+    old.load_state([[1, 2.5, 0], 1])
+    assert old.total() == 3.5 and old.recent(1) == 1.0
