@@ -41,7 +41,9 @@ class DistinctCount:
         self.zeros = M
         # What changed since the last take_changes(), for incremental checkpoints (the
         # exact table marks its own new keys).
-        self._changed: set[int] = set()  # registers raised (sketch)
+        # Registers raised (a sketch); made when first needed: 216 bytes an empty set, four
+        # a room, and most rooms never become sketches.
+        self._changed: set[int] | None = None
         self._converted = False  # became a sketch
 
     def add(self, key: str) -> None:
@@ -71,6 +73,8 @@ class DistinctCount:
         old = registers[index]
         if rank > old:
             registers[index] = rank
+            if self._changed is None:
+                self._changed = set()
             self._changed.add(index)
             self.inverse_sum += 2.0**-rank - 2.0**-old
             if old == 0:
@@ -111,18 +115,18 @@ class DistinctCount:
             added = self.exact.take_changes()
             return {"add": added} if added else None
         if self._converted:
-            self._converted, self._changed = False, set()
+            self._converted, self._changed = False, None
             return self.snapshot()
         if not self._changed:
             return None
         registers = self.registers
         assert registers is not None
-        changed, self._changed = self._changed, set()
+        changed, self._changed = self._changed, None
         return {"reg": [[i, registers[i]] for i in changed]}
 
     def snapshot(self) -> dict[str, Any]:
         """The whole count (a base); resets the changes."""
-        self._changed, self._converted = set(), False
+        self._changed, self._converted = None, False
         if self.exact is not None:
             return {"add": self.exact.snapshot()}
         assert self.registers is not None
@@ -152,4 +156,4 @@ class DistinctCount:
                 self._to_sketch()
             for index, rank in change["reg"]:
                 self._raise(index, rank)
-        self._changed, self._converted = set(), False  # (a table's load marks nothing)
+        self._changed, self._converted = None, False  # (a table's load marks nothing)
