@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from streams._validate import LIMITS, valid_events
+
 VIEW, COMMENT, CART, ORDER = 0, 1, 2, 3
 KIND_NAMES = ("view", "comment", "cart", "order")
 KIND_BY_NAME = {name: kind for kind, name in enumerate(KIND_NAMES)}
@@ -38,6 +40,10 @@ MAX_RECORD_BYTES = 1024 * 1024
 MAX_ID_CHARS = 128
 MAX_TEXT_CHARS = 2000
 MAX_CLOCK_SKEW_MS = 24 * 3600 * 1000
+
+# The C fast path (streams/_validate.c) must check the same limits as `validate`.
+if LIMITS != (MAX_ID_CHARS, MAX_TEXT_CHARS, MAX_CLOCK_SKEW_MS):  # pragma: no cover
+    raise ImportError(f"streams._validate was built with other limits: {LIMITS}")
 
 REASONS = (
     "too_large",
@@ -178,6 +184,12 @@ def decode_record(value: bytes | None, kind: int, now_ms: int) -> tuple[list[tup
             return [], [Reject("invalid_utf8", "record is not valid UTF-8", value)]
         return [], [Reject("invalid_json", f"not JSON: {exc}", value)]
 
+    # Almost every record is wholly valid: C builds its tuples, the very ones `validate`
+    # builds. Anything else (a bad or unusual event anywhere in it) comes back None and
+    # takes the path below, which gives each reject its reason.
+    fast = valid_events(doc, kind, now_ms)
+    if fast is not None:
+        return fast, []
     events: list[tuple] = []
     rejects: list[Reject] = []
     if type(doc) is list:

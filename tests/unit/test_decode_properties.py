@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from streams._validate import valid_events
 
-from streams.events import KIND_NAMES, REASONS, decode_record
+from streams.events import KIND_NAMES, REASONS, Invalid, decode_record, validate
 from streams.kafka import RoomPartitions
 from streams.runtime.ingest import route
 
@@ -146,3 +147,99 @@ def test_route_accounts_for_every_record(values: list[bytes | None], kind: int) 
     assert sum(routed.rejected.values()) == len(routed.deadletters)
     assert {reason for _, reason in routed.rejected} <= set(REASONS)
     assert routed.events + len(routed.deadletters) >= len(values)  # nothing vanishes
+
+
+# -- the C fast path (streams/_validate.c) against the Python rules --------------------
+
+TRICKY_VALUES = [
+    *(None, True, False, 0, 1, -1, 2**63 - 1, 2**63, 2**64 - 1, -(2**63), 1.5, -0.0, 1e308),
+    *(float("nan"), float("inf"), "", "é", "x" * 128, "x" * 129, "enter", "leave", "paid"),
+    *("refunded", "view", "comment", "cart", "order", "r-1.a:b_c", "r 1", "ｒ", [], {}),
+    *(NOW, NOW + 86_400_000, NOW + 86_400_001, NOW - 86_400_000, NOW - 86_400_001),
+]
+TRICKY = st.sampled_from(TRICKY_VALUES)
+FIELDS = ("event_id", "room_id", "user_id", "ts", "type", "action", "text", "product_id")
+FIELDS += ("quantity", "order_id", "amount", "status")
+
+
+@st.composite
+def tweaked_event(draw: st.DrawFn, kind: int) -> dict:
+    """A valid event with a few fields set to edge values (or added, or removed)."""
+    event = draw(valid_event(kind))
+    names = [*event, "type", "action", "quantity", "status", "text", "amount"]
+    for name in draw(st.lists(st.sampled_from(names), max_size=3)):
+        if draw(st.booleans()):
+            event[name] = draw(TRICKY)
+        else:
+            event.pop(name, None)
+    return event
+
+
+def python_rules(doc: object, kind: int) -> list[tuple] | None:
+    """The tuples `validate` gives when every event of `doc` is valid, else None."""
+    items = doc if type(doc) is list else [doc]
+    try:
+        return [validate(item, kind, NOW) for item in items] if items else None
+    except Invalid:
+        return None
+
+
+def beyond_64_bits(doc: object) -> bool:
+    items = doc if type(doc) is list else [doc]
+    return any(
+        type(v) is int and not -(2**63) <= v < 2**63
+        for item in items
+        if type(item) is dict
+        for v in item.values()
+    )
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.data(), st.sampled_from(KINDS))
+def test_the_c_fast_path_accepts_only_what_validate_accepts(data: st.DataObject, kind: int):
+    one = valid_event(kind) | broken_event(kind) | tweaked_event(kind)
+    doc = data.draw(one | st.lists(one, max_size=5) | json_values)
+    assert_fast_path_agrees(doc, kind)
+
+
+def assert_fast_path_agrees(doc: object, kind: int) -> None:
+    fast, expected = valid_events(doc, kind, NOW), python_rules(doc, kind)
+    if fast is not None:
+        assert fast == expected, doc
+        assert [[type(v) for v in e] for e in fast] == [[type(v) for v in e] for e in expected]
+    elif expected is not None:
+        assert beyond_64_bits(doc), doc
+
+
+def test_the_c_fast_path_agrees_on_every_field_set_to_every_edge_value() -> None:
+    """Exhaustive over one field at a time: each edge value in each field, and each field
+    missing, on a valid event of each kind."""
+    bases = {
+        0: {"action": "enter"},
+        1: {"text": "好"},
+        2: {"product_id": "p", "quantity": 2},
+        3: {"order_id": "o", "product_id": "p", "quantity": 1, "amount": 9.5},
+    }
+    cases = 0
+    for kind, extra in bases.items():
+        base = {"event_id": "e", "room_id": "r", "user_id": "u", "ts": NOW, **extra}
+        assert valid_events(base, kind, NOW) is not None
+        for name in FIELDS:
+            assert_fast_path_agrees({k: v for k, v in base.items() if k != name}, kind)
+            for value in TRICKY_VALUES:
+                assert_fast_path_agrees({**base, name: value}, kind)
+                cases += 1
+    assert cases == 4 * len(FIELDS) * len(TRICKY_VALUES)
+
+
+def test_the_c_fast_path_keeps_every_record_shape_decode_record_had() -> None:
+    """Through decode_record: the fast path gives what the Python path gives."""
+    event = {"event_id": "e", "room_id": "r", "user_id": "u", "ts": NOW}
+    assert decode_record(orjson.dumps(event), 0, NOW) == ([(0, "e", "u", NOW, "r", True)], [])
+    both = [event, {**event, "event_id": "f", "action": "leave"}]
+    assert decode_record(orjson.dumps(both), 0, NOW)[0] == [
+        (0, "e", "u", NOW, "r", True),
+        (0, "f", "u", NOW, "r", False),
+    ]
+    assert valid_events([], 0, NOW) is None and valid_events(5, 0, NOW) is None
+    assert valid_events([event, None], 0, NOW) is None  # one bad element: Python decides
