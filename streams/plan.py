@@ -41,14 +41,17 @@ class Measured:
 MEASURED = Measured(
     worker_events_per_s=60_000,  # `capacity`, 2026-11-24: highest step held (3 runs of 3)
     room_cpu_seconds=84e-6,  # `memory --profile`: snapshots + alerts were 42 % of a core / 5,000
-    worker_base_bytes=120 * MIB,  # a worker with no rooms
+    # a worker with no rooms, less the 28 MiB an idle worker shed on 2026-12-01 (96 -> 68
+    # MiB measured side by side: the scorer's n-gram table read without a dict)
+    worker_base_bytes=92 * MIB,
     # `memory`, 2026-11-24 midday: 598-600 MiB RSS max at 15,000 events/s, 5,000 rooms and
     # ~2M viewers inside the session timeout, less the base, the rooms and the event ids
     bytes_per_viewer=130,
     # tracemalloc of a room past its 5-minute horizon (60 kB on 2026-11-23), less what its
     # per-second rows' narrow counts (12.6 kB) and its count rings' bytes (3.8 kB) saved
-    # since (idle: ~21 kB)
-    bytes_per_room=43_000,
+    # since, and the alert watch's rings as arrays and the distinct counts' lazy sets (4.9 kB
+    # on 2026-12-01) (idle: ~21 kB)
+    bytes_per_room=38_000,
     # the dedup index: 60 s of ids at ~28 B an id (12.1 B slots in a flat table 43 % full)
     bytes_per_event_per_s=1_700,
     input_bytes_per_event=129,  # make bench: the traffic model's events, arrays of 100
