@@ -461,12 +461,17 @@ class SecondSums:
                 return out
         return self.sum_since(first_second)
 
-    def _add_rows(self, totals: list[float], first: int, end: int, sign: int) -> None:
-        """Add (sign 1) or subtract (-1) the rows of the seconds [first, end)."""
-        for second, row in self._hot.items():
-            if first <= second < end:
-                for i, v in enumerate(row):
-                    totals[i] += sign * v
+    def _add_rows(
+        self, totals: list[float], first: int, end: int, sign: int, hot: bool = True
+    ) -> None:
+        """Add (sign 1) or subtract (-1) the rows of the seconds [first, end). `hot=False`:
+        the span is settled and no hot row is in it (as in `advance`, once it has frozen
+        every row before the settled second), so the hot rows are not looked through."""
+        if hot:
+            for second, row in self._hot.items():
+                if first <= second < end:
+                    for i, v in enumerate(row):
+                        totals[i] += sign * v
         oldest = self._oldest
         if oldest is None:
             return
@@ -505,14 +510,18 @@ class SecondSums:
             length, first, settled, totals = window
             new_first = watermark_s - length + 1
             new_settled = max(settled_before, new_first)
+            # No hot row is in the spans below: they end at or before `new_settled`, which
+            # is `settled_before` (the rows before it were all frozen above) unless the
+            # window is shorter than the allowed lateness, and then every span is empty
+            # (`settled` was the window's first second too: nothing is ever settled in it).
             if first is None or totals is None:
                 totals = [0.0] * self.width
-                self._add_rows(totals, new_first, new_settled, 1)
-            else:
-                self._add_rows(totals, first, min(new_first, settled), -1)  # left the window
+                self._add_rows(totals, new_first, new_settled, 1, hot=False)
+            else:  # what left the window, then what settled inside it
+                self._add_rows(totals, first, min(new_first, settled), -1, hot=False)
                 if new_first >= settled:
                     totals = [0.0] * self.width  # nothing settled inside: no float residue
-                self._add_rows(totals, max(settled, new_first), new_settled, 1)
+                self._add_rows(totals, max(settled, new_first), new_settled, 1, hot=False)
             window[1], window[2], window[3] = new_first, new_settled, totals
         self.expire(watermark_s)
 
