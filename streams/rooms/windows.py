@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from operator import add, itemgetter
+from operator import add, itemgetter, sub
 from typing import Any
 
 from streams.rooms.flat import MODE_ADD, MODE_MAX, FlatMap, packed
@@ -109,12 +109,21 @@ class LastSeen:
         windows to end at `watermark_s` (before the seconds they leave are dropped)."""
         if self._stale:
             self._recount()
-        live, oldest = self._live, self._oldest
+        if not self.last:  # no key held (most rooms' buyers): the ring is all zeros
+            for window in self._windows:
+                new_first, first = watermark_s - window[0] + 1, window[1]
+                window[1], window[2] = new_first if first is None else max(new_first, first), 0
+            self._oldest = None
+            return
+        live, oldest, span = self._live, self._oldest, self._span
         for window in self._windows:
             length, first, _ = window
             new_first = watermark_s - length + 1
             if first is None:
                 window[2] = _ring_sum(live, oldest, new_first, None)
+            elif new_first == first + 1:  # the usual step: one second left the window
+                if oldest is not None and oldest <= first < oldest + span:
+                    window[2] -= live[first % span]
             elif new_first > first:
                 window[2] -= _ring_sum(live, oldest, first, new_first)  # left the window
             window[1] = max(new_first, first) if first is not None else new_first
@@ -437,7 +446,7 @@ class SecondSums:
         if row is not None:
             return row
         slot = self._at(second)
-        return None if slot < 0 else self._row_at(slot, [(p.data, p.width) for p in self._planes])
+        return None if slot < 0 else self._row_at(slot, self._plane_data())
 
     def _row_at(self, slot: int, planes: list[tuple[Sequence[float], int]]) -> list[float]:
         """The ring's row at `slot`, in column order, from its planes' (data, width)."""
@@ -500,16 +509,42 @@ class SecondSums:
         horizon."""
         self._watermark = watermark_s
         settled_before = min(settled_before, watermark_s + 1)
-        if self._settled is None or settled_before > self._settled:
+        was_settled = self._settled
+        if was_settled is None or settled_before > was_settled:
             self._settled = settled_before
         hot = self._hot
+        # The rows frozen now, summed in column order (None: none), and whether they all
+        # were after the seconds settled before (so they are what settles in a window).
+        frozen: list[float] | None = None
+        frozen_after = was_settled is not None
         if hot:
             for second in [s for s in hot if s < self._settled]:
-                self._freeze(second, hot.pop(second))
+                values = self._freeze(second, hot.pop(second))
+                frozen = values if frozen is None else list(map(add, frozen, values))
+                frozen_after = frozen_after and second >= was_settled  # type: ignore[operator]
         for window in self._windows:
             length, first, settled, totals = window
             new_first = watermark_s - length + 1
             new_settled = max(settled_before, new_first)
+            if (
+                frozen_after
+                and totals is not None
+                and settled == was_settled
+                and new_settled == settled_before
+                and first <= new_first <= settled
+                and settled_before - settled <= self.horizon  # no frozen row in the scratch
+            ):
+                # The usual step: the seconds [first, new_first) left the window (settled
+                # rows, read from the ring) and the rows frozen now settled inside it, so
+                # the window's settled span [settled, new_settled) is exactly them.
+                for second in range(first, new_first):
+                    slot = self._at(second)
+                    if slot >= 0:
+                        totals = list(map(sub, totals, self._row_at(slot, self._plane_data())))
+                if frozen is not None:
+                    totals = list(map(add, totals, frozen))
+                window[1], window[2], window[3] = new_first, new_settled, totals
+                continue
             # No hot row is in the spans below: they end at or before `new_settled`, which
             # is `settled_before` (the rows before it were all frozen above) unless the
             # window is shorter than the allowed lateness, and then every span is empty
@@ -598,12 +633,21 @@ class SecondSums:
 
     # -- the ring of settled rows --------------------------------------------------------
 
-    def _freeze(self, second: int, row: list[float]) -> None:
+    def _freeze(self, second: int, row: list[float]) -> list[float]:
+        """Add a settled row into the ring; the ring's row now, in column order."""
         slot = self._slot(second)
+        laid: list[float] = []
         for plane in self._planes:
             at = slot * plane.width
             held = plane.data[at : at + plane.width]  # zeros, or what a restore put there
-            plane.store(at, tuple(map(add, held, plane.pick(row))))
+            values = tuple(map(add, held, plane.pick(row)))
+            plane.store(at, values)
+            laid += values
+        in_order = self._in_order
+        return laid if in_order is None else list(in_order(laid))
+
+    def _plane_data(self) -> list[tuple[Sequence[float], int]]:
+        return [(p.data, p.width) for p in self._planes]
 
     def _at(self, second: int) -> int:
         """The ring's row of `second`, -1 if it holds none."""
