@@ -508,9 +508,12 @@ class StreamWorker:
             now = self.clock()
             unsent = False
             taken = []
+            # Records this worker has not read yet: it is behind, and a partition with no
+            # record folded lately is not a quiet one (streams.alerts.partition).
+            waiting = any(lag > 0 for _, _, lag in self._lags())
             for p, owned in list(self.owned.items()):
                 if owned.alerts is not None:
-                    owned.alerts.advance(now, owned.part)
+                    owned.alerts.advance(now, owned.part, input_waiting=waiting)
                     taken.append((p, owned.alerts, owned.alerts.take()))
             # Every partition's alerts in flight at once: one round trip under the lock.
             results = await asyncio.gather(

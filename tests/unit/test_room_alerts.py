@@ -105,6 +105,23 @@ def test_a_silent_partition_is_judged_by_the_clock() -> None:
     assert [(a["kind"], a["status"]) for a in sent] == [("ViewerDrop", "firing")]
 
 
+def test_a_partition_behind_its_input_is_not_judged_by_the_clock() -> None:
+    """No record folded for 20 s because the worker is behind (records wait): the clock
+    closes nothing, and the seconds are judged on their events once they are folded."""
+    part = partition()
+    rng = random.Random(2)
+    for t in range(300):
+        part.apply(t, room_second(rng, t), now=float(t), outcome=Outcome(), score=score)
+    closed = part.alerts.closed_through
+    for wall in range(300, 320):  # behind: the worker reads nothing for 20 s
+        part.alerts.advance(float(wall), part.part, input_waiting=True)
+    assert part.alerts.closed_through == closed
+    for t in range(300, 330):  # the backlog, folded late (processing time ran ahead)
+        part.apply(t, room_second(rng, t), now=float(t + 20), outcome=Outcome(), score=score)
+    assert part.take_alerts() == []
+    assert part.alerts.closed_through == T0 // S + 330 - 5 - 1 - 1
+
+
 def test_negative_wave_fires_one_surge_and_a_normal_room_none() -> None:
     part = partition()
     rng = random.Random(3)
