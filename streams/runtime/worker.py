@@ -43,7 +43,7 @@ from streams.app import add_web_pages, create_app
 from streams.config import Settings
 from streams.events import KIND_NAMES
 from streams.exporter import build_registry
-from streams.kafka import RoomPartitions, aiokafka_options
+from streams.kafka import RoomPartitions, aiokafka_options, send_in_batches
 from streams.live.pages import LiveSource, add_live_pages
 from streams.live.view import LiveView, RateMeter
 from streams.logs import limit_repeats
@@ -128,6 +128,7 @@ class StreamWorker:
         self.stopping = False
         self._last_commit = 0.0
         self.partition_of = RoomPartitions(settings.partitions)
+        self.metrics_partition_of: RoomPartitions | None = None  # of the room-metrics topic
         self.broker_answered_at = clock()  # last metadata answer from the broker
         self.exposition, self.health = build_registry(
             self._snapshots,
@@ -238,8 +239,8 @@ class StreamWorker:
         out = []
         for (topic, partition), position in self.cursor.positions().items():
             highwater = consumer.highwater(TopicPartition(topic, partition))
-            if highwater is not None:
-                out.append((topic, partition, max(highwater - position, 0)))
+            if highwater is not None:  # position -1 (nothing read, nothing committed): 0
+                out.append((topic, partition, max(highwater - max(position, 0), 0)))
         return out
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -489,15 +490,28 @@ class StreamWorker:
             return
         now = self.clock()
         topic = self.settings.topic_room_metrics
-        for owned in list(self.owned.values()):
-            for snap in owned.part.due_snapshots(now):
-                self.peers.observe(snap, now)  # sets its peer percentiles
-                self.live.observe(snap, now)
-                try:
-                    await producer.send(topic, orjson.dumps(snap), key=snap["room_id"].encode())
-                except KafkaError as exc:  # the next change of the room sends a newer one
-                    log.warning("room snapshot not sent (%r)", exc)
-                    return
+        snaps = [
+            snap for owned in list(self.owned.values()) for snap in owned.part.due_snapshots(now)
+        ]
+        if not snaps:
+            return
+        for snap in snaps:
+            self.peers.observe(snap, now)  # sets its peer percentiles
+            self.live.observe(snap, now)
+        try:
+            # Keyed by room, in the partition Kafka's default partitioner would choose,
+            # remembered per room (murmur2 is pure Python), sent a batch per partition.
+            partitions = len(await producer.partitions_for(topic))
+            partition_of = self.metrics_partition_of
+            if partition_of is None or partition_of.partitions != partitions:
+                partition_of = self.metrics_partition_of = RoomPartitions(partitions)
+            records = []
+            for snap in snaps:
+                room_id = snap["room_id"]
+                records.append((partition_of[room_id], room_id.encode(), orjson.dumps(snap)))
+            await send_in_batches(producer, topic, records)
+        except KafkaError as exc:  # the next change of a room sends a newer one
+            log.warning("room snapshots not sent (%r)", exc)
 
     async def tick(self) -> None:
         if self.producer is None or self.stopping:
