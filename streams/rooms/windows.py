@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from operator import add, itemgetter, sub
+from operator import add, itemgetter
 from typing import Any
 
 from streams.rooms.flat import MODE_ADD, MODE_MAX, FlatMap, packed
@@ -446,7 +446,7 @@ class SecondSums:
         if row is not None:
             return row
         slot = self._at(second)
-        return None if slot < 0 else self._row_at(slot, self._plane_data())
+        return None if slot < 0 else self._row_at(slot, [(p.data, p.width) for p in self._planes])
 
     def _row_at(self, slot: int, planes: list[tuple[Sequence[float], int]]) -> list[float]:
         """The ring's row at `slot`, in column order, from its planes' (data, width)."""
@@ -526,25 +526,6 @@ class SecondSums:
             length, first, settled, totals = window
             new_first = watermark_s - length + 1
             new_settled = max(settled_before, new_first)
-            if (
-                frozen_after
-                and totals is not None
-                and settled == was_settled
-                and new_settled == settled_before
-                and first <= new_first <= settled
-                and settled_before - settled <= self.horizon  # no frozen row in the scratch
-            ):
-                # The usual step: the seconds [first, new_first) left the window (settled
-                # rows, read from the ring) and the rows frozen now settled inside it, so
-                # the window's settled span [settled, new_settled) is exactly them.
-                for second in range(first, new_first):
-                    slot = self._at(second)
-                    if slot >= 0:
-                        totals = list(map(sub, totals, self._row_at(slot, self._plane_data())))
-                if frozen is not None:
-                    totals = list(map(add, totals, frozen))
-                window[1], window[2], window[3] = new_first, new_settled, totals
-                continue
             # No hot row is in the spans below: they end at or before `new_settled`, which
             # is `settled_before` (the rows before it were all frozen above) unless the
             # window is shorter than the allowed lateness, and then every span is empty
@@ -556,7 +537,19 @@ class SecondSums:
                 self._add_rows(totals, first, min(new_first, settled), -1, hot=False)
                 if new_first >= settled:
                     totals = [0.0] * self.width  # nothing settled inside: no float residue
-                self._add_rows(totals, max(settled, new_first), new_settled, 1, hot=False)
+                # The usual step: what settled inside, [settled, new_settled), is exactly
+                # the rows frozen above (none: zeros), already summed.
+                just_frozen = (
+                    frozen_after
+                    and settled == was_settled
+                    and new_settled == settled_before
+                    and new_first <= settled
+                    and settled_before - settled <= self.horizon  # none in the scratch row
+                )
+                if not just_frozen:
+                    self._add_rows(totals, max(settled, new_first), new_settled, 1, hot=False)
+                elif frozen is not None:
+                    totals = list(map(add, totals, frozen))
             window[1], window[2], window[3] = new_first, new_settled, totals
         self.expire(watermark_s)
 
@@ -645,9 +638,6 @@ class SecondSums:
             laid += values
         in_order = self._in_order
         return laid if in_order is None else list(in_order(laid))
-
-    def _plane_data(self) -> list[tuple[Sequence[float], int]]:
-        return [(p.data, p.width) for p in self._planes]
 
     def _at(self, second: int) -> int:
         """The ring's row of `second`, -1 if it holds none."""
