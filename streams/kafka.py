@@ -94,8 +94,7 @@ async def send_in_batches(
         if batch.append(key=key, value=value, timestamp=None) is None:  # full
             sent.append(await producer.send_batch(batch, topic, partition=partition))
             batch = batches[partition] = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                raise ValueError(f"a record of {len(value):,} bytes does not fit a batch")
+            batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any
     for partition, batch in batches.items():
         sent.append(await producer.send_batch(batch, topic, partition=partition))
     return sent
