@@ -7,9 +7,10 @@ consumer does not give without patching it. One consumer in the app's group read
 input topics and room-events; one producer writes records and alerts, another (zstd)
 checkpoints. Faust runs the process (lifecycle, signals, web endpoints, timers).
 
-- ingest: a fetch of input records -> `route` -> room-events records by partition and
-  dead letters -> produced, and acknowledged by the broker, before the input offsets
-  move (and are committed).
+- ingest: a fetch of input records -> queued per partition, taken evenly in record
+  time (`InputPacer`) -> `route` -> room-events records by partition and dead letters
+  -> produced, and acknowledged by the broker, before the input offsets move (and are
+  committed).
 - rooms: a fetch of room-events records -> each owned partition's `RoomPartition.apply`.
   The partition's position is part of its checkpoint: after an assignment the worker
   restores the partition and seeks to the record after its checkpoint.
@@ -54,6 +55,7 @@ from streams.runtime.checkpoint import Capture, Checkpointer, next_slot
 from streams.runtime.cursor import OffsetCursor
 from streams.runtime.heap import release_free_memory, tune_malloc
 from streams.runtime.ingest import Routed, route
+from streams.runtime.pacing import InputPacer
 from streams.runtime.restore import restore_partition, sent_alerts
 from streams.sentiment.scorer import RepeatedTexts
 from streams.state.log import KafkaLog
@@ -116,6 +118,10 @@ class StreamWorker:
         self.adoptions = 0  # names each ownership's state writer apart
         self.owned: dict[int, OwnedPartition] = {}
         self.cursor = OffsetCursor()
+        # Input records are routed evenly in time, within half the allowed lateness of
+        # the partition furthest behind (streams.runtime.pacing).
+        self.pacer = InputPacer(self.room_settings.allowed_lateness_ms // 2)
+        self._routed_last = False  # the last step routed queued records: more may be due
         self.lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -353,10 +359,12 @@ class StreamWorker:
         consumer = self.consumer
         assert consumer is not None
         assignments = self.assignments
+        # Records queued and due: fetch what has arrived, without waiting for more.
+        wait_ms = 0 if self._routed_last and self.pacer.queued else POLL_TIMEOUT_MS
         fetched = await consumer.getmany(
-            timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.batch_records
+            timeout_ms=wait_ms, max_records=self.settings.batch_records
         )
-        if not fetched:
+        if not fetched and not self.pacer.queued:
             return
         async with self.lock:
             if self.stopping:
@@ -369,19 +377,25 @@ class StreamWorker:
                 self._rewind([(tp.topic, tp.partition) for tp in fetched])
                 return
             now = self.clock()
-            inputs, rooms = [], []
+            rooms = []
             room_events = self.settings.topic_room_events
             for tp, records in fetched.items():
                 key = (tp.topic, tp.partition)
                 admitted = self.cursor.admit(key, records)
                 if not admitted:
                     continue
+                if tp.topic != room_events:
+                    self.pacer.add(key, admitted, now)
+                    continue
                 if passed := self.cursor.passed_over(key, admitted):
                     self._passed_over(tp, passed)
-                if tp.topic == room_events:
-                    rooms.append((tp.partition, admitted))
-                else:
-                    inputs.append((tp.topic, self.kind_by_topic[tp.topic], tp.partition, admitted))
+                rooms.append((tp.partition, admitted))
+            inputs = []
+            for key, records in self.pacer.take(now, self._reading).items():
+                if passed := self.cursor.passed_over(key, records):
+                    self._passed_over(TopicPartition(*key), passed)
+                inputs.append((key[0], self.kind_by_topic[key[0]], key[1], records))
+            self._routed_last = bool(inputs)
             # Routed records go out first and the fetched room-events are folded while
             # the broker acknowledges them: the fold's CPU time overlaps the round trip.
             # Still one fetch in flight: the input offsets move only once it is acked.
@@ -399,6 +413,34 @@ class StreamWorker:
                     await self._acknowledged(inputs, sent)
                 except KafkaError as exc:
                     self._not_routed(inputs, exc)
+            self._pace()
+
+    def _reading(self, key: tuple[str, int]) -> bool:
+        """Records of this partition are still to be read (its log end is beyond the
+        cursor, as the last fetch reported it)."""
+        consumer = self.consumer
+        highwater = consumer.highwater(TopicPartition(*key)) if consumer is not None else None
+        position = self.cursor.next.get(key)
+        return highwater is not None and position is not None and highwater > max(position, 0)
+
+    def _pace(self) -> None:
+        """Input partitions with records queued are paused until their queue drains."""
+        consumer = self.consumer
+        assert consumer is not None
+        backlogged = self.pacer.backlogged()
+        paused = consumer.paused()
+        resume = [tp for tp in paused if (tp.topic, tp.partition) not in backlogged]
+        if resume:
+            consumer.resume(*resume)
+        if backlogged:
+            assigned = consumer.assignment()
+            pause = [
+                tp
+                for tp in map(TopicPartition._make, backlogged)
+                if tp in assigned and tp not in paused
+            ]
+            if pause:
+                consumer.pause(*pause)
 
     def _passed_over(self, tp: TopicPartition, offsets: int) -> None:
         self.health.passed_over.labels(tp.topic).inc(offsets)
@@ -420,12 +462,14 @@ class StreamWorker:
         room-events is skipped there by its source offset (RoomPartition)."""
         consumer = self.consumer
         assert consumer is not None
+        self.pacer.forget(keys)  # queued past the cursor: fetched again
         positions = self.cursor.positions()
         for key in keys:
             if key in positions:
                 # -1: nothing committed yet. From 0, a log that starts later resets to
                 # its start (auto_offset_reset=earliest), as an unpositioned one would.
                 consumer.seek(TopicPartition(*key), max(positions[key], 0))
+        self._pace()  # what was queued is fetched again
 
     async def _send_routed(
         self, inputs: list[tuple[str, int, int, list[Any]]], now: float
@@ -684,6 +728,7 @@ class StreamWorker:
                     for room_id in gone.part.rooms if gone is not None else ():
                         self.peers.forget(room_id)
                 self.cursor.forget(keys)
+                self.pacer.forget(keys)
 
     async def assign(self, assigned: set[TopicPartition]) -> None:
         consumer, log_ = self.consumer, self.log

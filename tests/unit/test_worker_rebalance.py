@@ -59,6 +59,15 @@ class FakeConsumer:
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         self.commits.append(dict(offsets))
 
+    def assignment(self) -> set[TopicPartition]:
+        return {self.tp}
+
+    def paused(self) -> set[TopicPartition]:
+        return set()  # room-events partitions are never paused (only input ones)
+
+    def pause(self, *tps: TopicPartition) -> None:
+        raise AssertionError(f"a room-events partition paused: {tps}")
+
 
 def room_events() -> list[Record]:
     """One view each, every one in the room partition 0 (the fold does not check)."""
