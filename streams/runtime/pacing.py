@@ -13,9 +13,10 @@ So the ingest stage keeps each input partition's fetched records in a queue and
 routes only those within `slack_ms` (record timestamps) of the partition furthest
 behind; a partition with records queued is paused (no fetch, no memory) until its
 queue drains. An empty partition with records still to read holds the others back
-while it is being fetched (`hold_s` since it last delivered), not longer: a
-partition whose lag never reaches zero (a transaction marker at the end of a Kafka
-log) must not stop the rest.
+while it is being fetched (`hold_s` since it last delivered, or `hold_takes` takes:
+a worker busy elsewhere, its loop held for seconds, still waits for the fetch on its
+way), not longer: a partition whose lag never reaches zero (a transaction marker at
+the end of a Kafka log) must not stop the rest.
 
 Pure: records are anything with `offset` and `timestamp` (ms); the worker pauses and
 resumes the consumer's partitions from `backlogged()`.
@@ -30,18 +31,21 @@ from typing import Any
 
 TP = tuple[str, int]
 
-HOLD_S = 1.0  # an empty partition with records to read holds the rest this long
+HOLD_S = 1.0  # an empty partition with records to read holds the rest this long,
+HOLD_TAKES = 20  # or this many takes
 
 _timestamp = attrgetter("timestamp")
 
 
 class InputPacer:
-    def __init__(self, slack_ms: int, hold_s: float = HOLD_S) -> None:
+    def __init__(self, slack_ms: int, hold_s: float = HOLD_S, hold_takes: int = HOLD_TAKES) -> None:
         self.slack_ms = slack_ms
         self.hold_s = hold_s
+        self.hold_takes = hold_takes
+        self.takes = 0
         self.queued: dict[TP, list[Any]] = {}  # fetched, not taken yet (never empty)
         self.taken_to: dict[TP, int] = {}  # timestamp of the last record taken
-        self.delivered_at: dict[TP, float] = {}  # processing time of its last fetch
+        self.delivered_at: dict[TP, tuple[float, int]] = {}  # its last fetch: time, takes
 
     def add(self, tp: TP, records: Sequence[Any], now: float) -> None:
         """A fetch's records of `tp`; any it already holds are not queued twice."""
@@ -53,23 +57,19 @@ class InputPacer:
         else:
             last = queue[-1].offset
             queue.extend(r for r in records if r.offset > last)
-        self.delivered_at[tp] = now
+        self.delivered_at[tp] = (now, self.takes)
 
     def take(self, now: float, reading: Callable[[TP], bool]) -> dict[TP, list[Any]]:
         """The queued records due: those within `slack_ms` of the furthest behind of the
         queues' heads and of the empty partitions `reading` says have records to read.
         At least the furthest-behind head is always due."""
         queued = self.queued
+        self.takes += 1
         if not queued:
             return {}
         floor = min(queue[0].timestamp for queue in queued.values())
         for tp, ts in self.taken_to.items():
-            if (
-                ts < floor
-                and tp not in queued
-                and now - self.delivered_at.get(tp, now) <= self.hold_s
-                and reading(tp)
-            ):
+            if ts < floor and tp not in queued and self._holding(tp, now) and reading(tp):
                 floor = ts
         bound = floor + self.slack_ms
         due = {}
@@ -86,6 +86,10 @@ class InputPacer:
             else:
                 queued[tp] = queue[cut:]
         return due
+
+    def _holding(self, tp: TP, now: float) -> bool:
+        at, takes = self.delivered_at.get(tp, (now, self.takes))
+        return now - at <= self.hold_s or self.takes - takes <= self.hold_takes
 
     def backlogged(self) -> set[TP]:
         """Partitions with records queued: not to be fetched until they drain."""

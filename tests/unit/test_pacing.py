@@ -39,7 +39,7 @@ def test_records_within_the_slack_of_the_furthest_behind_are_due_and_the_rest_wa
 
 
 def test_an_empty_partition_being_read_holds_the_others_back_for_a_while():
-    pacer = InputPacer(slack_ms=1_000, hold_s=1.0)
+    pacer = InputPacer(slack_ms=1_000, hold_s=1.0, hold_takes=4)
     pacer.add(VIEWS, log(10_000, 100, 10), now=0.0)  # 10.0-10.9 s
     pacer.add(ORDERS, log(10_000, 5_000, 3), now=0.0)  # 10, 15, 20 s
     pacer.take(0.0, never_reading)
@@ -51,9 +51,10 @@ def test_an_empty_partition_being_read_holds_the_others_back_for_a_while():
     assert pacer.take(0.5, views_reading) == {}  # views at 10.9 s hold the orders at 15 s
     # Not read at all (nothing left in its log): it holds nobody.
     assert [r.timestamp for r in pacer.take(0.5, never_reading)[ORDERS]] == [15_000]
-    # Reading, but nothing delivered for longer than hold_s: it holds nobody either
-    # (a Kafka log whose end is a transaction marker never reaches lag 0).
-    assert [r.timestamp for r in pacer.take(1.6, views_reading)[ORDERS]] == [20_000]
+    # Reading, but nothing delivered for longer than hold_s and hold_takes: it holds
+    # nobody either (a Kafka log whose end is a transaction marker never reaches lag 0).
+    assert pacer.take(1.6, views_reading) == {}  # 1.6 s, but the 4th take: a busy loop
+    assert [r.timestamp for r in pacer.take(1.7, views_reading)[ORDERS]] == [20_000]
 
 
 def test_the_furthest_behind_head_is_always_due_even_out_of_order():
