@@ -108,12 +108,14 @@ class Dispersion:
 
     @property
     def phi(self) -> float:
-        return max(1.0, self.ewma.mean)
+        mean = self.ewma.mean
+        return mean if mean > 1.0 else 1.0  # max(1.0, mean), without the call
 
     def update(self, observed: float, expected: float) -> None:
         if self.last is not None and expected > 0:
             residual = (observed - self.last) ** 2 / (2.0 * expected)
-            self.ewma.update(min(residual, 10.0 * self.phi))  # a launch's edge moves it little
+            cap = 10.0 * self.phi  # a launch's edge moves it little
+            self.ewma.update(residual if residual < cap else cap)
         self.last = observed
 
     def to_state(self) -> list[Any]:
@@ -142,9 +144,9 @@ class PoissonCusum:
 
     def update(self, observed: float, expected: float, phi: float = 1.0) -> float:
         """Add one step; `phi` is the series' dispersion (counts are scaled by 1/phi)."""
-        llr = (observed * self.log_rho - (self.rho - 1.0) * expected) / phi
-        self.score = max(0.0, self.score + llr)
-        return self.score
+        score = self.score + (observed * self.log_rho - (self.rho - 1.0) * expected) / phi
+        self.score = score = score if score > 0.0 else 0.0  # never below zero
+        return score
 
     def to_state(self) -> list[float]:
         return [self.score]
@@ -192,10 +194,23 @@ class Window:
     def push(self, *values: float) -> None:
         base = self.pos * self.columns
         ring, totals = self.ring, self.totals
-        for i, v in enumerate(values):
-            totals[i] += v - ring[base + i]
-            ring[base + i] = v
-        self.pos = (self.pos + 1) % self.size
+        # The detectors' windows have one or two columns: those without the loop.
+        if len(values) == 1:
+            v = values[0]
+            totals[0] += v - ring[base]
+            ring[base] = v
+        elif len(values) == 2:
+            v, w = values
+            totals[0] += v - ring[base]
+            totals[1] += w - ring[base + 1]
+            ring[base] = v
+            ring[base + 1] = w
+        else:
+            for i, v in enumerate(values):
+                totals[i] += v - ring[base + i]
+                ring[base + i] = v
+        pos = self.pos + 1
+        self.pos = pos if pos < self.size else 0
 
     def total(self, column: int = 0) -> float:
         return self.totals[column]
