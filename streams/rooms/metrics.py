@@ -97,9 +97,10 @@ def snapshot(room: RoomState) -> dict[str, Any]:
     """The room's metric snapshot: what goes to `liveroom.room-metrics` and /metrics."""
     windows: dict[str, dict[str, Any]] = {}
     watermark_s = room.watermark_ms // 1000
-    for name, length in WINDOW_SECONDS.items():
+    spans = [(length, watermark_s - length + 1) for length in WINDOW_SECONDS.values()]
+    all_sums = room.sums.window_sums(spans)
+    for (name, length), sums in zip(WINDOW_SECONDS.items(), all_sums, strict=True):
         first = watermark_s - length + 1
-        sums = room.sums.window_sum(length, first)
         windows[name] = funnel(
             views=int(sums[S_VIEWS]),
             unique_viewers=room.recent_viewers.window_count(length, first),

@@ -463,12 +463,26 @@ class SecondSums:
 
     def window_sum(self, length: int, first_second: int) -> list[float]:
         """`sum_since(first_second)`, from the kept window's total when it is there."""
-        for window_length, first, settled, totals in self._windows:
-            if window_length == length and first == first_second and self._watermark is not None:
-                out = list(totals)
-                self._add_rows(out, settled, self._watermark + 1, 1)
-                return out
-        return self.sum_since(first_second)
+        return self.window_sums(((length, first_second),))[0]
+
+    def window_sums(self, spans: Sequence[tuple[int, int]]) -> list[list[float]]:
+        """`window_sum` of each (length, first second). The kept windows share their
+        settled second, so the rows after it (the hot ones) are summed once for all."""
+        out = []
+        watermark = self._watermark
+        tail: list[float] | None = None
+        tail_from = None
+        for length, first_second in spans:
+            for window_length, first, settled, totals in self._windows:
+                if window_length == length and first == first_second and watermark is not None:
+                    if tail is None or tail_from != settled:
+                        tail, tail_from = [0.0] * len(totals), settled
+                        self._add_rows(tail, settled, watermark + 1, 1)
+                    out.append([kept + late for kept, late in zip(totals, tail, strict=True)])
+                    break
+            else:
+                out.append(self.sum_since(first_second))
+        return out
 
     def _add_rows(
         self, totals: list[float], first: int, end: int, sign: int, hot: bool = True
