@@ -98,9 +98,8 @@ def snapshot(room: RoomState) -> dict[str, Any]:
     windows: dict[str, dict[str, Any]] = {}
     watermark_s = room.watermark_ms // 1000
     spans = [(length, watermark_s - length + 1) for length in WINDOW_SECONDS.values()]
-    all_sums = room.sums.window_sums(spans)
-    for (name, length), sums in zip(WINDOW_SECONDS.items(), all_sums, strict=True):
-        first = watermark_s - length + 1
+    all_sums = room.sums.window_sums(spans)  # the two share their unsettled rows
+    for name, (length, first), sums in zip(WINDOW_SECONDS, spans, all_sums, strict=True):
         windows[name] = funnel(
             views=int(sums[S_VIEWS]),
             unique_viewers=room.recent_viewers.window_count(length, first),

@@ -244,9 +244,9 @@ class StreamWorker:
             return []
         out = []
         for (topic, partition), position in self.cursor.positions().items():
-            highwater = consumer.highwater(TopicPartition(topic, partition))
-            if highwater is not None:  # position -1 (nothing read, nothing committed): 0
-                out.append((topic, partition, max(highwater - max(position, 0), 0)))
+            lag = _lag(consumer, topic, partition, position)
+            if lag is not None:
+                out.append((topic, partition, lag))
         return out
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -416,12 +416,11 @@ class StreamWorker:
             self._pace()
 
     def _reading(self, key: tuple[str, int]) -> bool:
-        """Records of this partition are still to be read (its log end is beyond the
-        cursor, as the last fetch reported it)."""
-        consumer = self.consumer
-        highwater = consumer.highwater(TopicPartition(*key)) if consumer is not None else None
-        position = self.cursor.next.get(key)
-        return highwater is not None and position is not None and highwater > max(position, 0)
+        """Records of this partition are still to be read (its lag is above 0)."""
+        consumer, position = self.consumer, self.cursor.next.get(key)
+        if consumer is None or position is None:
+            return False
+        return bool(_lag(consumer, key[0], key[1], position))
 
     def _pace(self) -> None:
         """Input partitions with records queued are paused until their queue drains."""
@@ -826,6 +825,15 @@ class _Listener(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         await self.worker.assign(set(assigned))
+
+
+def _lag(consumer: AIOKafkaConsumer, topic: str, partition: int, position: int) -> int | None:
+    """Records between the cursor and the log end the last fetch reported (None: no
+    fetch yet). Position -1 (nothing read, nothing committed) counts from 0."""
+    highwater = consumer.highwater(TopicPartition(topic, partition))
+    if highwater is None:
+        return None
+    return max(highwater - max(position, 0), 0)
 
 
 def _total(counter: Any) -> float:
