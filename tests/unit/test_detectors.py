@@ -79,6 +79,46 @@ def test_rate_drop_in_the_first_seconds_needs_an_unmistakable_failure() -> None:
     assert [c for _, c in run(RateDrop(), cut)] == [FIRED]
 
 
+def test_rate_drop_stays_quiet_after_a_small_room_opens_with_a_rush() -> None:
+    """A room of a few viewers whose audience arrives in its first seconds, then goes on
+    at a third of that rate: the level its first seconds set is no baseline. (Started
+    at the first value, the level fell with a 30 s half-life and held the first busy
+    seconds for a minute; the drop detector froze on it and fired: 267 ViewerDrops in
+    200 s of the `memory` load test, every one in a room of 5-30 viewers.)"""
+    fired = 0
+    for seed in range(40):
+        rng = random.Random(seed)
+        series = rates(rng, lambda t: 2.0 * 0.8**t + 0.6)  # the rush fades within ~10 s
+        fired += bool(run(RateDrop(), series))
+    assert fired == 0
+
+
+def test_tracking_level_starts_as_a_plain_mean_then_follows_as_before() -> None:
+    from streams.anomaly.stats import TrackingLevel
+
+    level = TrackingLevel(120.0, 30.0)
+    seen = [3.0, 3.0, 2.0, 2.0, 0.0, 0.0, 2.0, 2.0, 1.0, 0.0]
+    for n, x in enumerate(seen, start=1):
+        level.update(x)
+        assert abs(level.mean - sum(seen[:n]) / n) < 1e-12
+    for _ in range(200):  # past the warm start: the decayed mean, rising slowly, falling fast
+        level.update(1.0)
+    before = level.mean
+    assert level.update(0.0) == level.down * before
+    assert level.warm_after == 174  # ceil(1 / (1 - 0.5 ** (1 / 120)))
+
+
+def test_tracking_level_loads_state_written_before_the_warm_start() -> None:
+    from streams.anomaly.stats import TrackingLevel
+
+    started, new = TrackingLevel(120.0, 30.0), TrackingLevel(120.0, 30.0)
+    started.load_state([2.5, True])  # [mean, started]
+    new.load_state([0.0, False])
+    assert (started.mean, started.n) == (2.5, started.warm_after)
+    assert started.update(0.0) == started.down * 2.5  # a warmed level, as it was
+    assert new.update(4.0) == 4.0 and new.n == 1
+
+
 # -- RateSpike ---------------------------------------------------------------------------
 
 

@@ -68,3 +68,15 @@ def test_evaluation_of_a_small_run_finds_the_incidents() -> None:
     }
     text = render(report)
     assert "| stream_cut |" in text and "false alarms" in text
+    assert report["tail"]["rooms"] == 0 and "long tail" not in text
+
+
+def test_the_long_tail_of_small_rooms_opening_with_a_rush_pages_nobody() -> None:
+    """Rooms of 10-300 viewers whose audience arrives in their first seconds: 2 false
+    ViewerDrops in these 17 room-hours (2-3 for seeds 1-3), where the code before the
+    level's warm start paged 79 (66-79)."""
+    report = evaluate(rooms=1, hours=0.5, seed=1, tail_rooms=40)
+    tail = report["tail"]
+    assert tail["rooms"] == 40 and 15 < tail["room_hours"] < 20
+    assert tail["false_alarm_kinds"].get("ViewerDrop", 0) <= 5
+    assert "long tail: 40 rooms" in render(report)
