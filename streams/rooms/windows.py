@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from operator import add, itemgetter
+from operator import add, itemgetter, sub
 from typing import Any
 
 from streams.rooms.flat import MODE_ADD, MODE_MAX, FlatMap, packed
@@ -478,7 +478,7 @@ class SecondSums:
                     if tail is None or tail_from != settled:
                         tail, tail_from = [0.0] * len(totals), settled
                         self._add_rows(tail, settled, watermark + 1, 1)
-                    out.append([kept + late for kept, late in zip(totals, tail, strict=True)])
+                    out.append(list(map(add, totals, tail)))  # both `width` long
                     break
             else:
                 out.append(self.sum_since(first_second))
@@ -491,10 +491,10 @@ class SecondSums:
         the span is settled and no hot row is in it (as in `advance`, once it has frozen
         every row before the settled second), so the hot rows are not looked through."""
         if hot:
+            combine = add if sign > 0 else sub  # a row at a time in C: the same sums
             for second, row in self._hot.items():
                 if first <= second < end:
-                    for i, v in enumerate(row):
-                        totals[i] += sign * v
+                    totals[:] = map(combine, totals, row)
         oldest = self._oldest
         if oldest is None:
             return
