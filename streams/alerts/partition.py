@@ -100,16 +100,16 @@ class PartitionAlerts:
             first = max(watch.last_closed + 1, through - MAX_CATCH_UP_S)
             for second in range(first, through + 1):
                 row = sums.get(second) or EMPTY_ROW
-                changes = watch.close(
+                changes = watch.close(  # every room every second: positional, the cheaper call
                     second,
-                    entries=row[S_VIEWS],
-                    comments=row[S_COMMENTS],
-                    carts=row[S_CARTS],
-                    orders=row[S_ORDERS],
-                    scored=row[S_SCORED],
-                    negative=row[S_NEGATIVE],
-                    online=online,
-                    announced=announced(room_id, second * 1000),
+                    row[S_VIEWS],  # entries
+                    row[S_COMMENTS],
+                    row[S_CARTS],
+                    row[S_ORDERS],
+                    row[S_SCORED],
+                    row[S_NEGATIVE],
+                    online,
+                    announced(room_id, second * 1000),
                 )
                 if changes:
                     self.outbox.extend(changes)

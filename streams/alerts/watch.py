@@ -85,12 +85,15 @@ class RoomWatch:
         if announced:
             self.entry_spike.suppress(self.entry_spike.steps + 1)
             self.comment_spike.suppress(self.comment_spike.steps + 1)
-        follow = self._follow
+        # `_follow` has work only where an alert fires or did (`active`): most rooms, most
+        # seconds, none, and the calls are skipped.
+        follow, active = self._follow, self.active
         self.activity.step(entries + comments + carts + orders)
         self.online.step(online)
         dropped = self.activity.firing or self.online.firing
-        follow(out, "ViewerDrop", "", at_ms, dropped, self._viewer_drop_text, "viewer_drop")
-        broken = "ViewerDrop/" in self.active
+        if dropped or active:
+            follow(out, "ViewerDrop", "", at_ms, dropped, self._viewer_drop_text, "viewer_drop")
+        broken = "ViewerDrop/" in active
         if broken:
             # Spikes learn nothing from a broken stream, and the audience coming back
             # after it is a recovery, not a spike.
@@ -99,30 +102,26 @@ class RoomWatch:
         else:
             self.entry_spike.step(entries)
             self.comment_spike.step(comments)
-        for key, spike in (("entries", self.entry_spike), ("comments", self.comment_spike)):
-            text, section = self._spike_text, "traffic_spike"
-            follow(out, "TrafficSpike", key, at_ms, spike.firing, text, section, key, spike)
+        if active or self.entry_spike.firing or self.comment_spike.firing:
+            for key, spike in (("entries", self.entry_spike), ("comments", self.comment_spike)):
+                text, section = self._spike_text, "traffic_spike"
+                follow(out, "TrafficSpike", key, at_ms, spike.firing, text, section, key, spike)
         # A room whose stream broke also stops buying: the ViewerDrop says it all, so
         # checkout and conversion alerts do not start while it fires.
         self.stall.step(carts, orders)
         stalled = self.stall.firing and not broken
-        follow(out, "CheckoutStalled", "", at_ms, stalled, self._stall_text, "checkout_stalled")
+        if stalled or active:
+            follow(out, "CheckoutStalled", "", at_ms, stalled, self._stall_text, "checkout_stalled")
         self.conversion.step(entries, orders)
         collapsed = self.conversion.firing and not broken
-        follow(
-            out, "ConversionDrop", "", at_ms, collapsed, self._conversion_text, "conversion_drop"
-        )
+        if collapsed or active:
+            text, section = self._conversion_text, "conversion_drop"
+            follow(out, "ConversionDrop", "", at_ms, collapsed, text, section)
         self.surge.step(scored, negative)
         surging = self.surge.firing
-        follow(
-            out,
-            "NegativeCommentSurge",
-            "",
-            at_ms,
-            surging,
-            self._surge_text,
-            "negative_comment_surge",
-        )
+        if surging or active:
+            text, section = self._surge_text, "negative_comment_surge"
+            follow(out, "NegativeCommentSurge", "", at_ms, surging, text, section)
         self._close_keywords(out, at_ms, comments)
         return out
 
@@ -145,10 +144,9 @@ class RoomWatch:
         section: str,
         *text_args: Any,
     ) -> None:
-        """Start or resolve the alert of `kind`/`key`. `text(*text_args)` makes its words,
-        called only when it starts (nothing is built for the rooms where nothing fires)."""
-        if not firing and not self.active:
-            return  # the common case, every room every second: nothing fires, nothing did
+        """Start or resolve the alert of `kind`/`key` (`close` calls it only where it fires
+        or something does). `text(*text_args)` makes its words, called only when it
+        starts (nothing is built for the rooms where nothing fires)."""
         slot = f"{kind}/{key}"
         record = self.active.get(slot)
         if firing and record is None:
