@@ -446,14 +446,7 @@ class SecondSums:
         if row is not None:
             return row
         slot = self._at(second)
-        if slot < 0:
-            return None
-        values: list[float] = []  # `_row_at`, without its list of planes (once a room-second)
-        for plane in self._planes:
-            at = slot * plane.width
-            values += plane.data[at : at + plane.width]
-        in_order = self._in_order
-        return values if in_order is None else in_order(values)
+        return None if slot < 0 else self._row_at(slot, [(p.data, p.width) for p in self._planes])
 
     def _row_at(self, slot: int, planes: list[tuple[Sequence[float], int]]) -> list[float]:
         """The ring's row at `slot`, in column order, from its planes' (data, width)."""
