@@ -45,22 +45,37 @@ COMMENTS_NEUTRAL = (
     "是正品吗",
     "hello from Shanghai",
 )
+# Everyday complaints: none names a phrase of the default alert watch-lists
+# (streams/alerts/default_rules.toml), so a room's usual grumbling is not a KeywordHit.
 COMMENTS_NEGATIVE = (
+    "质量太差了",
+    "客服不理人",
+    "翻车了",
+    "智商税",
+    "避雷",
+    "太贵了",
+    "太失望了",
+    "色差好大",
+    "做工太差",
+    "后悔买了",
+    "又卡了",
+    "terrible quality 😡",
+    "so disappointed",
+    "💩",
+)
+# Complaints that name a watch-list phrase (fraud, counterfeit, refund, safety): in real
+# rooms a small part of the complaints, RISK_SHARE of them here, spread over four lists;
+# a KeywordHit needs one list at 3 % of a room's comments, which takes a real wave.
+COMMENTS_RISK = (
     "假货!",
     "骗子",
     "要退款",
-    "质量太差了",
     "一直不发货",
     "用了过敏",
-    "智商税",
-    "避雷",
-    "客服不理人",
-    "翻车了",
     "割韭菜",
-    "terrible quality 😡",
     "scam!!",
-    "💩",
 )
+RISK_SHARE = 0.05
 PREFIXES = ("", "", "", "主播", "这个", "真的", "家人们", "哈哈 ", "omg ")
 SUFFIXES = ("", "", "", "!", "!!!", "～", "😂", "👍", "🔥🔥", "😡", "。", "?", "啊啊啊啊啊")
 
@@ -83,7 +98,10 @@ def comment_text(rng: random.Random, negative_share: float) -> str:
         else COMMENTS_POSITIVE
     )
     target = min(LENGTH_MAX, round(rng.lognormvariate(math.log(LENGTH_MEDIAN), LENGTH_SIGMA)))
-    text = rng.choice(pool)
+    if pool is COMMENTS_NEGATIVE and rng.random() < RISK_SHARE:
+        text = rng.choice(COMMENTS_RISK)
+    else:
+        text = rng.choice(pool)
     for _ in range(20):  # phrases until the length is reached
         if len(text) >= target - 2:
             break
