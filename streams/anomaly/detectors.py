@@ -57,20 +57,25 @@ class Detector:
         return False
 
     def to_state(self) -> list[Any]:
+        """[firing, steps, streak, value, baseline, *_STATE, threshold]: what came later is
+        appended, so a state saved before it loads (its tail keeps the defaults)."""
         out: list[Any] = [self.firing, self.steps, self.streak, self.value, self.baseline]
         for name in self._STATE:
             item = getattr(self, name)
             out.append(item.to_state() if hasattr(item, "to_state") else item)
+        out.append(self.threshold)
         return out
 
     def load_state(self, state: list[Any]) -> None:
         self.firing, self.steps, self.streak, self.value, self.baseline = state[:5]
-        for name, saved in zip(self._STATE, state[5:], strict=True):
+        for name, saved in zip(self._STATE, state[5:], strict=False):
             item = getattr(self, name)
             if hasattr(item, "load_state"):
                 item.load_state(saved)
             else:
                 setattr(self, name, saved)
+        if len(state) > 5 + len(self._STATE):
+            self.threshold = state[5 + len(self._STATE)]
 
 
 class RateDrop(Detector):
@@ -304,6 +309,7 @@ class ConditionalDrop(Detector):
         "recent",
         "frozen_q",
         "dispersion",
+        "exposure_level",  # since 2026-12-02 (learnt again from a state without it)
     )
 
     def __init__(

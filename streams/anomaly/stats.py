@@ -237,8 +237,13 @@ class Window:
         return out
 
     def to_state(self) -> list[Any]:
-        return [self.ring.tolist(), self.pos]
+        # The running totals too: summed afresh, a column of fractions differs from them
+        # in the last bits, and a restored detector would judge a boundary otherwise.
+        return [self.ring.tolist(), self.pos, self.totals]
 
     def load_state(self, state: list[Any]) -> None:
         self.ring, self.pos = array("d", state[0]), state[1]
-        self.totals = [sum(self.ring[i :: self.columns]) for i in range(self.columns)]
+        if len(state) > 2:
+            self.totals = list(state[2])
+        else:  # saved before 2026-12-02
+            self.totals = [sum(self.ring[i :: self.columns]) for i in range(self.columns)]
