@@ -56,7 +56,7 @@ class RoomWatch:
 
     # -- input -------------------------------------------------------------------------
 
-    def note_keywords(self, lists: set[str], text: str) -> None:
+    def note_keywords(self, lists: tuple[str, ...], text: str) -> None:
         """A comment that names phrases of these watch-lists (counted at the next close)."""
         keep = self.rules["keyword_hit"]["samples"]
         for name in lists:
@@ -176,8 +176,9 @@ class RoomWatch:
         if not self.keyword_pending and not self.keyword_lists:
             return  # no watch-list named in this room lately
         kw = self.rules["keyword_hit"]
-        for name in self.keyword_pending.keys() - self.keyword_lists.keys():
-            self.keyword_lists[name] = CountThreshold(**self._keyword_args)
+        for name in self.keyword_pending:  # in the order first named (a set's would vary)
+            if name not in self.keyword_lists:
+                self.keyword_lists[name] = CountThreshold(**self._keyword_args)
         for name, detector in list(self.keyword_lists.items()):
             detector.step(self.keyword_pending.pop(name, 0), comments)
             slot = f"KeywordHit/{name}"

@@ -158,6 +158,43 @@ def test_keyword_wave_fires_keyword_hit_with_samples_and_no_user_ids() -> None:
     assert "secret-user" not in str(hits[0])
 
 
+def keyword_hits_in_order() -> list[str]:
+    """The KeywordHits a wave of comments naming four lists at once starts, in order."""
+    part = partition()
+    rng = random.Random(4)
+    sent = []
+    for t in range(80):
+        events = room_second(rng, t, room="r")
+        if 60 <= t < 66:
+            text = f"过敏 骗子 假货 要退款 第{t}天"  # safety, fraud, counterfeit, refund
+            events.append(comment(f"u{t}", text=text, ts=T0 + t * S))
+        part.apply(t, events, now=float(t), outcome=Outcome(), score=score)
+        sent += part.take_alerts()
+    return [a["key"] for a in sent if a["kind"] == "KeywordHit"]
+
+
+def test_keyword_hits_of_one_second_start_in_the_rules_order_whatever_the_hashes() -> None:
+    # The lists named were a set and new lists a set difference: their order followed
+    # the process's string hashes, so two runs sent the same alerts in other orders.
+    import os
+    import subprocess
+    import sys
+
+    assert keyword_hits_in_order() == ["counterfeit", "fraud", "refund", "safety"]
+    snippet = "from tests.unit.test_room_alerts import keyword_hits_in_order as k; print(k())"
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", snippet],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert runs == {"['counterfeit', 'fraud', 'refund', 'safety']\n"}
+
+
 def test_replay_after_a_restart_sends_nothing_twice() -> None:
     """Crash after the firing was sent but before the state was checkpointed again."""
     log = MemoryLog()
