@@ -160,6 +160,12 @@ class Settings:
         "at most about this much)",
         _positive_float,
     )
+    snapshot_quiet_seconds: float = _setting(
+        5.0,
+        "a room with fewer than 5 new events since its last snapshot gets its next one after "
+        "this long (busier rooms: every second; 1 = every changed room every second)",
+        _positive_float,
+    )
     checkpoint_chunk_bytes: int = _setting(
         900_000,
         "checkpoint payloads are split into records of at most this size (keep below the "

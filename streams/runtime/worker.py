@@ -533,8 +533,11 @@ class StreamWorker:
             return
         now = self.clock()
         topic = self.settings.topic_room_metrics
+        quiet = self.settings.snapshot_quiet_seconds
         snaps = [
-            snap for owned in list(self.owned.values()) for snap in owned.part.due_snapshots(now)
+            snap
+            for owned in list(self.owned.values())
+            for snap in owned.part.due_snapshots(now, quiet_interval=quiet)
         ]
         if not snaps:
             return

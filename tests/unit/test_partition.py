@@ -64,6 +64,22 @@ def test_snapshots_at_most_once_per_room_per_second():
     assert [s["views_total"] for s in part.latest(horizon=0.0)] == [2]
 
 
+def test_a_quiet_room_waits_for_its_snapshot_and_a_busy_one_does_not():
+    part = fresh()
+    part.apply(0, [group(0, [enter("a", room="quiet"), enter("a", room="busy")])], NOW, Outcome())
+    # The first snapshot of a room goes out at once, however quiet.
+    first = part.due_snapshots(NOW, quiet_interval=5.0)
+    assert sorted(s["room_id"] for s in first) == ["busy", "quiet"]
+    busy = [enter(f"u{i}", room="busy", event_id=f"b{i}") for i in range(5)]
+    part.apply(1, [group(1, [enter("b", room="quiet"), *busy])], NOW + 1, Outcome())
+    # 5 new events make a room busy: due after a second; 1 new event waits.
+    assert [s["room_id"] for s in part.due_snapshots(NOW + 1.0, quiet_interval=5.0)] == ["busy"]
+    assert part.due_snapshots(NOW + 4.9, quiet_interval=5.0) == []
+    late = part.due_snapshots(NOW + 5.0, quiet_interval=5.0)
+    assert [(s["room_id"], s["views_total"]) for s in late] == [("quiet", 2)]
+    assert part.due_snapshots(NOW + 20.0, quiet_interval=5.0) == []  # nothing changed
+
+
 def test_idle_rooms_are_evicted_after_the_ttl():
     part = fresh()
     part.apply(0, [group(0, [enter("a", room="old")])], NOW, Outcome())
