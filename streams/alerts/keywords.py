@@ -22,4 +22,4 @@ class KeywordMatcher:
         if self.pattern is None:
             return ()
         named = {self.list_of[m] for m in self.pattern.findall(text.lower())}
-        return tuple(sorted(named, key=self._rank.__getitem__)) if named else ()
+        return tuple(sorted(named, key=self._rank.__getitem__))

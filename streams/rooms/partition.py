@@ -64,7 +64,7 @@ class Room:
     last_active: float = 0.0  # processing time of its last folded event
     snapshot: dict[str, Any] | None = None  # the last one emitted
     emitted_at: float = 0.0
-    emitted_events: int = 0  # its events (views, comments, carts, orders) at that snapshot
+    emitted_events: int = 0  # its views, comments, carts, orders and refunds then
     dirty_emit: bool = False  # changed since its last snapshot
     dirty_state: bool = False  # changed since the last checkpoint capture
     base_pos: int | None = None  # state-log offset of its latest base (None: none yet)

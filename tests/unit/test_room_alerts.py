@@ -141,16 +141,23 @@ def test_negative_wave_fires_one_surge_and_a_normal_room_none() -> None:
     assert surges[0]["value"] > surges[0]["baseline"]
 
 
-def test_keyword_wave_fires_keyword_hit_with_samples_and_no_user_ids() -> None:
+def keyword_wave(text: str, seconds: int = 120) -> list[dict]:
+    """The alerts of a room with a comment naming watch-list phrases in each of seconds
+    60-65 (`text` formatted with the second), among ordinary traffic."""
     part = partition()
     rng = random.Random(4)
     sent = []
-    for t in range(120):
+    for t in range(seconds):
         events = room_second(rng, t, room="r")
         if 60 <= t < 66:
-            events.append(comment(f"secret-user-{t}", text=f"用了过敏了 第{t}天", ts=T0 + t * S))
+            events.append(comment(f"secret-user-{t}", text=text.format(t=t), ts=T0 + t * S))
         part.apply(t, events, now=float(t), outcome=Outcome(), score=score)
         sent += part.take_alerts()
+    return sent
+
+
+def test_keyword_wave_fires_keyword_hit_with_samples_and_no_user_ids() -> None:
+    sent = keyword_wave("用了过敏了 第{t}天")
     hits = [a for a in sent if a["kind"] == "KeywordHit"]
     assert [(a["key"], a["status"]) for a in hits] == [("safety", "firing")]
     assert hits[0]["severity"] == "critical"
@@ -160,16 +167,9 @@ def test_keyword_wave_fires_keyword_hit_with_samples_and_no_user_ids() -> None:
 
 def keyword_hits_in_order() -> list[str]:
     """The KeywordHits a wave of comments naming four lists at once starts, in order."""
-    part = partition()
-    rng = random.Random(4)
-    sent = []
-    for t in range(80):
-        events = room_second(rng, t, room="r")
-        if 60 <= t < 66:
-            text = f"过敏 骗子 假货 要退款 第{t}天"  # safety, fraud, counterfeit, refund
-            events.append(comment(f"u{t}", text=text, ts=T0 + t * S))
-        part.apply(t, events, now=float(t), outcome=Outcome(), score=score)
-        sent += part.take_alerts()
+    sent = keyword_wave(
+        "过敏 骗子 假货 要退款 第{t}天", seconds=80
+    )  # safety, fraud, counterfeit, refund
     return [a["key"] for a in sent if a["kind"] == "KeywordHit"]
 
 

@@ -107,8 +107,6 @@ def test_a_rooms_usual_complaints_stay_under_the_keyword_rule_and_a_wave_is_seen
 
 
 def test_prices_look_like_live_commerce() -> None:
-    import random
-
     rng = random.Random(5)
     prices = [order_price(rng) for _ in range(10_000)]
     assert 50 < statistics.median(prices) < 120
