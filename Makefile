@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test unit integration lint bench dashboards sentiment-data sentiment-eval \
         alerts-eval loadtest system-deps clean
 
-$(STAMP): pyproject.toml streams/sentiment/_ngrams.c streams/rooms/_flat.c streams/_validate.c
+$(STAMP): pyproject.toml streams/sentiment/_ngrams.c streams/rooms/_flat.c \
+	  streams/rooms/_flat.h streams/rooms/_fold.c streams/_validate.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,loadtest]'

@@ -31,10 +31,9 @@
  * nbytes.
  * Keys are str (hashed here) or int (a hash already). Not thread-safe; the GIL is held.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
 #include <string.h>
+
+#include "_flat.h"
 
 #define MODE_SET 0
 #define MODE_MAX 1
@@ -115,25 +114,6 @@ static int key_of(PyObject *obj, uint64_t *out) {
     return -1;
 }
 
-typedef struct {
-    PyObject_HEAD
-    uint64_t *keys; /* 0: empty */
-    void *vals;     /* cap values of vbytes each (NULL when 0: every value is 0) */
-    uint8_t *dirty; /* a bit a slot: set since the last take_changes() */
-    int vbytes;     /* 0, 4 or 8 */
-    /* A value v is held as v - bias (v > 0) or v + bias (v < 0): with bias_slack set,
-     * the first value into an empty table sets bias = |v| - bias_slack, so values of
-     * epoch milliseconds within bias_slack of it fit 4 bytes. A value at or below the
-     * bias in magnitude (far older) drops it: every value held as itself again. */
-    int64_t bias, bias_slack;
-    Py_ssize_t cap; /* a power of two */
-    Py_ssize_t used;
-    Py_ssize_t ndirty;
-    /* Keys marked dirty since the last take, in order (a key deleted since, or listed
-     * twice, is skipped by its flag): a delta costs O(changes), not O(table). */
-    uint64_t *dkeys;
-    Py_ssize_t dlen, dcap;
-} FlatMap;
 
 /* The value as held (less the bias), and as given. */
 static inline int64_t held_at(const FlatMap *t, Py_ssize_t i) {
@@ -770,11 +750,21 @@ static struct PyModuleDef module = {
     module_methods, NULL, NULL, NULL, NULL,
 };
 
+static Py_ssize_t slot_of_api(const FlatMap *t, uint64_t key) { return slot_of(t, key); }
+static int64_t val_at_api(const FlatMap *t, Py_ssize_t i) { return val_at(t, i); }
+
+static FlatAPI flat_api = {
+    &FlatMapType, key_of, slot_of_api, slot_for_insert, put, val_at_api,
+};
+
 PyMODINIT_FUNC PyInit__flat(void) {
     if (PyType_Ready(&FlatMapType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddObjectRef(m, "FlatMap", (PyObject *)&FlatMapType) < 0 ||
+    PyObject *api = PyCapsule_New(&flat_api, FLAT_CAPSULE, NULL);
+    int failed = api == NULL || PyModule_AddObjectRef(m, "_C_API", api) < 0;
+    Py_XDECREF(api);
+    if (failed || PyModule_AddObjectRef(m, "FlatMap", (PyObject *)&FlatMapType) < 0 ||
         PyModule_AddIntConstant(m, "MODE_SET", MODE_SET) < 0 ||
         PyModule_AddIntConstant(m, "MODE_MAX", MODE_MAX) < 0 ||
         PyModule_AddIntConstant(m, "MODE_ADD", MODE_ADD) < 0 ||

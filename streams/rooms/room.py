@@ -23,11 +23,12 @@ from streams.events import (
     ORDER,
     VIEW,
 )
-from streams.rooms.distinct import DistinctCount
+from streams.rooms import _fold
+from streams.rooms.distinct import EXACT_LIMIT, REST_BITS, DistinctCount
 from streams.rooms.flat import ENTRY_BYTES, entry_count
 from streams.rooms.presence import Presence
 from streams.rooms.trend import MinuteMarks
-from streams.rooms.windows import LastSeen, RecentIds, SecondSums
+from streams.rooms.windows import LastSeen, RecentIds, SecondSums, _widened_plus_one
 from streams.sentiment.scorer import NEUTRAL_BAND
 
 WINDOW_HORIZON_S = 300  # the longest sliding window (5 min)
@@ -55,7 +56,42 @@ class RoomSettings:
 
 
 class RoomState:
-    """Everything one live room needs to answer SPEC.md's metric definitions."""
+    """Everything one live room needs to answer SPEC.md's metric definitions.
+
+    `apply` folds an event in C (`_fold.c`); `apply_python` is the same fold, the
+    reference the tests hold C to, and the path of an event of an unexpected shape.
+    """
+
+    __slots__ = (
+        "_lateness_ms",
+        "_trackers",
+        "buyers",
+        "cart_adds",
+        "carters",
+        "commenters",
+        "comments",
+        "gmv",
+        "minute_marks",
+        "negative_comments",
+        "orders",
+        "peak_online",
+        "presence",
+        "recent_buyers",
+        "recent_carters",
+        "recent_commenters",
+        "recent_viewers",
+        "refund_amount",
+        "refunds",
+        "room_id",
+        "score_sum",
+        "scored_comments",
+        "seen_event_ids",
+        "settings",
+        "sums",
+        "viewers",
+        "views",
+        "watermark_ms",
+    )
 
     _SCALARS = (
         "watermark_ms",
@@ -83,6 +119,7 @@ class RoomState:
     def __init__(self, room_id: str, settings: RoomSettings) -> None:
         self.room_id = room_id
         self.settings = settings
+        self._lateness_ms = settings.allowed_lateness_ms  # read by the fold of every event
         self.watermark_ms = 0  # highest event time seen in the room
         # Session (cumulative) totals.
         self.views = 0
@@ -146,6 +183,10 @@ class RoomState:
         comment is negative when its score is in the negative class (below the neutral
         band), as `streams.sentiment.classify` says.
         """
+        return fold_event(self, event, sentiment)
+
+    def apply_python(self, event: tuple | list, sentiment: float | None = None) -> int:
+        """`apply` in Python, step for step as `_fold.c` does it."""
         ts = event[F_TS]
         second = ts // 1000
         # One lookup both checks and remembers the id (the watermark's expiry below
@@ -284,6 +325,42 @@ class RoomState:
         self.sums.advance(second, (self.watermark_ms - self.settings.allowed_lateness_ms) // 1000)
         for tracker in self._trackers:
             tracker.expire(second)
+
+
+# The fold in C reads the classes' slots at their offsets and the layout from here.
+_fold.setup(
+    (RoomState, RecentIds, LastSeen, SecondSums, DistinctCount, Presence),
+    (
+        F_KIND,
+        F_EVENT_ID,
+        F_USER,
+        F_TS,
+        F_VIEW_ENTER,
+        F_ORDER_AMOUNT,
+        F_ORDER_PAID,
+        VIEW,
+        COMMENT,
+        CART,
+        ORDER,
+        S_VIEWS,
+        S_COMMENTS,
+        S_CARTS,
+        S_ORDERS,
+        S_GMV,
+        S_REFUNDS,
+        S_NEGATIVE,
+        S_SCORED,
+        S_SCORE_SUM,
+        APPLIED,
+        LATE,
+        DUPLICATE,
+    ),
+    -NEUTRAL_BAND,
+    EXACT_LIMIT,
+    REST_BITS,
+    _widened_plus_one,
+)
+fold_event = _fold.apply  # RoomState.apply without its frame, for the partition's loop
 
 
 def split_piece(piece: dict[str, Any], max_entries: int) -> Iterator[dict[str, Any]]:

@@ -1,6 +1,9 @@
 """Compact-event builders for the pure-core tests (layouts in streams.events)."""
 
+from array import array
+
 from streams.events import CART, COMMENT, ORDER, VIEW
+from streams.rooms.flat import FlatMap
 
 T0 = 1_763_000_000_000  # ms, a whole second
 _seq = iter(range(10**9))
@@ -64,3 +67,28 @@ class Alerted:
 
     def evict_idle(self, now, ttl):
         self.alerts.forget(self.part.evict_idle(now, ttl))
+
+
+def everything(obj):
+    """An object's whole state, nested objects and arrays included (not only what
+    `to_state` or a checkpoint chooses to save); a flat table as its entries in key
+    order with its value width, bias and size."""
+    if isinstance(obj, FlatMap):
+        return (sorted(obj.items()), obj.value_bytes, obj.bias, obj.nbytes)
+    if isinstance(obj, array):
+        return (obj.typecode, obj.tolist())
+    if callable(obj) and not isinstance(obj, type):  # a helper an object made itself
+        return getattr(obj, "__qualname__", repr(obj))
+    if isinstance(obj, list | tuple):
+        return [everything(item) for item in obj]
+    if isinstance(obj, dict):
+        return {key: everything(value) for key, value in obj.items()}
+    names = getattr(obj, "__dict__", None) or {
+        name: getattr(obj, name)
+        for cls in type(obj).__mro__
+        for name in getattr(cls, "__slots__", ())
+        if hasattr(obj, name)
+    }
+    if not names:
+        return obj
+    return {name: everything(value) for name, value in sorted(dict(names).items())}

@@ -15,6 +15,7 @@ from streams.anomaly import (
     RatioSurge,
 )
 from streams.traffic.model import poisson
+from tests.unit.helpers import everything
 
 
 def run(detector, series) -> list[tuple[int, int]]:
@@ -251,26 +252,6 @@ def test_count_threshold_cooldown() -> None:
     changes = run(CountThreshold(min_hits=5, window=60, clear_after=30, cooldown=300), series)
     assert [c for _, c in changes] == [FIRED, RESOLVED, FIRED]
     assert changes[0][0] == 14 and changes[2][0] > 400
-
-
-def everything(obj):
-    """An object's whole state, nested objects and arrays included (not only what
-    `to_state` chooses to save)."""
-    from array import array
-
-    if isinstance(obj, array | list | tuple):
-        return [everything(item) for item in obj]
-    if isinstance(obj, dict):
-        return {key: everything(value) for key, value in obj.items()}
-    names = getattr(obj, "__dict__", None) or {
-        name: getattr(obj, name)
-        for cls in type(obj).__mro__
-        for name in getattr(cls, "__slots__", ())
-        if hasattr(obj, name)
-    }
-    if not names:
-        return obj
-    return {name: everything(value) for name, value in sorted(dict(names).items())}
 
 
 def checkpoint_series(rng: random.Random) -> dict[str, tuple]:
