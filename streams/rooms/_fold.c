@@ -183,7 +183,12 @@ static int ids_touch(PyObject *ids, PyObject *id, uint64_t key, long long second
                      PyObject *second_obj) {
     int stale = is_true(slot(ids, ids_off[I_STALE]));
     if (stale < 0) return -1;
-    if (stale) return is_true(PyObject_CallMethodObjArgs(ids, s_touch, id, second_obj, NULL));
+    if (stale) {
+        PyObject *fresh = PyObject_CallMethodObjArgs(ids, s_touch, id, second_obj, NULL);
+        int rc = is_true(fresh);
+        Py_XDECREF(fresh);
+        return rc;
+    }
     FlatMap *t = table(ids, ids_off[I_TABLE]);
     if (t == NULL) return -1;
     Py_ssize_t i = flat->slot_for_insert(t, key);
@@ -313,8 +318,8 @@ static int distinct_add(PyObject *count, uint64_t key) {
     if (new_sum == NULL) return -1;
     slot_put(count, distinct_off[D_INVERSE], new_sum);
     if (old == 0) {
-        PyObject *zeros = PyNumber_Subtract(slot(count, distinct_off[D_ZEROS]), one);
-        if (zeros == NULL) return -1;
+        PyObject *zeros = slot(count, distinct_off[D_ZEROS]);
+        if (zeros == NULL || (zeros = PyNumber_Subtract(zeros, one)) == NULL) return -1;
         slot_put(count, distinct_off[D_ZEROS], zeros);
     }
     return 0;
