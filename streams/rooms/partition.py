@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from streams.events import COMMENT, F_COMMENT_TEXT, F_KIND, F_ROOM, F_TS
 from streams.rooms.metrics import snapshot
-from streams.rooms.room import DUPLICATE, LATE, RoomSettings, RoomState
+from streams.rooms.room import DUPLICATE, LATE, RoomSettings, RoomState, fold_event
 
 KIND_COUNT = 4
 # A room with fewer new events than this since its last snapshot is quiet: its next one
@@ -138,7 +138,7 @@ class RoomPartition:
                     sentiment = score(text)
                 if observer is not None:
                     observer.comment(room_id, event[F_TS], text)
-            result = room.state.apply(event, sentiment)
+            result = fold_event(room.state, event, sentiment)  # RoomState.apply, in C
             if result == DUPLICATE:
                 duplicates[kind] += 1
                 continue
