@@ -21,5 +21,8 @@ class KeywordMatcher:
     def lists_named(self, text: str) -> tuple[str, ...]:
         if self.pattern is None:
             return ()
-        named = {self.list_of[m] for m in self.pattern.findall(text.lower())}
+        found = self.pattern.findall(text.lower())
+        if not found:  # nearly every comment: no set to build and sort
+            return ()
+        named = {self.list_of[m] for m in found}
         return tuple(sorted(named, key=self._rank.__getitem__))
