@@ -553,18 +553,10 @@ done:
     return result;
 }
 
-/* apply(state, event, sentiment) -> APPLIED, LATE or DUPLICATE, as RoomState.apply. */
-static PyObject *fold_apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    (void)module;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "apply(state, event, sentiment)");
-        return NULL;
-    }
-    if (!ready) {
-        PyErr_SetString(PyExc_RuntimeError, "_fold.setup was not called");
-        return NULL;
-    }
-    PyObject *state = args[0], *event = args[1], *sentiment = args[2];
+/* One event into its room's state: the result code, or -1 on an error. An event of an
+ * unexpected shape, or a score that is not a float, folds in `apply_python` (which
+ * raises what it raises on a malformed event). */
+static long apply_one(PyObject *state, PyObject *event, PyObject *sentiment) {
     PyObject *const *items;
     Py_ssize_t n;
     if (PyList_CheckExact(event)) {
@@ -574,8 +566,6 @@ static PyObject *fold_apply(PyObject *module, PyObject *const *args, Py_ssize_t 
     } else {
         goto python;
     }
-    /* The shape every event of the fast path has; anything else folds in Python (which
-     * raises what it raises on a malformed event). */
     if (!Py_IS_TYPE(state, classes[K_ROOM]) || n <= layout[F_TS] || n <= layout[F_USER] ||
         n <= layout[F_EVENT_ID] || n <= layout[F_KIND] ||
         !PyLong_CheckExact(items[layout[F_KIND]]) || !PyLong_CheckExact(items[layout[F_TS]]) ||
@@ -595,10 +585,186 @@ static PyObject *fold_apply(PyObject *module, PyObject *const *args, Py_ssize_t 
         PyErr_Clear();
         goto python;
     }
-    long result = fold(state, items, kind, sentiment, id_key, user_key);
+    return fold(state, items, kind, sentiment, id_key, user_key);
+python:;
+    PyObject *r = PyObject_CallMethodObjArgs(state, s_apply_python, event, sentiment, NULL);
+    if (r == NULL) return -1;
+    long result = PyLong_AsLong(r);
+    Py_DECREF(r);
+    return result == -1 && PyErr_Occurred() ? -1 : result;
+}
+
+/* apply(state, event, sentiment) -> APPLIED, LATE or DUPLICATE, as RoomState.apply. */
+static PyObject *fold_apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "apply(state, event, sentiment)");
+        return NULL;
+    }
+    if (!ready) {
+        PyErr_SetString(PyExc_RuntimeError, "_fold.setup was not called");
+        return NULL;
+    }
+    long result = apply_one(args[0], args[1], args[2]);
     return result < 0 ? NULL : PyLong_FromLong(result);
-python:
-    return PyObject_CallMethodObjArgs(state, s_apply_python, event, sentiment, NULL);
+}
+
+/* -- a partition's group of events (RoomPartition._fold_python) ------------------------ */
+
+enum { M_STATE, M_LAST_ACTIVE, M_DIRTY_EMIT, M_DIRTY_STATE, N_ROOM_RECORD };
+static const char *record_names[N_ROOM_RECORD] = {"state", "last_active", "dirty_emit",
+                                                  "dirty_state"};
+static Py_ssize_t record_off[N_ROOM_RECORD];
+static PyTypeObject *room_record; /* streams.rooms.partition.Room */
+static long long f_room, f_comment_text;
+static PyObject *s_rooms, *s_observer, *s_watermark_ms, *s_new_room, *s_comment, *s_applied,
+    *s_late, *s_duplicates, *s_event_ts;
+
+/* list[i] += 1 for a list of ints (an Outcome's counts by kind). */
+static int count_up(PyObject *list, long long i) {
+    PyObject *sum = PyNumber_Add(PyList_GET_ITEM(list, i), one);
+    if (sum == NULL) return -1;
+    PyList_SetItem(list, i, sum);
+    return 0;
+}
+
+/* Whether every event of a group has the shape the loop below reads without checks:
+ * a list or tuple, an int kind that indexes the outcome's counts, an int time, a
+ * comment's text. A group with anything else folds in Python. */
+static int plain_group(PyObject *events, Py_ssize_t kinds) {
+    if (!PyList_CheckExact(events)) return 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
+        PyObject *event = PyList_GET_ITEM(events, i);
+        Py_ssize_t n;
+        if (PyList_CheckExact(event)) n = PyList_GET_SIZE(event);
+        else if (PyTuple_CheckExact(event)) n = PyTuple_GET_SIZE(event);
+        else return 0;
+        if (n <= f_room || n <= layout[F_KIND] || n <= layout[F_TS]) return 0;
+        PyObject *kind_obj = PySequence_Fast_GET_ITEM(event, layout[F_KIND]);
+        if (!PyLong_CheckExact(kind_obj) ||
+            !PyLong_CheckExact(PySequence_Fast_GET_ITEM(event, layout[F_TS])))
+            return 0;
+        int overflow;
+        long long kind = PyLong_AsLongLongAndOverflow(kind_obj, &overflow);
+        if (overflow || kind < 0 || kind >= kinds) return 0;
+        if (kind == layout[COMMENT] && n <= f_comment_text) return 0;
+    }
+    return 1;
+}
+
+/* fold_group(partition, events, now, outcome, score) -> False if the group is not
+ * plain (the caller folds it in Python), else True once folded. */
+static PyObject *fold_group(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "fold_group(partition, events, now, outcome, score)");
+        return NULL;
+    }
+    if (!ready || room_record == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_fold.setup_partition was not called");
+        return NULL;
+    }
+    PyObject *partition = args[0], *events = args[1], *now = args[2], *outcome = args[3],
+             *score = args[4];
+    PyObject *rooms = NULL, *observer = NULL, *applied = NULL, *late = NULL,
+             *duplicates = NULL, *event_ts = NULL, *watermark_obj = NULL, *out = NULL;
+    if ((rooms = PyObject_GetAttr(partition, s_rooms)) == NULL ||
+        (observer = PyObject_GetAttr(partition, s_observer)) == NULL ||
+        (watermark_obj = PyObject_GetAttr(partition, s_watermark_ms)) == NULL ||
+        (applied = PyObject_GetAttr(outcome, s_applied)) == NULL ||
+        (late = PyObject_GetAttr(outcome, s_late)) == NULL ||
+        (duplicates = PyObject_GetAttr(outcome, s_duplicates)) == NULL ||
+        (event_ts = PyObject_GetAttr(outcome, s_event_ts)) == NULL)
+        goto done;
+    Py_ssize_t kinds = 0;
+    if (PyDict_CheckExact(rooms) && PyList_CheckExact(applied) && PyList_CheckExact(late) &&
+        PyList_CheckExact(duplicates) && PyList_CheckExact(event_ts) &&
+        PyLong_CheckExact(watermark_obj)) {
+        kinds = PyList_GET_SIZE(applied);
+        if (PyList_GET_SIZE(late) < kinds) kinds = PyList_GET_SIZE(late);
+        if (PyList_GET_SIZE(duplicates) < kinds) kinds = PyList_GET_SIZE(duplicates);
+    }
+    if (kinds == 0 || !plain_group(events, kinds)) {
+        out = Py_NewRef(Py_False);
+        goto done;
+    }
+    long long watermark;
+    if (as_ll(watermark_obj, &watermark) < 0) goto done;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
+        PyObject *event = PyList_GET_ITEM(events, i);
+        PyObject *room_id = PySequence_Fast_GET_ITEM(event, f_room);
+        PyObject *ts_obj = PySequence_Fast_GET_ITEM(event, layout[F_TS]);
+        Py_INCREF(event); /* the callbacks below are Python: keep what is read */
+        PyObject *room = PyDict_GetItemWithError(rooms, room_id), *sentiment = Py_None;
+        Py_XINCREF(room);
+        if (room == NULL && !PyErr_Occurred())
+            room = PyObject_CallMethodObjArgs(partition, s_new_room, room_id, ts_obj, NULL);
+        if (room == NULL || !Py_IS_TYPE(room, room_record)) {
+            if (room != NULL) PyErr_SetString(PyExc_TypeError, "a partition's room is not a Room");
+            Py_XDECREF(room);
+            Py_DECREF(event);
+            goto done;
+        }
+        Py_INCREF(sentiment);
+        long long kind = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(event, layout[F_KIND]));
+        long result = -1;
+        if (kind == layout[COMMENT]) {
+            PyObject *text = PySequence_Fast_GET_ITEM(event, f_comment_text);
+            if (score != Py_None) {
+                Py_SETREF(sentiment, PyObject_CallOneArg(score, text));
+                if (sentiment == NULL) goto failed;
+            }
+            if (observer != Py_None) {
+                PyObject *r =
+                    PyObject_CallMethodObjArgs(observer, s_comment, room_id, ts_obj, text, NULL);
+                if (r == NULL) goto failed;
+                Py_DECREF(r);
+            }
+        }
+        PyObject *state = *(PyObject **)((char *)room + record_off[M_STATE]);
+        if (state == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "a Room without its state");
+            goto failed;
+        }
+        result = apply_one(state, event, sentiment);
+        if (result < 0) goto failed;
+        if (result == layout[DUPLICATE]) {
+            if (count_up(duplicates, kind) < 0) result = -1;
+            goto next;
+        }
+        long long ts;
+        if (count_up(applied, kind) < 0 || PyList_Append(event_ts, ts_obj) < 0 ||
+            as_ll(ts_obj, &ts) < 0) {
+            result = -1;
+            goto next;
+        }
+        if (result == layout[LATE]) {
+            if (count_up(late, kind) < 0) result = -1;
+        } else if (ts > watermark) {
+            watermark = ts;
+            Py_SETREF(watermark_obj, Py_NewRef(ts_obj));
+        }
+        slot_put(room, record_off[M_LAST_ACTIVE], Py_NewRef(now));
+        slot_put(room, record_off[M_DIRTY_EMIT], Py_NewRef(Py_True));
+        slot_put(room, record_off[M_DIRTY_STATE], Py_NewRef(Py_True));
+    next:
+    failed:
+        Py_XDECREF(sentiment);
+        Py_DECREF(room);
+        Py_DECREF(event);
+        if (result < 0) goto done;
+    }
+    if (PyObject_SetAttr(partition, s_watermark_ms, watermark_obj) < 0) goto done;
+    out = Py_NewRef(Py_True);
+done:
+    Py_XDECREF(rooms);
+    Py_XDECREF(observer);
+    Py_XDECREF(watermark_obj);
+    Py_XDECREF(applied);
+    Py_XDECREF(late);
+    Py_XDECREF(duplicates);
+    Py_XDECREF(event_ts);
+    return out;
 }
 
 /* -- setup ---------------------------------------------------------------------------- */
@@ -672,9 +838,28 @@ static PyObject *fold_setup(PyObject *module, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* setup_partition(Room, room_field, comment_text_field) */
+static PyObject *fold_setup_partition(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *cls;
+    long long room_field, text_field;
+    if (!PyArg_ParseTuple(args, "O!LL", &PyType_Type, &cls, &room_field, &text_field))
+        return NULL;
+    Py_ssize_t offsets[N_ROOM_RECORD];
+    if (offsets_of((PyTypeObject *)cls, record_names, N_ROOM_RECORD, offsets) < 0) return NULL;
+    memcpy(record_off, offsets, sizeof record_off);
+    f_room = room_field, f_comment_text = text_field;
+    Py_XSETREF(room_record, (PyTypeObject *)Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"apply", (PyCFunction)(void (*)(void))fold_apply, METH_FASTCALL,
      "apply(state, event, sentiment): RoomState.apply, in C."},
+    {"fold_group", (PyCFunction)(void (*)(void))fold_group, METH_FASTCALL,
+     "fold_group(partition, events, now, outcome, score): RoomPartition._fold, in C."},
+    {"setup_partition", fold_setup_partition, METH_VARARGS,
+     "setup_partition(Room, room_field, comment_text_field)."},
     {"setup", fold_setup, METH_VARARGS,
      "setup(classes, layout, negative_at, exact_limit, rest_bits, widened_plus_one)."},
     {NULL, NULL, 0, NULL},
@@ -697,6 +882,18 @@ PyMODINIT_FUNC PyInit__fold(void) {
     s_to_sketch = PyUnicode_InternFromString("_to_sketch");
     s_advance = PyUnicode_InternFromString("_advance");
     s_apply_python = PyUnicode_InternFromString("apply_python");
+    s_rooms = PyUnicode_InternFromString("rooms");
+    s_observer = PyUnicode_InternFromString("observer");
+    s_watermark_ms = PyUnicode_InternFromString("watermark_ms");
+    s_new_room = PyUnicode_InternFromString("_new_room");
+    s_comment = PyUnicode_InternFromString("comment");
+    s_applied = PyUnicode_InternFromString("applied");
+    s_late = PyUnicode_InternFromString("late");
+    s_duplicates = PyUnicode_InternFromString("duplicates");
+    s_event_ts = PyUnicode_InternFromString("event_ts");
+    if (!s_rooms || !s_observer || !s_watermark_ms || !s_new_room || !s_comment || !s_applied ||
+        !s_late || !s_duplicates || !s_event_ts)
+        return NULL;
     if (!one || !zero || !s_touch || !s_place || !s_to_sketch || !s_advance || !s_apply_python)
         return NULL;
     return PyModule_Create(&module);

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from streams.events import COMMENT, F_COMMENT_TEXT, F_KIND, F_ROOM, F_TS
+from streams.rooms import _fold
 from streams.rooms.metrics import snapshot
 from streams.rooms.room import DUPLICATE, LATE, RoomSettings, RoomState, fold_event
 
@@ -68,6 +69,10 @@ class Room:
     dirty_emit: bool = False  # changed since its last snapshot
     dirty_state: bool = False  # changed since the last checkpoint capture
     base_pos: int | None = None  # state-log offset of its latest base (None: none yet)
+
+
+# The group fold in C reads a Room's slots at their offsets.
+_fold.setup_partition(Room, F_ROOM, F_COMMENT_TEXT)
 
 
 class RoomPartition:
@@ -119,6 +124,25 @@ class RoomPartition:
         outcome: Outcome,
         score: Callable[[str], float] | None,
     ) -> None:
+        """A group's events into their rooms: in C (`_fold.c`), or `_fold_python` for a
+        group of an unexpected shape."""
+        if not _fold.fold_group(self, events, now, outcome, score):
+            self._fold_python(events, now, outcome, score)
+
+    def _new_room(self, room_id: str, ts_ms: int) -> Room:
+        room = self.rooms[room_id] = Room(RoomState(room_id, self.settings))
+        if self.observer is not None:
+            self.observer.room_seen(room_id, ts_ms)
+        return room
+
+    def _fold_python(
+        self,
+        events: Sequence[Sequence[Any]],
+        now: float,
+        outcome: Outcome,
+        score: Callable[[str], float] | None,
+    ) -> None:
+        """`_fold` in Python, step for step as `_fold.fold_group` does it."""
         rooms, observer = self.rooms, self.observer
         watermark = self.watermark_ms
         applied, late, duplicates = outcome.applied, outcome.late, outcome.duplicates
@@ -127,9 +151,7 @@ class RoomPartition:
             room_id = event[F_ROOM]
             room = rooms.get(room_id)
             if room is None:
-                room = rooms[room_id] = Room(RoomState(room_id, self.settings))
-                if observer is not None:
-                    observer.room_seen(room_id, event[F_TS])
+                room = self._new_room(room_id, event[F_TS])
             kind = event[F_KIND]
             sentiment = None
             if kind == COMMENT:

@@ -127,3 +127,64 @@ def test_a_setup_that_fails_leaves_the_fold_as_it_was():
     room = RoomState("r", RoomSettings())
     assert room.apply(enter("u1")) == room.apply_python(enter("u2")) == 0
     assert room.views == 2
+
+
+class Heard:
+    """A partition observer that writes down what it hears."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def room_seen(self, room_id, ts_ms):
+        self.calls.append(("room", room_id, ts_ms))
+
+    def comment(self, room_id, ts_ms, text):
+        self.calls.append(("comment", room_id, ts_ms, text))
+
+
+def partitions_fold_both(groups, make_score):
+    """Fold groups into a partition by C and one by Python (each with a scorer from
+    `make_score`); return both and their outcomes and observers."""
+    from streams.rooms.partition import Outcome, RoomPartition
+
+    sides = []
+    for python in (False, True):
+        heard = Heard()
+        part, outcome = RoomPartition(0, RoomSettings(), heard), Outcome()
+        score = make_score()
+        for events in groups:
+            fold = part._fold_python if python else part._fold
+            fold(events, 1_000.5, outcome, score)
+        sides.append((part, outcome, heard))
+    return sides
+
+
+def test_c_folds_a_partitions_groups_as_python_does():
+    rng = random.Random(4)
+    events = []
+    for room in range(12):
+        room_events = stream(rng, 500, users=40, per_second=3, disorder_s=10)
+        events += [[*e[:4], f"room-{room}", *e[5:]] for e in room_events]
+    rng.shuffle(events)
+    groups = [events[i : i + rng.randrange(1, 90)] for i in range(0, len(events), 60)]
+
+    def make_score():  # a score per call, the same sequence on both sides
+        calls = iter(range(10**9))
+        return lambda text: (next(calls) % 7 - 3) / 3.0
+
+    sides = partitions_fold_both(groups, make_score)
+    (c_part, c_out, c_heard), (py_part, py_out, py_heard) = sides
+    assert c_out == py_out and sum(c_out.applied) > 4_000 and sum(c_out.duplicates) > 0
+    assert c_heard.calls == py_heard.calls and len(c_heard.calls) > 900
+    assert c_part.watermark_ms == py_part.watermark_ms > T0
+    assert everything(c_part.rooms) == everything(py_part.rooms)
+
+
+def test_a_group_of_an_unexpected_shape_folds_in_python():
+    from streams.rooms.partition import Outcome, RoomPartition
+
+    part = RoomPartition(0, RoomSettings())
+    odd = [list(enter("u1")), (True, "e2", "u2", T0, "r", True)]  # a bool for a kind
+    assert not _fold.fold_group(part, odd, 1.0, Outcome(), None)
+    part._fold(odd, 1.0, outcome := Outcome(), None)
+    assert outcome.applied[0] == 1 and outcome.applied[1] == 1 and part.rooms["r"].state.views == 1
