@@ -28,9 +28,10 @@ from streams.sentiment.resources import (
 from streams.sentiment.text import normalize
 
 try:  # built by `pip install` (pyproject.toml); Python below gives the same sums
+    from streams.sentiment import _ngrams
     from streams.sentiment._ngrams import NgramTable
 except ImportError:  # pragma: no cover - a source tree that was never built
-    NgramTable = None
+    _ngrams = NgramTable = None
 
 Label = Literal["negative", "neutral", "positive"]
 
@@ -64,8 +65,8 @@ _CLAUSE_END = re.compile("[" + re.escape(_CLAUSE_END_CHARS) + "]")
 class Scorer:
     """Matching runs in compiled code: an Aho-Corasick automaton (ahocorasick-rs, Rust)
     finds the lexicon's leftmost-longest terms and a regex the whole English words;
-    Python only walks the matched terms (a few per comment), and the n-gram sum runs in
-    this package's C extension (`_ngrams.c`)."""
+    the walk over the matched terms and the n-gram sum run in this package's C
+    extension (`_ngrams.c`; `_evidence_py` and `_ngram_sum_py` are the same in Python)."""
 
     def __init__(self, res: Resources) -> None:
         self._words = {term: e for term, e in res.tokens.items() if term[0] in WORD_CHARS}
@@ -78,10 +79,14 @@ class Scorer:
         self._ngram_weight = res.ngram_weight
         if NgramTable is None:
             self._ngram_sum = self._ngram_sum_py
-        elif isinstance(res.ngram_source, bytes):
-            self._ngram_sum = NgramTable.from_tsv(res.ngram_source).sum
+            self._evidence = self._evidence_py
+            return
+        if isinstance(res.ngram_source, bytes):
+            table = NgramTable.from_tsv(res.ngram_source)
         else:
-            self._ngram_sum = NgramTable(res.ngram_source).sum
+            table = NgramTable(res.ngram_source)
+        self._ngram_sum = table.sum
+        self._evidence = table.evidence  # `_evidence_py` in C, the same sums
 
     def _terms(self, t: str) -> list[tuple[int, int, int, float]]:
         """(start, end, kind, value) of the lexicon terms in `t`, in order: the longest
@@ -115,13 +120,20 @@ class Scorer:
         t = normalize(text)
         if not t:
             return 0.0
+        return self._evidence(t, self._terms(t), self._ngram_weight)
+
+    def _evidence_py(
+        self, t: str, terms: list[tuple[int, int, int, float]], ngram_weight: float
+    ) -> float:
+        """`raw` of a normalised, non-empty text from its terms: the walk that
+        `NgramTable.evidence` does in C, operation for operation."""
         total = clause = 0.0
         negation = 0
         degree = 1.0
         at = 0  # end of the previous term
         sarcasm = ironic = 0.0
         chatter: list[tuple[int, int]] = []  # spans the n-grams do not see
-        for start, end, kind, value in self._terms(t):
+        for start, end, kind, value in terms:
             if start > at:  # unmatched characters and words: each one a token
                 gap = t[at:start]
                 if _CLAUSE_END.search(gap) is not None:
@@ -154,7 +166,7 @@ class Scorer:
         for start, end in reversed(chatter):
             u = u[:start] + GAP + u[end:]
         if len(u) > len(chatter):  # something besides chatter is left
-            evidence += self._ngram_weight * self._ngram_sum(u)
+            evidence += ngram_weight * self._ngram_sum(u)
         if sarcasm and _one_clause(t):  # 呵呵 质量真好: the praise is the sarcasm
             evidence = sarcasm - abs(evidence)
         if ironic:  # 666 alone is praise; 666 又断货了 is not
@@ -229,3 +241,16 @@ class RepeatedTexts:
                 self.memo.clear()
             value = self.memo[text] = self.score(text)
         return value
+
+
+if _ngrams is not None:  # the walk in C takes the rules' constants from here
+    _ngrams.configure(
+        (SENTIMENT, NEGATOR, DEGREE, CONTRAST, SARCASM, IRONIC),
+        NEGATION_WINDOW,
+        NEGATED,
+        BEFORE_CONTRAST,
+        QUESTION_DAMPING,
+        IRONY_LINE,
+        _CLAUSE_END_CHARS,
+        "".join(sorted(QUESTION_ENDS)),
+    )

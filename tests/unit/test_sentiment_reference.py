@@ -208,3 +208,55 @@ def test_the_table_read_from_the_weights_file_is_the_dicts() -> None:
 def test_the_c_ngram_sum_equals_python_on_any_text(text: str) -> None:
     scorer = default_scorer()
     assert scorer._ngram_sum(text) == scorer._ngram_sum_py(text)
+
+
+def _walks_agree(scorer, text: str) -> None:
+    t = normalize(text)
+    if not t:
+        return
+    terms, weight = scorer._terms(t), scorer._ngram_weight
+    assert scorer._evidence(t, terms, weight) == scorer._evidence_py(t, terms, weight), text
+
+
+def test_the_walk_in_c_equals_the_python_walk() -> None:
+    """Bit for bit: the C walk adds the same floats in the same order."""
+    scorer = default_scorer()
+    assert scorer._evidence != scorer._evidence_py  # the C walk is the one in use
+    for text in corpus():
+        _walks_agree(scorer, text)
+
+
+# Terms of every kind (sentiment, negator, degree, contrast, chatter, sarcasm, ironic),
+# English words and numbers, clause ends and question ends, a GAP.
+_PIECES = [
+    "好",
+    "差",
+    "不",
+    "很",
+    "太",
+    "但是",
+    "主播好",
+    "呵呵",
+    "666",
+    "6",
+    "yyds",
+    "good",
+    "not",
+    "u1s1",
+    "，",
+    "!",
+    "？",
+    "吗",
+    " ",
+    "的",
+    "质量",
+    "发货",
+    "慢",
+    "\x00",
+    "号",
+]
+
+
+@given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=12))
+def test_the_walk_in_c_equals_python_on_any_mix_of_terms(pieces: list[str]) -> None:
+    _walks_agree(default_scorer(), "".join(pieces))
