@@ -181,19 +181,47 @@ static int ring_count(PyObject *obj, Py_ssize_t off, Py_ssize_t i) {
 
 static inline int is_true(PyObject *obj) { return obj == NULL ? -1 : PyObject_IsTrue(obj); }
 
+/* obj.name(arg), or obj.name() when arg is NULL, for its effect: 0, or -1 on an error. */
+static int call_for_effect(PyObject *obj, PyObject *name, PyObject *arg) {
+    PyObject *r = arg == NULL ? PyObject_CallMethodNoArgs(obj, name)
+                              : PyObject_CallMethodOneArg(obj, name, arg);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+/* An index loaded since its ring was counted (its `_stale` slot) is touched by its
+ * Python `touch`, which recounts first. 1 when it was (*touched: what touch returned,
+ * true or not), 0 when the index is not stale, -1 on an error. */
+static int touch_if_stale(PyObject *index, Py_ssize_t stale_off, PyObject *key,
+                          PyObject *second_obj, int *touched) {
+    int stale = is_true(slot(index, stale_off));
+    if (stale <= 0) return stale;
+    PyObject *r = PyObject_CallMethodObjArgs(index, s_touch, key, second_obj, NULL);
+    *touched = is_true(r);
+    Py_XDECREF(r);
+    return *touched < 0 ? -1 : 1;
+}
+
+/* obj's slot of an oldest second (None: nothing held) lowered to `second` (its int
+ * object when the caller has one, else NULL). */
+static int lower_oldest(PyObject *obj, Py_ssize_t off, long long second, PyObject *second_obj) {
+    PyObject *oldest_obj = slot(obj, off);
+    long long oldest = 0;
+    if (oldest_obj == NULL || (oldest_obj != Py_None && as_ll(oldest_obj, &oldest) < 0)) return -1;
+    if (oldest_obj != Py_None && second >= oldest) return 0;
+    PyObject *lowered = second_obj != NULL ? Py_NewRef(second_obj) : PyLong_FromLongLong(second);
+    if (lowered == NULL) return -1;
+    slot_put(obj, off, lowered);
+    return 0;
+}
+
 /* -- the room's parts ------------------------------------------------------------------ */
 
 /* RecentIds.touch: 1 a new id, 0 a repeat, -1 an error. */
 static int ids_touch(PyObject *ids, PyObject *id, uint64_t key, long long second,
                      PyObject *second_obj) {
-    int stale = is_true(slot(ids, ids_off[I_STALE]));
-    if (stale < 0) return -1;
-    if (stale) {
-        PyObject *fresh = PyObject_CallMethodObjArgs(ids, s_touch, id, second_obj, NULL);
-        int rc = is_true(fresh);
-        Py_XDECREF(fresh);
-        return rc;
-    }
+    int fresh, stale = touch_if_stale(ids, ids_off[I_STALE], id, second_obj, &fresh);
+    if (stale != 0) return stale < 0 ? -1 : fresh;
     FlatMap *t = table(ids, ids_off[I_TABLE]);
     if (t == NULL) return -1;
     Py_ssize_t i = flat->slot_for_insert(t, key);
@@ -209,22 +237,14 @@ static int ids_touch(PyObject *ids, PyObject *id, uint64_t key, long long second
             return ring_count(ids, ids_off[I_COUNTS], floor_mod(second, span)) < 0 ? -1 : 1;
         }
     }
-    PyObject *r = PyObject_CallMethodObjArgs(ids, s_place, second_obj, NULL);
-    if (r == NULL) return -1;
-    Py_DECREF(r);
-    return 1;
+    return call_for_effect(ids, s_place, second_obj) < 0 ? -1 : 1;
 }
 
 /* LastSeen.touch. */
 static int seen_touch(PyObject *seen, PyObject *user, uint64_t key, long long second,
                       PyObject *second_obj) {
-    int stale = is_true(slot(seen, seen_off[L_STALE]));
-    if (stale < 0) return -1;
-    if (stale) {
-        PyObject *r = PyObject_CallMethodObjArgs(seen, s_touch, user, second_obj, NULL);
-        Py_XDECREF(r);
-        return r == NULL ? -1 : 0;
-    }
+    int touched, stale = touch_if_stale(seen, seen_off[L_STALE], user, second_obj, &touched);
+    if (stale != 0) return stale < 0 ? -1 : 0;
     FlatMap *t = table(seen, seen_off[L_TABLE]);
     if (t == NULL) return -1;
     Py_ssize_t i = flat->slot_for_insert(t, key);
@@ -264,11 +284,7 @@ static int seen_touch(PyObject *seen, PyObject *user, uint64_t key, long long se
         }
     }
     if (ring_count(seen, seen_off[L_LIVE], floor_mod(second, span)) < 0) return -1;
-    PyObject *oldest_obj = slot(seen, seen_off[L_OLDEST]);
-    long long oldest = 0;
-    if (oldest_obj == NULL || (oldest_obj != Py_None && as_ll(oldest_obj, &oldest) < 0)) return -1;
-    if (oldest_obj == Py_None || second < oldest) slot_put(seen, seen_off[L_OLDEST], Py_NewRef(second_obj));
-    return 0;
+    return lower_oldest(seen, seen_off[L_OLDEST], second, second_obj);
 }
 
 /* DistinctCount.add. */
@@ -282,12 +298,7 @@ static int distinct_add(PyObject *count, uint64_t key) {
         if (i < 0) return -1;
         if (t->keys[i] != 0) return 0;
         if (flat->put(t, i, key, 0) < 0) return -1;
-        if (t->used > exact_limit) {
-            PyObject *r = PyObject_CallMethodObjArgs(count, s_to_sketch, NULL);
-            if (r == NULL) return -1;
-            Py_DECREF(r);
-        }
-        return 0;
+        return t->used > exact_limit ? call_for_effect(count, s_to_sketch, NULL) : 0;
     }
     PyObject *registers = slot(count, distinct_off[D_REGISTERS]);
     if (registers == NULL) return -1;
@@ -363,15 +374,8 @@ static int presence_word(PyObject *presence, uint64_t key, long long ts, int wor
         Py_XDECREF(d);
         if (rc < 0) return -1;
     }
-    long long second = floor_div(value < 0 ? -value : value, 1000), oldest = 0;
-    PyObject *oldest_obj = slot(presence, presence_off[P_OLDEST]);
-    if (oldest_obj == NULL || (oldest_obj != Py_None && as_ll(oldest_obj, &oldest) < 0)) return -1;
-    if (oldest_obj == Py_None || second < oldest) {
-        PyObject *s = PyLong_FromLongLong(second);
-        if (s == NULL) return -1;
-        slot_put(presence, presence_off[P_OLDEST], s);
-    }
-    return 0;
+    long long second = floor_div(value < 0 ? -value : value, 1000);
+    return lower_oldest(presence, presence_off[P_OLDEST], second, NULL);
 }
 
 /* row[column] += delta (the row of one second's sums, a list). */
@@ -448,9 +452,7 @@ static long fold(PyObject *state, PyObject *const *items, long long kind, PyObje
     if (as_ll(slot(state, room_off[R_WATERMARK]), &watermark) < 0) goto done;
     if (ts > watermark) {
         if (floor_div(ts, 1000) != floor_div(watermark, 1000)) {
-            PyObject *r = PyObject_CallMethodObjArgs(state, s_advance, ts_obj, NULL);
-            if (r == NULL) goto done;
-            Py_DECREF(r);
+            if (call_for_effect(state, s_advance, ts_obj) < 0) goto done;
             if (as_ll(slot(state, room_off[R_WATERMARK]), &watermark) < 0) goto done;
         } else {
             slot_put(state, room_off[R_WATERMARK], Py_NewRef(ts_obj));

@@ -235,6 +235,8 @@ static inline int is_in(Py_UCS4 c, const Py_UCS4 *set, int n) {
     return 0;
 }
 
+static inline int is_clause_end(Py_UCS4 c) { return is_in(c, clause_ends, n_clause_ends); }
+
 static inline int is_word_char(Py_UCS4 c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '\'';
 }
@@ -316,7 +318,7 @@ static PyObject *table_evidence(NgramTable *self, PyObject *const *args, Py_ssiz
         if (start > at) { /* unmatched characters and words: each one a token */
             int ends = 0;
             for (Py_ssize_t i = at; i < start && !ends; i++)
-                ends = is_in(PyUnicode_READ(kind, data, i), clause_ends, n_clause_ends);
+                ends = is_clause_end(PyUnicode_READ(kind, data, i));
             if (ends) {
                 negation = -1, degree = 1.0;
             } else if (negation > 0) {
@@ -361,11 +363,11 @@ static PyObject *table_evidence(NgramTable *self, PyObject *const *args, Py_ssiz
     PyMem_Free(u);
     if (sarcasm != 0.0) { /* 呵呵 质量真好: the praise is the sarcasm, in one clause */
         Py_ssize_t kept = len;
-        while (kept > 0 && is_in(PyUnicode_READ(kind, data, kept - 1), clause_ends, n_clause_ends))
+        while (kept > 0 && is_clause_end(PyUnicode_READ(kind, data, kept - 1)))
             kept--;
         int one_clause = 1;
         for (Py_ssize_t i = 0; i < kept && one_clause; i++)
-            one_clause = !is_in(PyUnicode_READ(kind, data, i), clause_ends, n_clause_ends);
+            one_clause = !is_clause_end(PyUnicode_READ(kind, data, i));
         if (one_clause) evidence = sarcasm - fabs(evidence);
     }
     if (ironic != 0.0) evidence += evidence <= irony_line ? -ironic : ironic;
