@@ -554,15 +554,10 @@ static void delete_at(FlatMap *t, Py_ssize_t hole) {
  * shifted back into the slot being looked at is looked at again, one shifted back to a
  * later slot when the pass gets there. No allocation unless the table shrinks: the
  * busiest rooms drop entries every second. */
-static PyObject *FlatMap_drop_upto(FlatMap *t, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "drop_upto(cutoff, absolute=False)");
-        return NULL;
-    }
-    int64_t cutoff = as_int64(args[0]);
-    if (cutoff == -1 && PyErr_Occurred()) return NULL;
-    int absolute = nargs == 2 ? PyObject_IsTrue(args[1]) : 0;
-    if (absolute < 0) return NULL;
+/* The pass of drop_upto: entries at or below `cutoff` (by magnitude when `absolute`)
+ * removed; counts and the least value kept (INT64_MAX when none). -1 on error. */
+static int drop_pass(FlatMap *t, int64_t cutoff, int absolute, Py_ssize_t *removed_out,
+                     Py_ssize_t *removed_nonneg_out, int64_t *least_out) {
     Py_ssize_t removed = 0, removed_nonneg = 0, mask = t->cap - 1, start = 0;
     int64_t least = INT64_MAX;
     while (t->keys[start] != 0) start++; /* the load factor leaves a quarter empty */
@@ -579,11 +574,160 @@ static PyObject *FlatMap_drop_upto(FlatMap *t, PyObject *const *args, Py_ssize_t
             delete_at(t, i);
         }
     }
-    if (t->cap > MIN_CAP && t->used * 8 < t->cap && rebuild(t, t->used) < 0) {
+    if (t->cap > MIN_CAP && t->used * 8 < t->cap && rebuild(t, t->used) < 0) return -1;
+    *removed_out = removed;
+    *removed_nonneg_out = removed_nonneg;
+    *least_out = least;
+    return 0;
+}
+
+/* drop_upto(cutoff, absolute=False) -> (removed, removed_nonneg, least kept or None).
+ * In place, one pass from an empty slot (so no cluster wraps past the start): an entry
+ * shifted back into the slot being looked at is looked at again, one shifted back to a
+ * later slot when the pass gets there. No allocation unless the table shrinks: the
+ * busiest rooms drop entries every second. */
+static PyObject *FlatMap_drop_upto(FlatMap *t, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "drop_upto(cutoff, absolute=False)");
         return NULL;
     }
+    int64_t cutoff = as_int64(args[0]);
+    if (cutoff == -1 && PyErr_Occurred()) return NULL;
+    int absolute = nargs == 2 ? PyObject_IsTrue(args[1]) : 0;
+    if (absolute < 0) return NULL;
+    Py_ssize_t removed, removed_nonneg;
+    int64_t least;
+    if (drop_pass(t, cutoff, absolute, &removed, &removed_nonneg, &least) < 0) return NULL;
     if (t->used == 0) return Py_BuildValue("nnO", removed, removed_nonneg, Py_None);
     return Py_BuildValue("nnL", removed, removed_nonneg, (long long)least);
+}
+
+/* -- presence's settled timeline (streams.rooms.presence.settle_python is the reference) */
+
+typedef struct {
+    uint64_t key;
+    int64_t value; /* ms, negative for a leave */
+} Word;
+
+static inline int64_t word_ms(const Word *w) { return llabs_i64(w->value); }
+
+static int word_order(const void *a, const void *b) {
+    int64_t x = word_ms((const Word *)a), y = word_ms((const Word *)b);
+    return (x > y) - (x < y);
+}
+
+/* The latest word wins; a leave wins a tie (presence.is_later). */
+static inline int is_later(int64_t value, int64_t prev) {
+    if (prev >= 0) return value >= 0 ? value > prev : -value >= prev;
+    return llabs_i64(value) > -prev;
+}
+
+static inline int64_t floor_sec(int64_t ms) { return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000); }
+
+typedef struct {
+    Py_ssize_t online;
+    int64_t second, oldest; /* oldest: INT64_MAX for none */
+} Settled;
+
+/* Forget users a session timeout old as the settled time enters `second`. */
+static int settled_expire(FlatMap *t, Settled *s, int64_t horizon_s) {
+    int64_t cutoff = s->second - horizon_s;
+    if (s->oldest == INT64_MAX || s->oldest > cutoff) return 0;
+    Py_ssize_t removed, went_offline;
+    int64_t least;
+    if (drop_pass(t, (cutoff + 1) * 1000 - 1, 1, &removed, &went_offline, &least) < 0) return -1;
+    s->online -= went_offline;
+    s->oldest = least == INT64_MAX ? INT64_MAX : floor_sec(least);
+    return 0;
+}
+
+/* settle(table, words, upto_ms, horizon_s, online, second, oldest|None, peak)
+ *   -> (online, second, oldest|None, peak, words kept) */
+static PyObject *settle(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 8 || Py_TYPE(args[0])->tp_dealloc != (destructor)FlatMap_dealloc) {
+        PyErr_SetString(PyExc_TypeError,
+                        "settle(table, words, upto_ms, horizon_s, online, second, oldest, peak)");
+        return NULL;
+    }
+    FlatMap *t = (FlatMap *)args[0];
+    int64_t upto = as_int64(args[2]), horizon_s = as_int64(args[3]);
+    Settled s;
+    s.online = PyLong_AsSsize_t(args[4]);
+    s.second = as_int64(args[5]);
+    s.oldest = args[6] == Py_None ? INT64_MAX : as_int64(args[6]);
+    Py_ssize_t peak = PyLong_AsSsize_t(args[7]);
+    if (PyErr_Occurred()) return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (view.len % ENTRY_BYTES != 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "words are whole 16-byte entries");
+        return NULL;
+    }
+    Py_ssize_t n = view.len / ENTRY_BYTES, now = 0, kept = 0;
+    Word *words = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Word));
+    PyObject *rest = PyBytes_FromStringAndSize(NULL, view.len);
+    if (words == NULL || rest == NULL) {
+        PyBuffer_Release(&view);
+        PyMem_Free(words);
+        Py_XDECREF(rest);
+        return PyErr_NoMemory();
+    }
+    const unsigned char *p = view.buf;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(rest);
+    for (Py_ssize_t i = 0; i < n; i++, p += ENTRY_BYTES) {
+        Word w = {load64le(p), (int64_t)load64le(p + 8)};
+        if (word_ms(&w) < upto) {
+            words[now++] = w;
+        } else {
+            memcpy(out + kept * ENTRY_BYTES, p, ENTRY_BYTES);
+            kept++;
+        }
+    }
+    PyBuffer_Release(&view);
+    qsort(words, (size_t)now, sizeof(Word), word_order);
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < now && !failed;) {
+        int64_t ms = word_ms(&words[i]), sec = floor_sec(ms);
+        if (sec > s.second) {
+            s.second = sec;
+            if (settled_expire(t, &s, horizon_s) < 0) failed = 1;
+        }
+        for (; i < now && !failed && word_ms(&words[i]) == ms; i++) {
+            Py_ssize_t slot = slot_for_insert(t, words[i].key);
+            if (slot < 0) {
+                failed = 1;
+                break;
+            }
+            int had = t->keys[slot] != 0;
+            int64_t prev = had ? val_at(t, slot) : 0, value = words[i].value;
+            if (had && !is_later(value, prev)) continue;
+            if (put(t, slot, words[i].key, value) < 0) {
+                failed = 1;
+                break;
+            }
+            s.online += (value >= 0) - (had && prev >= 0);
+            if (s.oldest == INT64_MAX || sec < s.oldest) s.oldest = sec;
+        }
+        if (s.online > peak) peak = s.online;
+    }
+    PyMem_Free(words);
+    int64_t end = floor_sec(upto - 1);
+    if (!failed && end > s.second) {
+        s.second = end;
+        if (settled_expire(t, &s, horizon_s) < 0) failed = 1;
+    }
+    if (failed || _PyBytes_Resize(&rest, kept * ENTRY_BYTES) < 0) {
+        Py_XDECREF(rest);
+        return NULL;
+    }
+    PyObject *oldest = s.oldest == INT64_MAX ? Py_NewRef(Py_None) : PyLong_FromLongLong(s.oldest);
+    if (oldest == NULL) {
+        Py_DECREF(rest);
+        return NULL;
+    }
+    return Py_BuildValue("nLNnN", s.online, (long long)s.second, oldest, peak, rest);
 }
 
 static PyObject *FlatMap_items(FlatMap *t, PyObject *unused) {
@@ -742,6 +886,8 @@ static PyObject *hash64(PyObject *module, PyObject *obj) {
 
 static PyMethodDef module_methods[] = {
     {"hash64", hash64, METH_O, "The 64-bit key FlatMap gives a str (never 0)."},
+    {"settle", (PyCFunction)(void (*)(void))settle, METH_FASTCALL,
+     "Presence's settled timeline: pending words applied in event-time order."},
     {NULL, NULL, 0, NULL},
 };
 

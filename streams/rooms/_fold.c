@@ -57,8 +57,8 @@ static const char *sums_names[N_SUMS] = {"_hot", "changed", "width"};
 enum { D_EXACT, D_REGISTERS, D_INVERSE, D_ZEROS, D_CHANGED, N_DISTINCT };
 static const char *distinct_names[N_DISTINCT] = {"exact", "registers", "inverse_sum", "zeros",
                                                  "_changed"};
-enum { P_AT, P_ONLINE, P_OLDEST, N_PRESENCE };
-static const char *presence_names[N_PRESENCE] = {"at", "online", "_oldest"};
+enum { P_AT, P_ONLINE, P_OLDEST, P_PENDING, N_PRESENCE };
+static const char *presence_names[N_PRESENCE] = {"at", "online", "_oldest", "pending"};
 
 static Py_ssize_t room_off[N_ROOM], ids_off[N_IDS], seen_off[N_SEEN], sums_off[N_SUMS],
     distinct_off[N_DISTINCT], presence_off[N_PRESENCE];
@@ -341,30 +341,34 @@ static int distinct_add(PyObject *count, uint64_t key) {
     return 0;
 }
 
-enum { ENTER, LEAVE, ACTIVE };
+enum { PRESENT, LEAVE };
 
-/* Presence.enter, .leave and .active: the latest word of a user decides. */
+/* Presence.word: the word joins the pending ones (for the settled timeline), and the
+ * latest word of the user decides (a leave wins a tie). */
 static int presence_word(PyObject *presence, uint64_t key, long long ts, int word) {
     FlatMap *t = table(presence, presence_off[P_AT]);
-    if (t == NULL) return -1;
-    Py_ssize_t i;
-    int had;
-    int64_t prev = 0, value = word == LEAVE ? -ts : ts;
-    if (word == ACTIVE) {
-        i = flat->slot_of(t, key);
-        had = t->keys[i] != 0;
-        if (!had) return 0;
-        prev = flat->val_at(t, i);
-        if (!(0 <= prev && prev < ts)) return 0;
-    } else {
-        i = flat->slot_for_insert(t, key);
-        if (i < 0) return -1;
-        had = t->keys[i] != 0;
-        if (had) {
-            prev = flat->val_at(t, i);
-            int later = prev >= 0 ? (word == ENTER ? ts > prev : ts >= prev) : ts > -prev;
-            if (!later) return 0;
-        }
+    PyObject *pending = slot(presence, presence_off[P_PENDING]);
+    if (t == NULL || pending == NULL) return -1;
+    if (!PyByteArray_Check(pending)) {
+        PyErr_SetString(PyExc_TypeError, "Presence.pending is a bytearray");
+        return -1;
+    }
+    int64_t value = word == LEAVE ? -ts : ts;
+    Py_ssize_t size = PyByteArray_GET_SIZE(pending);
+    if (PyByteArray_Resize(pending, size + 16) < 0) return -1;
+    unsigned char *entry = (unsigned char *)PyByteArray_AS_STRING(pending) + size;
+    uint64_t raw_value = (uint64_t)value;
+    for (int b = 0; b < 8; b++) {
+        entry[b] = (unsigned char)(key >> (8 * b));
+        entry[8 + b] = (unsigned char)(raw_value >> (8 * b));
+    }
+    Py_ssize_t i = flat->slot_for_insert(t, key);
+    if (i < 0) return -1;
+    int had = t->keys[i] != 0;
+    int64_t prev = had ? flat->val_at(t, i) : 0;
+    if (had) {
+        int later = prev >= 0 ? (value >= 0 ? value > prev : ts >= prev) : ts > -prev;
+        if (!later) return 0;
     }
     if (flat->put(t, i, key, value) < 0) return -1;
     int delta = (value >= 0) - (had && prev >= 0);
@@ -374,8 +378,7 @@ static int presence_word(PyObject *presence, uint64_t key, long long ts, int wor
         Py_XDECREF(d);
         if (rc < 0) return -1;
     }
-    long long second = floor_div(value < 0 ? -value : value, 1000);
-    return lower_oldest(presence, presence_off[P_OLDEST], second, NULL);
+    return lower_oldest(presence, presence_off[P_OLDEST], floor_div(ts, 1000), NULL);
 }
 
 /* row[column] += delta (the row of one second's sums, a list). */
@@ -480,18 +483,13 @@ static long fold(PyObject *state, PyObject *const *items, long long kind, PyObje
         if (slot_add(state, room_off[R_VIEWS], one) < 0) goto done;
         PyObject *viewers = typed(slot(state, room_off[R_VIEWERS]), K_DISTINCT);
         if (viewers == NULL || distinct_add(viewers, user_key) < 0) goto done;
-        if (presence_word(presence, user_key, ts, ENTER) < 0) goto done;
-        PyObject *online = slot(presence, presence_off[P_ONLINE]);
-        PyObject *peak = slot(state, room_off[R_PEAK]);
-        int higher = online == NULL || peak == NULL ? -1 : PyObject_RichCompareBool(online, peak, Py_GT);
-        if (higher < 0) goto done;
-        if (higher) slot_put(state, room_off[R_PEAK], Py_NewRef(online));
+        if (presence_word(presence, user_key, ts, PRESENT) < 0) goto done;
         if (row == NULL) goto applied;
         if (row_add(row, layout[C_VIEWS], one) < 0) goto done;
         recent = room_off[R_RECENT_VIEWERS];
         goto touch_recent;
     }
-    if (presence_word(presence, user_key, ts, ACTIVE) < 0) goto done;
+    if (presence_word(presence, user_key, ts, PRESENT) < 0) goto done;
     if (kind == layout[COMMENT]) {
         if (slot_add(state, room_off[R_COMMENTS], one) < 0) goto done;
         PyObject *commenters = typed(slot(state, room_off[R_COMMENTERS]), K_DISTINCT);

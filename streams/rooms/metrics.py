@@ -134,7 +134,7 @@ def snapshot(room: RoomState) -> dict[str, Any]:
         "room_id": room.room_id,
         "watermark_ms": room.watermark_ms,
         "online_viewers": room.online,
-        "peak_online_viewers": room.peak_online,
+        "peak_online_viewers": room.pcu,
         "entries_per_minute": windows["1m"]["views"],
         "views_total": room.views,
         "comments_total": room.comments,

@@ -1,33 +1,66 @@
-"""Online viewers (在线人数): users who entered and have not left, and were active within
-the session timeout.
+"""Online viewers (在线人数) and PCU, decided by event time only (SPEC "online viewers").
 
-The latest event of a user decides, whatever order events arrive in: an `enter` that
-arrives after its own `leave` (the two travel different partitions) does not bring the
-user back, and a stale `leave` older than the user's latest activity does not take
-them away. So a leave is remembered as long as an entry is (the session timeout), in
-the same map: `at[user]` is the event time (ms) of the user's latest word, negative
-when that word was a leave.
+A user's latest word decides: presence (an `enter`, a comment, a cart add, an order) or
+a `leave`, ordered by event time with a `leave` winning a tie. Keeping the latest word
+is a max under that order, so it does not depend on the order words arrive in: the
+current figure (`online`) is exact whatever order topics or shards deliver. `at[user]`
+is the latest word's ms, negative for a leave.
+
+PCU is a peak over time, and a peak taken as words arrive would depend on their order.
+So every word is also kept, packed, in `pending` until it is older than the room's
+watermark less the allowed lateness (no word within the lateness can still arrive
+before it), then applied in event-time order to a second table, `settled`: the room as
+it was at that moment. The peak is taken there after each millisecond's words, and
+PCU is the higher of that peak and the current figure (`peak_of`).
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
-from streams.rooms.flat import MODE_SET, FlatMap, packed
+from streams.rooms import _flat
+from streams.rooms.flat import MODE_SET, FlatMap, hash64, packed
 
 # Times are held less the first one's, less this (2**30 ms, ~12 days): 4 bytes each while
 # within ~12 days either side of it (a room that lives longer holds 8).
 BIAS_SLACK_MS = 1 << 30
 
+WORD = struct.Struct("<Qq")  # a pending word: the user's key, the signed ms (a flat entry)
+
+
+def is_later(value: int, prev: int) -> bool:
+    """Whether word `value` replaces `prev`: later in event time, a leave winning a tie."""
+    if prev >= 0:
+        return value > prev if value >= 0 else -value >= prev
+    return abs(value) > -prev
+
 
 class Presence:
-    __slots__ = ("_oldest", "at", "horizon_s", "online")
+    __slots__ = (
+        "_oldest",
+        "at",
+        "horizon_s",
+        "online",
+        "pending",
+        "settled",
+        "settled_loaded",
+        "settled_oldest",
+        "settled_online",
+        "settled_second",
+    )
 
     def __init__(self, horizon_s: int) -> None:
         self.horizon_s = horizon_s
         self.at = FlatMap(bias_slack=BIAS_SLACK_MS)  # user -> latest word's ms, < 0: a leave
         self._oldest: int | None = None  # no entry's second is older than this
         self.online = 0
+        self.pending = bytearray()  # words not yet settled, packed as flat entries
+        self.settled = FlatMap(bias_slack=BIAS_SLACK_MS)  # `at` as of the settled time
+        self.settled_online = 0
+        self.settled_second = 0  # the settled time's second (its expiry has run)
+        self.settled_oldest: int | None = None
+        self.settled_loaded = False
 
     def __len__(self) -> int:
         return self.online
@@ -36,28 +69,24 @@ class Presence:
         value = self.at.get(user)
         return value is not None and value >= 0
 
-    def _set(self, user: str, value: int, prev: int | None) -> None:
+    def word(self, user: str, ts: int, leave: bool) -> None:
+        """A presence event (`leave` False) or a leave at `ts`."""
+        value = -ts if leave else ts
+        self.pending += WORD.pack(hash64(user), value)
+        prev = self.at.get(user)
+        if prev is not None and not is_later(value, prev):
+            return
         self.at.set(user, value)
         self.online += (value >= 0) - (prev is not None and prev >= 0)
-        second = abs(value) // 1000
+        second = ts // 1000
         if self._oldest is None or second < self._oldest:
             self._oldest = second
 
     def enter(self, user: str, ts: int) -> None:
-        prev = self.at.get(user)
-        if prev is None or (ts > prev if prev >= 0 else ts > -prev):
-            self._set(user, ts, prev)
+        self.word(user, ts, False)
 
     def leave(self, user: str, ts: int) -> None:
-        prev = self.at.get(user)
-        if prev is None or (ts >= prev if prev >= 0 else ts > -prev):
-            self._set(user, -ts, prev)
-
-    def active(self, user: str, ts: int) -> None:
-        """Any activity keeps an online user online (it never brings one back)."""
-        prev = self.at.get(user)
-        if prev is not None and 0 <= prev < ts:
-            self._set(user, ts, prev)
+        self.word(user, ts, True)
 
     def expire(self, watermark_s: int) -> None:
         """Forget users whose latest word is a session timeout old (one pass in C, only
@@ -69,6 +98,25 @@ class Presence:
         _, went_offline, least = self.at.drop_upto(last_ms - 1, True)
         self.online -= went_offline
         self._oldest = None if least is None else least // 1000
+
+    def settle(self, upto_ms: int, peak: int) -> int:
+        """Apply the pending words before `upto_ms` in event-time order; the new peak."""
+        (self.settled_online, self.settled_second, self.settled_oldest, peak, rest) = _flat.settle(
+            self.settled,
+            self.pending,
+            upto_ms,
+            self.horizon_s,
+            self.settled_online,
+            self.settled_second,
+            self.settled_oldest,
+            peak,
+        )
+        self.pending = bytearray(rest)
+        return peak
+
+    def peak_of(self, settled_peak: int) -> int:
+        """PCU: the settled peak, or now if now is higher."""
+        return max(settled_peak, self.online)
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -84,3 +132,85 @@ class Presence:
         self.at.load(packed(entries), MODE_SET)
         self.online = self.at.count_nonneg()
         self._oldest = 0  # the next expiry finds the oldest
+
+    def settled_piece(self, base: bool) -> dict[str, Any]:
+        """The settled timeline: its scalars, its table (whole or changes), the words
+        still pending (always whole: a few seconds' worth)."""
+        return {
+            "scalars": [self.settled_online, self.settled_second, self.settled_oldest],
+            "at": self.settled.snapshot() if base else self.settled.take_changes(),
+            "pending": bytes(self.pending),
+        }
+
+    def load_settled(self, piece: dict[str, Any]) -> None:
+        if "scalars" in piece:
+            self.settled_online, self.settled_second, self.settled_oldest = piece["scalars"]
+            self.pending = bytearray(packed(piece.get("pending", b"")))
+        if "at" in piece:
+            self.settled.load(packed(piece["at"]), MODE_SET)
+        self.settled_loaded = True
+
+    def after_restore(self) -> None:
+        """State written before the settled timeline existed: start it from now."""
+        if not self.settled_loaded and len(self.at):
+            self.settled.load(self.at.snapshot(), MODE_SET)
+            self.settled_online = self.online
+            self.settled_oldest = 0
+        self.settled_loaded = True
+
+
+def settle_python(
+    table: FlatMap,
+    words: bytes | bytearray,
+    upto_ms: int,
+    horizon_s: int,
+    online: int,
+    second: int,
+    oldest: int | None,
+    peak: int,
+) -> tuple[int, int, int | None, int, bytes]:
+    """`_flat.settle` in Python, step for step: the reference the tests hold C to.
+
+    Words before `upto_ms` are applied in event-time order; as the settled time enters a
+    second, users a session timeout old are forgotten first (as `Presence.expire` does
+    on the watermark); the peak is taken after each millisecond's words. Returns the
+    settled online count, second and oldest second, the peak, and the words kept."""
+    now: list[tuple[int, int]] = []
+    rest = bytearray()
+    for key, value in WORD.iter_unpack(words):
+        if abs(value) < upto_ms:
+            now.append((abs(value), key, value))  # type: ignore[arg-type]
+        else:
+            rest += WORD.pack(key, value)
+    now.sort(key=lambda w: w[0])
+
+    def expire(to_second: int) -> None:
+        nonlocal online, oldest
+        cutoff = to_second - horizon_s
+        if oldest is None or oldest > cutoff:
+            return
+        _, went_offline, least = table.drop_upto((cutoff + 1) * 1000 - 1, True)
+        online -= went_offline
+        oldest = None if least is None else least // 1000
+
+    i = 0
+    while i < len(now):
+        ms = now[i][0]
+        if ms // 1000 > second:
+            second = ms // 1000
+            expire(second)
+        while i < len(now) and now[i][0] == ms:
+            _, key, value = now[i]
+            prev = table.get(key)
+            if prev is None or is_later(value, prev):
+                table.set(key, value)
+                online += (value >= 0) - (prev is not None and prev >= 0)
+                if oldest is None or ms // 1000 < oldest:
+                    oldest = ms // 1000
+            i += 1
+        peak = max(peak, online)
+    end = (upto_ms - 1) // 1000
+    if end > second:
+        second = end
+        expire(second)
+    return online, second, oldest, peak, bytes(rest)

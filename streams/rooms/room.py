@@ -161,6 +161,11 @@ class RoomState:
     def online(self) -> int:
         return self.presence.online
 
+    @property
+    def pcu(self) -> int:
+        """Peak online viewers: the settled timeline's peak, or now if higher."""
+        return self.presence.peak_of(self.peak_online)
+
     def _advance(self, ts: int) -> None:
         old_second = self.watermark_ms // 1000
         self.watermark_ms = ts
@@ -169,6 +174,9 @@ class RoomState:
             self.sums.advance(second, (ts - self.settings.allowed_lateness_ms) // 1000)
             for tracker in self._trackers:
                 tracker.expire(second)
+            self.peak_online = self.presence.settle(
+                ts - self.settings.allowed_lateness_ms, self.peak_online
+            )
             if second // 60 != old_second // 60:
                 self.minute_marks.cross(old_second // 60, second // 60, self._totals())
 
@@ -205,16 +213,14 @@ class RoomState:
             if event[F_VIEW_ENTER]:
                 self.views += 1
                 self.viewers.add(user)
-                presence.enter(user, ts)
-                if presence.online > self.peak_online:
-                    self.peak_online = presence.online
+                presence.word(user, ts, False)
                 if row is not None:
                     row[S_VIEWS] += 1
                     self.recent_viewers.touch(user, second)
             else:
-                presence.leave(user, ts)
+                presence.word(user, ts, True)
         else:
-            presence.active(user, ts)
+            presence.word(user, ts, False)
             if kind == COMMENT:
                 self.comments += 1
                 self.commenters.add(user)
@@ -275,6 +281,7 @@ class RoomState:
                 if (pairs := getattr(self, name).take_changes())
             },
             "presence": self.presence.take_changes(),
+            "settled": self.presence.settled_piece(base=False),
             **({"marks": marks} if (marks := self.minute_marks.take_changes()) else {}),
         }
 
@@ -300,6 +307,7 @@ class RoomState:
             indexes[name] = getattr(self, name).snapshot()
             yield {"indexes": indexes}
         yield {"presence": self.presence.snapshot()}
+        yield {"settled": self.presence.settled_piece(base=True)}
 
     def load(self, piece: dict[str, Any]) -> None:
         """Apply a base or a delta, or a piece of one (see streams.state.records)."""
@@ -316,6 +324,8 @@ class RoomState:
             getattr(self, name).load(pairs)
         if "presence" in piece:
             self.presence.load(piece["presence"])
+        if "settled" in piece:
+            self.presence.load_settled(piece["settled"])
         if "marks" in piece:
             self.minute_marks.load(piece["marks"])
 
@@ -325,6 +335,7 @@ class RoomState:
         self.sums.advance(second, (self.watermark_ms - self.settings.allowed_lateness_ms) // 1000)
         for tracker in self._trackers:
             tracker.expire(second)
+        self.presence.after_restore()
 
 
 # The fold in C reads the classes' slots at their offsets and the layout from here.
@@ -373,8 +384,9 @@ def split_piece(piece: dict[str, Any], max_entries: int) -> Iterator[dict[str, A
     counts = piece.get("counts", {})
     big_indexes = [name for name, entries in indexes.items() if entry_count(entries) > max_entries]
     big_presence = entry_count(piece.get("presence", ())) > max_entries
+    big_settled = entry_count(piece.get("settled", {}).get("at", ())) > max_entries
     big_counts = [n for n, c in counts.items() if entry_count(c.get("add", ())) > max_entries]
-    if not (big_indexes or big_presence or big_counts):
+    if not (big_indexes or big_presence or big_settled or big_counts):
         yield piece
         return
     rest = dict(piece)
@@ -382,6 +394,8 @@ def split_piece(piece: dict[str, Any], max_entries: int) -> Iterator[dict[str, A
         rest["indexes"] = {k: v for k, v in indexes.items() if k not in big_indexes}
     if big_presence:
         del rest["presence"]
+    if big_settled:
+        rest["settled"] = {**piece["settled"], "at": b""}
     if big_counts:
         rest["counts"] = {**counts, **{name: {"add": b""} for name in big_counts}}
     yield rest
@@ -391,6 +405,9 @@ def split_piece(piece: dict[str, Any], max_entries: int) -> Iterator[dict[str, A
     if big_presence:
         for part in _parts(piece["presence"], max_entries):
             yield {"room": room, "presence": part}
+    if big_settled:
+        for part in _parts(piece["settled"]["at"], max_entries):
+            yield {"room": room, "settled": {"at": part}}
     for name in big_counts:
         for part in _parts(counts[name]["add"], max_entries):
             yield {"room": room, "counts": {name: {"add": part}}}

@@ -72,6 +72,8 @@ def fingerprint(part: RoomPartition) -> dict:
         for name, entries in base["indexes"].items():
             base["indexes"][name] = sorted_entries(entries)
         base["presence"] = sorted_entries(base["presence"])
+        base["settled"]["at"] = sorted_entries(base["settled"]["at"])
+        base["settled"]["pending"] = sorted_entries(base["settled"]["pending"])
         for change in base["counts"].values():
             if "add" in change:
                 change["add"] = sorted_entries(change["add"])

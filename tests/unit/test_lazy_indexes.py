@@ -29,9 +29,9 @@ def test_presence_equals_a_recomputed_model_under_disorder_moves_and_restores() 
             presence.leave(user, ts)
             if prev is None or (ts >= prev if prev >= 0 else ts > -prev):
                 model[user] = -ts
-        else:
-            presence.active(user, ts)
-            if prev is not None and 0 <= prev < ts:
+        else:  # a comment, cart add or order: presence, so it can bring a user back
+            presence.word(user, ts, False)
+            if prev is None or (ts > prev if prev >= 0 else ts > -prev):
                 model[user] = ts
         if rng.random() < 0.05:
             watermark += rng.choice((1, 1, 2, 5, 45))
