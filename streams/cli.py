@@ -1,22 +1,66 @@
-"""`liveroom` command line: demo | broker | worker | plan | loadtest."""
+"""`liveroom` command line: demo | broker | worker | plan | loadtest | check-config."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 import threading
+from typing import NoReturn
 
 from streams import config
 from streams.config import ConfigError, Settings
 
+CONFIG_ERROR_EXIT = 2
+
+
+def _fail(message: str) -> NoReturn:
+    """Configuration errors: one line each on stderr, exit 2, no traceback."""
+    for line in message.splitlines():
+        print(f"liveroom: {line}", file=sys.stderr)
+    sys.exit(CONFIG_ERROR_EXIT)
+
+
+def validated(**overrides: object) -> tuple[Settings | None, list[str], list[str]]:
+    """The settings, the errors in them or in the rules file, and warnings."""
+    from streams.alerts.rules import AlertRules, RulesError
+
+    warnings = config.unknown_variables(os.environ)
+    errors: list[str] = []
+    settings = None
+    try:
+        settings = config.load(**overrides)
+    except ConfigError as exc:
+        errors += str(exc).splitlines()
+    rules = settings.alert_rules if settings else os.environ.get("LIVEROOM_ALERT_RULES", "")
+    try:
+        if rules == "" or os.path.isfile(rules):  # a missing file is a settings error above
+            AlertRules.load(rules)
+    except RulesError as exc:
+        errors += str(exc).splitlines()
+    return settings, errors, warnings
+
 
 def _settings(**overrides: object) -> Settings:
-    try:
-        return config.load(**overrides)
-    except ConfigError as exc:
-        sys.exit(f"liveroom: {exc}")
+    """Settings for a command that starts something: every error stops it first."""
+    settings, errors, warnings = validated(**overrides)
+    for line in warnings:
+        print(f"liveroom: warning: {line}", file=sys.stderr)
+    if errors or settings is None:
+        _fail("\n".join(errors))
+    return settings
+
+
+def cmd_check_config(args: argparse.Namespace) -> None:
+    settings, errors, warnings = validated()
+    for line in warnings:
+        print(f"liveroom: warning: {line}", file=sys.stderr)
+    if errors:
+        _fail("\n".join(errors))
+    rules = settings.alert_rules if settings and settings.alert_rules else "the shipped defaults"
+    print(f"liveroom: configuration OK (alert rules: {rules})")
 
 
 def cmd_broker(args: argparse.Namespace) -> None:
@@ -173,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--out", default=None, help="report folder (default: ./loadtest-reports/…)")
     load.set_defaults(func=cmd_loadtest)
+    check = sub.add_parser(
+        "check-config",
+        help="validate the settings and the rules file; exit 2 and one line per error",
+        epilog="example: LIVEROOM_ALERT_RULES=rules.toml liveroom check-config",
+    )
+    check.set_defaults(func=cmd_check_config)
     return parser
 
 

@@ -18,7 +18,23 @@ PREFIX = "LIVEROOM_"
 
 
 class ConfigError(ValueError):
-    """A setting has a value the program cannot use."""
+    """Settings the program cannot use: one line per setting."""
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """LIVEROOM_* variables that name no setting (a typo), each with the closest name.
+    Warnings, not errors: a variable of a newer version must not stop an older one."""
+    import difflib
+
+    known = [env_name(f.name) for f in dataclasses.fields(Settings)]
+    out = []
+    for name in sorted(environ):
+        if name.startswith(PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            out.append(
+                f"{name} is not a setting" + (f" (did you mean {close[0]}?)" if close else "")
+            )
+    return out
 
 
 def _setting(
@@ -288,6 +304,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
     """Settings from the environment, then explicit overrides (command-line options)."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    errors: list[str] = []
     for f in dataclasses.fields(Settings):
         raw = environ.get(env_name(f.name))
         if raw is None:
@@ -296,7 +313,10 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         try:
             values[f.name] = parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{env_name(f.name)}={raw!r} is not valid: expected {exc}") from None
+            shown = "(hidden)" if not f.repr else repr(raw)
+            errors.append(f"{env_name(f.name)}={shown} is not valid: expected {exc}")
+    if errors:
+        raise ConfigError("\n".join(errors))
     settings = Settings(**values).with_overrides(**overrides)
     if settings.kafka_security_protocol.startswith("SASL") and not settings.kafka_sasl_username:
         raise ConfigError(

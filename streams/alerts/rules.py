@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.alerts.keywords import KeywordMatcher
+from streams.alerts.rules_check import problems
 
 
 class RulesError(ValueError):
@@ -56,11 +57,22 @@ class AlertRules:
         text = resources.files(__package__).joinpath("default_rules.toml").read_text("utf-8")
         table = tomllib.loads(text)
         if path:
+            where = f"LIVEROOM_ALERT_RULES={path}"
             try:
-                table = merged(table, tomllib.loads(Path(path).read_text("utf-8")))
-            except (OSError, tomllib.TOMLDecodeError) as err:
-                raise RulesError(f"LIVEROOM_ALERT_RULES={path}: {err}") from None
-        return cls(table)
+                text = Path(path).read_text("utf-8")
+                over = tomllib.loads(text)
+            except OSError as err:
+                raise RulesError(f"{where}: cannot read it ({err.strerror})") from None
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+                raise RulesError(f"{where}: not valid TOML: {err}") from None
+            found = problems(over, table, text)
+            if found:
+                raise RulesError("\n".join(f"{where} line {n}: {what}" for n, what in found))
+            table = merged(table, over)
+        try:
+            return cls(table)
+        except RulesError as err:
+            raise RulesError(f"LIVEROOM_ALERT_RULES={path}: {err}") from None
 
     def for_room(self, room_id: str) -> dict[str, Any]:
         rules = self._per_room.get(room_id)
