@@ -625,11 +625,12 @@ static inline int is_later(int64_t value, int64_t prev) {
 static inline int64_t floor_sec(int64_t ms) { return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000); }
 
 typedef struct {
-    Py_ssize_t online;
-    int64_t second, oldest; /* oldest: INT64_MAX for none */
+    Py_ssize_t online, peak;
+    int64_t second, oldest; /* second: the open one, 0 for none yet; oldest: INT64_MAX for none */
+    PyObject *samples;      /* a list: second, online, ... */
 } Settled;
 
-/* Forget users a session timeout old as the settled time enters `second`. */
+/* Forget users a session timeout old as the settled time enters s->second. */
 static int settled_expire(FlatMap *t, Settled *s, int64_t horizon_s) {
     int64_t cutoff = s->second - horizon_s;
     if (s->oldest == INT64_MAX || s->oldest > cutoff) return 0;
@@ -641,8 +642,38 @@ static int settled_expire(FlatMap *t, Settled *s, int64_t horizon_s) {
     return 0;
 }
 
+static int sample(Settled *s, int64_t second, Py_ssize_t online) {
+    PyObject *a = PyLong_FromLongLong(second), *b = PyLong_FromSsize_t(online);
+    int rc = a == NULL || b == NULL || PyList_Append(s->samples, a) < 0 ||
+                     PyList_Append(s->samples, b) < 0
+                 ? -1
+                 : 0;
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    return rc;
+}
+
+/* Sample every second before `target` and open `target` (settle_python.close_through). */
+static int close_through(FlatMap *t, Settled *s, int64_t target, int64_t horizon_s) {
+    if (s->second == 0) {
+        s->second = target;
+        return settled_expire(t, s, horizon_s);
+    }
+    while (s->second < target) {
+        if (sample(s, s->second, s->online) < 0) return -1;
+        if (s->online > s->peak) s->peak = s->online;
+        s->second++;
+        if (settled_expire(t, s, horizon_s) < 0) return -1;
+        if (t->used == 0 && s->second < target) { /* nothing left: zeros until target */
+            if (sample(s, s->second, 0) < 0) return -1;
+            s->second = target;
+        }
+    }
+    return 0;
+}
+
 /* settle(table, words, upto_ms, horizon_s, online, second, oldest|None, peak)
- *   -> (online, second, oldest|None, peak, words kept) */
+ *   -> (online, second, oldest|None, peak, words kept, samples) */
 static PyObject *settle(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     if (nargs != 8 || Py_TYPE(args[0])->tp_dealloc != (destructor)FlatMap_dealloc) {
@@ -656,7 +687,7 @@ static PyObject *settle(PyObject *module, PyObject *const *args, Py_ssize_t narg
     s.online = PyLong_AsSsize_t(args[4]);
     s.second = as_int64(args[5]);
     s.oldest = args[6] == Py_None ? INT64_MAX : as_int64(args[6]);
-    Py_ssize_t peak = PyLong_AsSsize_t(args[7]);
+    s.peak = PyLong_AsSsize_t(args[7]);
     if (PyErr_Occurred()) return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) return NULL;
@@ -668,10 +699,12 @@ static PyObject *settle(PyObject *module, PyObject *const *args, Py_ssize_t narg
     Py_ssize_t n = view.len / ENTRY_BYTES, now = 0, kept = 0;
     Word *words = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Word));
     PyObject *rest = PyBytes_FromStringAndSize(NULL, view.len);
-    if (words == NULL || rest == NULL) {
+    s.samples = PyList_New(0);
+    if (words == NULL || rest == NULL || s.samples == NULL) {
         PyBuffer_Release(&view);
         PyMem_Free(words);
         Py_XDECREF(rest);
+        Py_XDECREF(s.samples);
         return PyErr_NoMemory();
     }
     const unsigned char *p = view.buf;
@@ -690,11 +723,11 @@ static PyObject *settle(PyObject *module, PyObject *const *args, Py_ssize_t narg
     int failed = 0;
     for (Py_ssize_t i = 0; i < now && !failed;) {
         int64_t ms = word_ms(&words[i]), sec = floor_sec(ms);
-        if (sec > s.second) {
-            s.second = sec;
-            if (settled_expire(t, &s, horizon_s) < 0) failed = 1;
+        if (sec > s.second && close_through(t, &s, sec, horizon_s) < 0) {
+            failed = 1;
+            break;
         }
-        for (; i < now && !failed && word_ms(&words[i]) == ms; i++) {
+        for (; i < now && word_ms(&words[i]) == ms; i++) {
             Py_ssize_t slot = slot_for_insert(t, words[i].key);
             if (slot < 0) {
                 failed = 1;
@@ -710,24 +743,22 @@ static PyObject *settle(PyObject *module, PyObject *const *args, Py_ssize_t narg
             s.online += (value >= 0) - (had && prev >= 0);
             if (s.oldest == INT64_MAX || sec < s.oldest) s.oldest = sec;
         }
-        if (s.online > peak) peak = s.online;
     }
     PyMem_Free(words);
-    int64_t end = floor_sec(upto - 1);
-    if (!failed && end > s.second) {
-        s.second = end;
-        if (settled_expire(t, &s, horizon_s) < 0) failed = 1;
-    }
+    int64_t end = floor_sec(upto);
+    if (!failed && end > s.second && close_through(t, &s, end, horizon_s) < 0) failed = 1;
     if (failed || _PyBytes_Resize(&rest, kept * ENTRY_BYTES) < 0) {
         Py_XDECREF(rest);
+        Py_DECREF(s.samples);
         return NULL;
     }
     PyObject *oldest = s.oldest == INT64_MAX ? Py_NewRef(Py_None) : PyLong_FromLongLong(s.oldest);
     if (oldest == NULL) {
         Py_DECREF(rest);
+        Py_DECREF(s.samples);
         return NULL;
     }
-    return Py_BuildValue("nLNnN", s.online, (long long)s.second, oldest, peak, rest);
+    return Py_BuildValue("nLNnNN", s.online, (long long)s.second, oldest, s.peak, rest, s.samples);
 }
 
 static PyObject *FlatMap_items(FlatMap *t, PyObject *unused) {

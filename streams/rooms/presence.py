@@ -10,13 +10,16 @@ PCU is a peak over time, and a peak taken as words arrive would depend on their 
 So every word is also kept, packed, in `pending` until it is older than the room's
 watermark less the allowed lateness (no word within the lateness can still arrive
 before it), then applied in event-time order to a second table, `settled`: the room as
-it was at that moment. The peak is taken there after each millisecond's words, and
-PCU is the higher of that peak and the current figure (`peak_of`).
+it was at that moment. The online count at the end of each settled second is a sample;
+PCU is the highest sample, or the current figure if higher (`peak_of`). Samples per
+second, not per event, so a split room's shards (whose users are disjoint) add up to
+the room's: streams.rooms.merge.
 """
 
 from __future__ import annotations
 
 import struct
+from collections import deque
 from typing import Any
 
 from streams.rooms import _flat
@@ -27,6 +30,7 @@ from streams.rooms.flat import MODE_SET, FlatMap, hash64, packed
 BIAS_SLACK_MS = 1 << 30
 
 WORD = struct.Struct("<Qq")  # a pending word: the user's key, the signed ms (a flat entry)
+SAMPLES_KEPT = 600  # change points: ~10 minutes of a busy room
 
 
 def is_later(value: int, prev: int) -> bool:
@@ -43,6 +47,8 @@ class Presence:
         "horizon_s",
         "online",
         "pending",
+        "sampled_through",
+        "samples",
         "settled",
         "settled_loaded",
         "settled_oldest",
@@ -61,6 +67,11 @@ class Presence:
         self.settled_second = 0  # the settled time's second (its expiry has run)
         self.settled_oldest: int | None = None
         self.settled_loaded = False
+        # (second, online at its end) where it changed, over the last settled seconds:
+        # what a split room's shards send for the room's PCU (streams.rooms.merge). Not
+        # checkpointed: a restored shard's replay settles and samples those seconds again.
+        self.samples: deque[tuple[int, int]] = deque(maxlen=SAMPLES_KEPT)
+        self.sampled_through = 0  # the last second sampled
 
     def __len__(self) -> int:
         return self.online
@@ -101,17 +112,24 @@ class Presence:
 
     def settle(self, upto_ms: int, peak: int) -> int:
         """Apply the pending words before `upto_ms` in event-time order; the new peak."""
-        (self.settled_online, self.settled_second, self.settled_oldest, peak, rest) = _flat.settle(
-            self.settled,
-            self.pending,
-            upto_ms,
-            self.horizon_s,
-            self.settled_online,
-            self.settled_second,
-            self.settled_oldest,
-            peak,
+        (self.settled_online, self.settled_second, self.settled_oldest, peak, rest, samples) = (
+            _flat.settle(
+                self.settled,
+                self.pending,
+                upto_ms,
+                self.horizon_s,
+                self.settled_online,
+                self.settled_second,
+                self.settled_oldest,
+                peak,
+            )
         )
         self.pending = bytearray(rest)
+        kept = self.samples
+        for second, online in zip(samples[::2], samples[1::2], strict=True):
+            if not kept or kept[-1][1] != online:  # change points: a second left out repeats
+                kept.append((second, online))
+            self.sampled_through = second
         return peak
 
     def peak_of(self, settled_peak: int) -> int:
@@ -168,21 +186,26 @@ def settle_python(
     second: int,
     oldest: int | None,
     peak: int,
-) -> tuple[int, int, int | None, int, bytes]:
+) -> tuple[int, int, int | None, int, bytes, list[int]]:
     """`_flat.settle` in Python, step for step: the reference the tests hold C to.
 
-    Words before `upto_ms` are applied in event-time order; as the settled time enters a
-    second, users a session timeout old are forgotten first (as `Presence.expire` does
-    on the watermark); the peak is taken after each millisecond's words. Returns the
-    settled online count, second and oldest second, the peak, and the words kept."""
-    now: list[tuple[int, int]] = []
+    Words before `upto_ms` are applied in event-time order. `second` is the open second
+    (0: none yet): its expiry has run and its words are being applied. As the settled
+    time leaves a second, the online count at its end is a sample; entering the next
+    second forgets users a session timeout old (as `Presence.expire` does on the
+    watermark). The peak is the highest sample. Returns the settled online count, open
+    second and oldest second, the peak, the words kept, and the samples taken as a flat
+    list [second, online, ...] (a second left out is the one before it again: the table
+    was empty)."""
+    now: list[tuple[int, int, int]] = []
     rest = bytearray()
     for key, value in WORD.iter_unpack(words):
         if abs(value) < upto_ms:
-            now.append((abs(value), key, value))  # type: ignore[arg-type]
+            now.append((abs(value), key, value))
         else:
             rest += WORD.pack(key, value)
     now.sort(key=lambda w: w[0])
+    samples: list[int] = []
 
     def expire(to_second: int) -> None:
         nonlocal online, oldest
@@ -193,12 +216,27 @@ def settle_python(
         online -= went_offline
         oldest = None if least is None else least // 1000
 
+    def close_through(target: int) -> None:
+        """Sample every second before `target` and open `target`."""
+        nonlocal second, peak
+        if second == 0:
+            second = target
+            expire(second)
+            return
+        while second < target:
+            samples.extend((second, online))
+            peak = max(peak, online)
+            second += 1
+            expire(second)
+            if not len(table) and second < target:  # nothing left: zeros until target
+                samples.extend((second, 0))
+                second = target
+
     i = 0
     while i < len(now):
         ms = now[i][0]
         if ms // 1000 > second:
-            second = ms // 1000
-            expire(second)
+            close_through(ms // 1000)
         while i < len(now) and now[i][0] == ms:
             _, key, value = now[i]
             prev = table.get(key)
@@ -208,9 +246,6 @@ def settle_python(
                 if oldest is None or ms // 1000 < oldest:
                     oldest = ms // 1000
             i += 1
-        peak = max(peak, online)
-    end = (upto_ms - 1) // 1000
-    if end > second:
-        second = end
-        expire(second)
-    return online, second, oldest, peak, bytes(rest)
+    if upto_ms // 1000 > second:
+        close_through(upto_ms // 1000)
+    return online, second, oldest, peak, bytes(rest), samples
