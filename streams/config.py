@@ -85,6 +85,13 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _room_shards(text: str) -> str:
+    from streams.rooms.shards import parse_room_shards
+
+    parse_room_shards(text)  # ValueError: what is wrong
+    return text.strip()
+
+
 def _url(text: str) -> str:
     value = text.strip()
     if value and not value.startswith(("http://", "https://")):
@@ -193,6 +200,19 @@ class Settings:
         "most records the worker takes per fetch (each may carry many events)",
         _positive_int,
     )
+    room_shards: str = _setting(
+        "",
+        "hot rooms pinned to a shard count, split by viewer over room-events partitions "
+        "(room_a=4,room_b=8; at most LIVEROOM_PARTITIONS each; every worker the same)",
+        _room_shards,
+    )
+    split_events_per_second: float = _setting(
+        25_000.0,
+        "a room sustaining more events/s than this for a minute is logged and flagged on "
+        "the live page as one to pin in LIVEROOM_ROOM_SHARDS (half of one worker's "
+        "measured 50,000)",
+        _positive_float,
+    )
     topic_views: str = _setting("liveroom.views", "input: viewer enter/leave events", _topic)
     topic_comments: str = _setting("liveroom.comments", "input: comments (弹幕)", _topic)
     topic_carts: str = _setting("liveroom.carts", "input: add-to-cart events", _topic)
@@ -261,6 +281,12 @@ class Settings:
         return tuple(self.metrics_room_families.split(","))
 
     @property
+    def room_shard_counts(self) -> dict[str, int]:
+        from streams.rooms.shards import parse_room_shards
+
+        return parse_room_shards(self.room_shards)
+
+    @property
     def input_topics(self) -> tuple[str, str, str, str]:
         """Input topic names indexed by event kind (view, comment, cart, order)."""
         return (self.topic_views, self.topic_comments, self.topic_carts, self.topic_orders)
@@ -322,6 +348,13 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         raise ConfigError(
             f"{env_name('kafka_sasl_username')} is required when "
             f"{env_name('kafka_security_protocol')}={settings.kafka_security_protocol}"
+        )
+    too_many = {r: n for r, n in settings.room_shard_counts.items() if n > settings.partitions}
+    if too_many:
+        room, n = next(iter(too_many.items()))
+        raise ConfigError(
+            f"{env_name('room_shards')}: {room}={n} is more shards than "
+            f"{env_name('partitions')}={settings.partitions}: at most one shard a partition"
         )
     if settings.broker_bin and not os.access(settings.broker_bin, os.X_OK):
         raise ConfigError(f"{env_name('broker_bin')}={settings.broker_bin!r} is not an executable")

@@ -75,6 +75,11 @@ ROOM_FAMILIES = (
     ("liveroom_online_viewers", "Users who entered, have not left and are not silent.", "gauge"),
     ("liveroom_peak_online_viewers", "PCU: peak online viewers in the session.", "gauge"),
     ("liveroom_entries_per_minute", "Enter events in the last minute of event time.", "gauge"),
+    (
+        "liveroom_room_shards",
+        "Shards the room is split over by viewer (1: not split); from the merging worker.",
+        "gauge",
+    ),
     *((f"{name}_total", doc, "counter") for _, name, doc in ROOM_COUNTERS),
     *((f"liveroom_{name}", WINDOWED_HELP[name], "gauge") for name in WINDOWED_GAUGES),
     (
@@ -298,6 +303,7 @@ class RoomExposition:
             f"liveroom_online_viewers{{{room}}} {_value(snap['online_viewers'])}\n",
             f"liveroom_peak_online_viewers{{{room}}} {_value(snap['peak_online_viewers'])}\n",
             f"liveroom_entries_per_minute{{{room}}} {_value(snap['entries_per_minute'])}\n",
+            f"liveroom_room_shards{{{room}}} {_value(snap.get('shards', 1))}\n",
         ]
         lines += [
             f"{name}_total{{{room}}} {_value(snap[field])}\n" for field, name, _ in ROOM_COUNTERS

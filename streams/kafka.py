@@ -10,9 +10,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 from streams.config import Settings
+from streams.events import F_ROOM, F_USER
+from streams.rooms.shards import ShardMap
 
 # The largest record the worker writes: below Kafka's default message.max.bytes (1 MB).
 RECORD_LIMIT_BYTES = 900_000
+SPLIT = -1  # RoomPartitions' answer for a split room
 
 
 def bootstrap_servers(settings: Settings) -> list[str]:
@@ -63,19 +66,38 @@ def partition_for(key: str, partitions: int) -> int:
 class RoomPartitions(dict[str, int]):
     """room id -> partition, remembered: aiokafka's murmur2 is pure Python (~3.5 µs a
     key), while a live fleet has a few thousand rooms, so the hot path pays one dict
-    lookup an event. Bounded: a flood of new ids starts the memory over."""
+    lookup an event. Bounded: a flood of new ids starts the memory over.
+
+    A split room (streams.rooms.shards) maps to SPLIT: its events go by viewer
+    (`of_event`), so a room that is not split pays one comparison an event."""
 
     MAX_ROOMS = 100_000
 
-    def __init__(self, partitions: int) -> None:
+    def __init__(self, partitions: int, shards: ShardMap | None = None) -> None:
         super().__init__()
         self.partitions = partitions
+        self.shards = shards if shards else None
 
     def __missing__(self, room_id: str) -> int:
         if len(self) >= self.MAX_ROOMS:
             self.clear()
-        p = self[room_id] = partition_for(room_id, self.partitions)
+        p = partition_for(room_id, self.partitions)
+        if self.shards is not None and self.shards.count(room_id) > 1:
+            p = SPLIT
+        self[room_id] = p
         return p
+
+    def home(self, room_id: str) -> int:
+        """The room's partition when it is not split: where a split room is merged."""
+        p = self[room_id]
+        return partition_for(room_id, self.partitions) if p == SPLIT else p
+
+    def of_event(self, event: Any) -> int:
+        """A split room's event: the partition of its viewer's shard."""
+        room_id, shards = event[F_ROOM], self.shards
+        assert shards is not None
+        shard = shards.shard_of_user(room_id, event[F_USER])
+        return shards.partition_of_shard(self.home(room_id), room_id, shard)
 
 
 async def send_in_batches(

@@ -91,15 +91,23 @@ class PartitionAlerts:
         self.closed_through = through
         announced = self.rules.announced_at
         rooms = part.rooms
+        split = part.shards is not None
         for room_id, watch in self.watches.items():
             room = rooms.get(room_id)
             if room is None:
                 continue
             state = room.state
-            sums, online = state.sums, state.online
-            first = max(watch.last_closed + 1, through - MAX_CATCH_UP_S)
-            for second in range(first, through + 1):
-                row = sums.get(second) or EMPTY_ROW
+            row_at, online, room_through = state.sums.get, state.online, through
+            at = part.shard_of(room_id) if split else None
+            if at is not None:  # a split room is judged where it is merged, as one room
+                merged = part.merged.get(room_id)
+                if at[1] != 0 or merged is None:
+                    continue
+                row_at, online = merged.row, merged.online
+                room_through = min(through, merged.rows_final())
+            first = max(watch.last_closed + 1, room_through - MAX_CATCH_UP_S)
+            for second in range(first, room_through + 1):
+                row = row_at(second) or EMPTY_ROW
                 changes = watch.close(  # every room every second: positional, the cheaper call
                     second,
                     row[S_VIEWS],  # entries

@@ -39,6 +39,7 @@ from streams.rooms.room import (
 from streams.rooms.trend import MinuteMarks
 
 LEAD_S = 10
+ROWS_SENT_S = 20  # seconds of per-second sums in a partial (for the alert detectors)
 SAMPLES_OVERLAP_S = 30  # samples sent again in the next partial, in case one was missed
 TOTALS = (
     "views",
@@ -87,6 +88,14 @@ def shard_partial(
         "sampled_through": state.presence.sampled_through,
         "windows": windows,
         "marks": [[minute, totals] for minute, totals in state.minute_marks.marks.items()],
+        # The last seconds' rows for the room's alert detectors, and the last second no
+        # event within the lateness can still change.
+        "rows": [
+            [second, list(row)]
+            for second in range(watermark_s - ROWS_SENT_S + 1, watermark_s + 1)
+            if (row := state.sums.get(second)) is not None
+        ],
+        "rows_final": (state.watermark_ms - state.settings.allowed_lateness_ms) // 1000 - 1,
     }
 
 
@@ -94,7 +103,16 @@ class MergedRoom:
     """The merger's view of one split room: the latest partial of each shard, and the
     room's PCU merged from their per-second samples."""
 
-    __slots__ = ("merged_through", "partials", "peak", "room_id", "samples", "shards", "through")
+    __slots__ = (
+        "merged_through",
+        "partials",
+        "peak",
+        "room_id",
+        "rows",
+        "samples",
+        "shards",
+        "through",
+    )
 
     def __init__(self, room_id: str, shards: int) -> None:
         self.room_id = room_id
@@ -102,6 +120,7 @@ class MergedRoom:
         self.partials: dict[int, dict[str, Any]] = {}
         self.samples: dict[int, dict[int, int]] = {}  # shard -> second -> online at its end
         self.through: dict[int, int] = {}  # shard -> the last second it has sampled
+        self.rows: dict[int, dict[int, list[float]]] = {}  # shard -> second -> sums row
         self.merged_through = 0  # the last second in the peak
         self.peak = 0
 
@@ -117,6 +136,10 @@ class MergedRoom:
             (second, online) for second, online in partial["samples"]
         )
         self.through[shard] = max(self.through.get(shard, 0), partial["sampled_through"])
+        rows = self.rows.setdefault(shard, {})
+        rows.update((second, row) for second, row in partial["rows"])
+        for second in [s for s in rows if s < partial["rows_final"] - 2 * ROWS_SENT_S]:
+            del rows[second]
         self._merge_peak()
         return True
 
@@ -134,6 +157,23 @@ class MergedRoom:
             older = [s for s in by_second if s < self.merged_through]
             for s in older[:-1] if older else ():
                 del by_second[s]
+
+    def rows_final(self) -> int:
+        """The last second every shard has final rows for (-1: not every shard yet)."""
+        if len(self.partials) < self.shards:
+            return -1
+        return min(p["rows_final"] for p in self.partials.values())
+
+    def row(self, second: int) -> list[float] | None:
+        """The room's per-second sums row: the shards' added up (None: no event)."""
+        rows = [r for by_second in self.rows.values() if (r := by_second.get(second))]
+        if not rows:
+            return None
+        return [sum(column) for column in zip(*rows, strict=True)]
+
+    @property
+    def online(self) -> int:
+        return sum(p["online"] for p in self.partials.values())
 
     def snapshot(self) -> dict[str, Any] | None:
         """The room's snapshot from its shards' partials (None before any)."""

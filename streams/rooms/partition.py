@@ -21,10 +21,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from streams.events import COMMENT, F_COMMENT_TEXT, F_KIND, F_ROOM, F_TS
 from streams.rooms import _fold
+from streams.rooms.merge import SAMPLES_OVERLAP_S, MergedRoom, shard_partial
 from streams.rooms.metrics import snapshot
 from streams.rooms.room import DUPLICATE, LATE, RoomSettings, RoomState, fold_event
+from streams.rooms.shards import ShardMap
 
 KIND_COUNT = 4
 # A room with fewer new events than this since its last snapshot is quiet: its next one
@@ -33,6 +37,13 @@ BUSY_EVENTS = 5
 
 # A room-events record: groups of [source id, source offset, events].
 G_SOURCE, G_OFFSET, G_EVENTS = 0, 1, 2
+# A group whose source id is at or above this carries a split room's shard partial
+# ([PARTIAL_SOURCE | shard's partition, its applied offset, [partial]]) to the room's
+# home partition, which merges it (streams.rooms.merge).
+PARTIAL_SOURCE = 1 << 28
+# A shard sends its partial again after this long without a change: a merger that
+# restarted (its merge is not checkpointed, only the merged PCU) has every shard again.
+PARTIAL_REFRESH_S = 5.0
 
 
 def source_id(kind: int, partition: int) -> int:
@@ -81,8 +92,16 @@ class RoomPartition:
         partition: int,
         settings: RoomSettings,
         observer: PartitionObserver | None = None,
+        shards: ShardMap | None = None,
+        home_of: Callable[[str], int] | None = None,
     ) -> None:
         self.partition = partition
+        # Split rooms: which shard of a room this partition holds (None: not split).
+        self.shards = shards if shards else None
+        self.home_of = home_of
+        self.merged: dict[str, MergedRoom] = {}  # split rooms whose home this is
+        self.partials_out: list[tuple[int, bytes]] = []  # (home partition, record)
+        self._sent_through: dict[str, int] = {}  # samples already sent, per shard room
         self.settings = settings
         self.observer = observer
         self.rooms: dict[str, Room] = {}
@@ -109,6 +128,9 @@ class RoomPartition:
         sources = self.sources
         for group in groups:
             source, source_offset = group[G_SOURCE], group[G_OFFSET]
+            if source >= PARTIAL_SOURCE:  # idempotent by its own offset: no source skip
+                self._take_partial(group[G_EVENTS][0], now)
+                continue
             if source_offset <= sources.get(source, -1):
                 outcome.skipped_replays += 1
                 continue
@@ -128,6 +150,67 @@ class RoomPartition:
         group of an unexpected shape."""
         if not _fold.fold_group(self, events, now, outcome, score):
             self._fold_python(events, now, outcome, score)
+
+    # -- split rooms ---------------------------------------------------------------------
+
+    def shard_of(self, room_id: str) -> tuple[int, int, int] | None:
+        """(home partition, shard, shards) of a split room's shard held here, else None."""
+        shards = self.shards
+        if shards is None or self.home_of is None or shards.count(room_id) == 1:
+            return None
+        home = self.home_of(room_id)
+        shard = shards.shard_at(home, room_id, self.partition)
+        return None if shard is None else (home, shard, shards.count(room_id))
+
+    def _take_partial(self, partial: dict[str, Any], now: float) -> None:
+        room_id = partial["room_id"]
+        room = self.rooms.get(room_id) or self._new_room(room_id, partial["watermark_ms"])
+        merged = self._merged(room_id, room.state, partial["shards"])
+        if merged.take(partial):
+            self._keep_peak(merged, room.state)
+            room.last_active = now
+            room.dirty_emit = True
+
+    def _merged(self, room_id: str, state: RoomState, shards: int) -> MergedRoom:
+        merged = self.merged.get(room_id)
+        if merged is None:
+            merged = self.merged[room_id] = MergedRoom(room_id, shards)
+            merged.peak, merged.merged_through = state.merged_peak, state.merged_through
+        return merged
+
+    @staticmethod
+    def _keep_peak(merged: MergedRoom, state: RoomState) -> None:
+        """The merged PCU lives in the home room's checkpointed scalars."""
+        state.merged_peak, state.merged_through = merged.peak, merged.merged_through
+
+    def _partial_of(self, room_id: str, room: Room, shard: int, shards: int) -> dict[str, Any]:
+        partial = shard_partial(
+            room.state, shard, shards, self.applied_offset, self._sent_through.get(room_id, 0)
+        )
+        self._sent_through[room_id] = partial["sampled_through"] - SAMPLES_OVERLAP_S
+        return partial
+
+    def _split_snapshot(
+        self, room_id: str, room: Room, at: tuple[int, int, int], now: float
+    ) -> dict[str, Any] | None:
+        """A shard of a split room: away from home, its partial goes out (no snapshot of
+        its own); at home, it joins the others' and the merged snapshot is the room's."""
+        home, shard, shards = at
+        partial = self._partial_of(room_id, room, shard, shards)
+        if shard != 0:
+            group = [[PARTIAL_SOURCE | self.partition, self.applied_offset, [partial]]]
+            self.partials_out.append((home, orjson.dumps(group)))
+            room.emitted_at, room.dirty_emit = now, False
+            return None
+        merged = self._merged(room_id, room.state, shards)
+        merged.take(partial)
+        self._keep_peak(merged, room.state)
+        room.dirty_state = True
+        return merged.snapshot()
+
+    def take_partials(self) -> list[tuple[int, bytes]]:
+        out, self.partials_out = self.partials_out, []
+        return out
 
     def _new_room(self, room_id: str, ts_ms: int) -> Room:
         room = self.rooms[room_id] = Room(RoomState(room_id, self.settings))
@@ -190,7 +273,18 @@ class RoomPartition:
         at 5,000 rooms most rooms are quiet (a snapshot costs ~80 us a room in the
         worker). A room's first snapshot goes out at once."""
         out = []
-        for room in self.rooms.values():
+        split = self.shards is not None
+        for room_id, room in self.rooms.items():
+            at = self.shard_of(room_id) if split else None
+            if at is not None:
+                elapsed = now - room.emitted_at
+                if elapsed >= min_interval and (room.dirty_emit or elapsed >= PARTIAL_REFRESH_S):
+                    snap = self._split_snapshot(room_id, room, at, now)
+                    if snap is not None:
+                        snap["emitted_at_ms"] = int(now * 1000)
+                        room.snapshot, room.emitted_at, room.dirty_emit = snap, now, False
+                        out.append(snap)
+                continue
             if not room.dirty_emit:
                 continue
             elapsed = now - room.emitted_at
@@ -223,6 +317,8 @@ class RoomPartition:
         """Forget rooms with no event for `ttl` seconds of processing time."""
         idle = [room_id for room_id, room in self.rooms.items() if now - room.last_active >= ttl]
         for room_id in idle:
+            self.merged.pop(room_id, None)
+            self._sent_through.pop(room_id, None)
             if self.rooms.pop(room_id).base_pos is not None:
                 self.dropped.append(room_id)  # its checkpoint must say so too
         return idle

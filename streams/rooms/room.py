@@ -71,6 +71,8 @@ class RoomState:
         "commenters",
         "comments",
         "gmv",
+        "merged_peak",
+        "merged_through",
         "minute_marks",
         "negative_comments",
         "orders",
@@ -106,6 +108,9 @@ class RoomState:
         "scored_comments",
         "score_sum",
         "peak_online",
+        # A split room's PCU, merged by its home partition (streams.rooms.merge).
+        "merged_peak",
+        "merged_through",
     )
     _COUNTS = ("viewers", "commenters", "carters", "buyers")
     _INDEXES = (
@@ -133,6 +138,8 @@ class RoomState:
         self.scored_comments = 0
         self.score_sum = 0.0
         self.peak_online = 0
+        self.merged_peak = 0
+        self.merged_through = 0
         # Session distinct users: exact up to 10,000, then a sketch (SPEC: within 2 %).
         self.viewers = DistinctCount()
         self.commenters = DistinctCount()
@@ -312,8 +319,8 @@ class RoomState:
     def load(self, piece: dict[str, Any]) -> None:
         """Apply a base or a delta, or a piece of one (see streams.state.records)."""
         scalars = piece.get("scalars")
-        if scalars is not None:
-            for name, value in zip(self._SCALARS, scalars, strict=True):
+        if scalars is not None:  # state written before the merged scalars has fewer
+            for name, value in zip(self._SCALARS, scalars, strict=False):
                 setattr(self, name, value)
         if "rows" in piece:
             settled = (self.watermark_ms - self.settings.allowed_lateness_ms) // 1000

@@ -12,14 +12,14 @@ fit one room-events record.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from streams.events import F_ROOM, Reject, decode_record
-from streams.kafka import RECORD_LIMIT_BYTES
+from streams.kafka import RECORD_LIMIT_BYTES, RoomPartitions
 from streams.rooms.partition import source_id
 
 # A dead letter keeps at most this much of the rejected bytes (base64 adds a third)...
@@ -40,7 +40,7 @@ class Routed:
 
 def route(
     fetched: Iterable[tuple[str, int, int, list[Any]]],
-    partition_of: Mapping[str, int],
+    partition_of: RoomPartitions,
     now_ms: int,
 ) -> Routed:
     """Route whole fetches: (topic, kind, partition, records with .offset/.key/.value).
@@ -57,11 +57,16 @@ def route(
                 out.events += len(events)
                 if len(events) == 1:
                     p = partition_of[events[0][F_ROOM]]
+                    if p < 0:  # a split room: by viewer
+                        p = partition_of.of_event(events[0])
                     groups.setdefault(p, []).append([source, record.offset, events])
                 else:
                     by_partition: dict[int, list[tuple]] = {}
                     for event in events:
-                        by_partition.setdefault(partition_of[event[F_ROOM]], []).append(event)
+                        p = partition_of[event[F_ROOM]]
+                        if p < 0:
+                            p = partition_of.of_event(event)
+                        by_partition.setdefault(p, []).append(event)
                     for p, chunk in by_partition.items():
                         groups.setdefault(p, []).append([source, record.offset, chunk])
             for reject in rejects:

@@ -51,6 +51,7 @@ from streams.logs import limit_repeats
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.peers import PeerIndex
 from streams.rooms.room import RoomSettings
+from streams.rooms.shards import ShardMap
 from streams.runtime.checkpoint import Capture, Checkpointer, next_slot
 from streams.runtime.cursor import OffsetCursor
 from streams.runtime.heap import release_free_memory, tune_malloc
@@ -133,7 +134,9 @@ class StreamWorker:
         self.rebalancing = True
         self.stopping = False
         self._last_commit = 0.0
-        self.partition_of = RoomPartitions(settings.partitions)
+        # Hot rooms pinned to shards: routed by viewer, merged by their home partition.
+        self.shards = ShardMap(settings.room_shard_counts, settings.partitions)
+        self.partition_of = RoomPartitions(settings.partitions, self.shards)
         self.metrics_partition_of: RoomPartitions | None = None  # of the room-metrics topic
         self.broker_answered_at = clock()  # last metadata answer from the broker
         self.exposition, self.health = build_registry(
@@ -208,7 +211,7 @@ class StreamWorker:
         return [snap for owned in list(self.owned.values()) for snap in owned.part.latest(horizon)]
 
     def _room_snapshot(self, room_id: str) -> dict[str, Any] | None:
-        owned = self.owned.get(self.partition_of[room_id])
+        owned = self.owned.get(self.partition_of.home(room_id))
         room = owned.part.rooms.get(room_id) if owned is not None else None
         if room is None or room.last_active <= self.clock() - self.settings.room_ttl_seconds:
             return None
@@ -539,6 +542,7 @@ class StreamWorker:
             for owned in list(self.owned.values())
             for snap in owned.part.due_snapshots(now, quiet_interval=quiet)
         ]
+        await self._send_partials(producer)
         if not snaps:
             return
         for snap in snaps:
@@ -558,6 +562,23 @@ class StreamWorker:
             await send_in_batches(producer, topic, records)
         except KafkaError as exc:  # the next change of a room sends a newer one
             log.warning("room snapshots not sent (%r)", exc)
+
+    async def _send_partials(self, producer: AIOKafkaProducer) -> None:
+        """Split rooms' shard partials to their home partitions of room-events. Not
+        awaited for the broker: a lost one is replaced by the next (absolute figures,
+        sent again at least every few seconds)."""
+        topic = self.settings.topic_room_events
+        records = [
+            (home, None, value)
+            for owned in list(self.owned.values())
+            for home, value in owned.part.take_partials()
+        ]
+        if not records:
+            return
+        try:
+            await send_in_batches(producer, topic, records)
+        except KafkaError as exc:
+            log.warning("split rooms' partials not sent (%r)", exc)
 
     async def tick(self) -> None:
         if self.producer is None or self.stopping:
@@ -781,6 +802,8 @@ class StreamWorker:
             self.rules,
             self.clock(),
         )
+        restored.part.shards = self.shards or None
+        restored.part.home_of = self.partition_of.home
         if restored.alerts is not None:
             restored.alerts.ledger.load(await sent_alerts(log_, self.settings.topic_alerts, p))
         self.restoring = max(self.restoring - 1, 0)
