@@ -102,6 +102,7 @@ class RoomPartition:
         self.merged: dict[str, MergedRoom] = {}  # split rooms whose home this is
         self.partials_out: list[tuple[int, bytes]] = []  # (home partition, record)
         self._sent_through: dict[str, int] = {}  # samples already sent, per shard room
+        self.new_shards: list[tuple[str, int, int, int]] = []  # (room, shard, shards, home)
         self.settings = settings
         self.observer = observer
         self.rooms: dict[str, Room] = {}
@@ -196,6 +197,8 @@ class RoomPartition:
         """A shard of a split room: away from home, its partial goes out (no snapshot of
         its own); at home, it joins the others' and the merged snapshot is the room's."""
         home, shard, shards = at
+        if room_id not in self._sent_through:
+            self.new_shards.append((room_id, shard, shards, home))  # the worker logs it
         partial = self._partial_of(room_id, room, shard, shards)
         if shard != 0:
             group = [[PARTIAL_SOURCE | self.partition, self.applied_offset, [partial]]]

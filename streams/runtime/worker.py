@@ -568,6 +568,19 @@ class StreamWorker:
         awaited for the broker: a lost one is replaced by the next (absolute figures,
         sent again at least every few seconds)."""
         topic = self.settings.topic_room_events
+        for owned in list(self.owned.values()):
+            for room_id, shard, shards, home in owned.part.new_shards:
+                log.info(
+                    "split room %s: shard %d of %d folded on room-events partition %d%s",
+                    room_id,
+                    shard,
+                    shards,
+                    owned.part.partition,
+                    " (its home: merged and published here)"
+                    if shard == 0
+                    else f" (merged on partition {home})",
+                )
+            owned.part.new_shards.clear()
         records = [
             (home, None, value)
             for owned in list(self.owned.values())
