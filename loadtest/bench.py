@@ -31,14 +31,16 @@ from streams.alerts.rules import AlertRules
 from streams.alerts.watch import RoomWatch
 from streams.anomaly import ConditionalDrop, LevelDrop, RateDrop, RateSpike, RatioSurge
 from streams.broker import EmbeddedBroker, all_topics, create_topics, free_port
-from streams.events import ORDER, VIEW
+from streams.events import ORDER, VIEW, decode_record
 from streams.exporter import DEFAULT_SERIES_BUDGET, RoomExposition
 from streams.kafka import RoomPartitions
 from streams.live.view import MAX_LIMIT, LiveView
+from streams.rooms.merge import MergedRoom, shard_partial
 from streams.rooms.metrics import snapshot
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.peers import PeerIndex
 from streams.rooms.room import RoomSettings, RoomState
+from streams.rooms.shards import ShardMap
 from streams.runtime.checkpoint import Checkpointer
 from streams.runtime.ingest import route
 from streams.runtime.worker import tune_gc
@@ -213,6 +215,75 @@ def bench_core(events: int) -> float:
         f"core: route + fold, one event per record                      {rate_of(single['core'])}"
     )
     return arrays["core"]
+
+
+def bench_split(events: int = 400_000, shards: int = 4) -> None:
+    """A split room's costs, in one run: CPU per event folded by a shard against the same
+    room unsplit, the ingest stage routing one hot room's records (by room, and by viewer
+    once split), and the merge per room-second per shard (partial, JSON both ways, merge,
+    snapshot)."""
+    now_ms = int(time.time() * 1000)
+    by_room: dict[str, list[tuple[int, dict]]] = {}
+    for kind, event in traffic(events):
+        by_room.setdefault(event["room_id"], []).append((KINDS.index(kind), event))
+    hot_id, hot = max(by_room.items(), key=lambda item: len(item[1]))
+    # As a room that needs splitting: its event times pressed to 30,000 events/s.
+    first, last = hot[0][1]["ts"], hot[-1][1]["ts"]
+    press = len(hot) / 30_000 * 1000 / max(last - first, 1)
+    hot = [(k, {**e, "ts": first + int((e["ts"] - first) * press)}) for k, e in hot]
+    compact = [decode_record(orjson.dumps(e), k, now_ms)[0][0] for k, e in hot]
+    settings = RoomSettings()
+
+    shard_map = ShardMap({hot_id: shards}, 8)
+    # The shard of each event is the ingest stage's choice (timed with routing below).
+    picks = [shard_map.shard_of_user(hot_id, e[2]) for e in compact]
+
+    def fold_cpu(states: list[RoomState], split: bool) -> float:
+        """CPU µs per event of folding the room's events into `states`."""
+        started = time.process_time()
+        for event, k in zip(compact, picks, strict=True):
+            states[k if split else 0].apply(event)
+        return (time.process_time() - started) / len(compact) * 1e6
+
+    unsplit_us = min(fold_cpu([RoomState(hot_id, settings)], False) for _ in range(3))
+    split_us = min(
+        fold_cpu([RoomState(hot_id, settings) for _ in range(shards)], True) for _ in range(3)
+    )
+    parts = [RoomState(hot_id, settings) for _ in range(shards)]
+    fold_cpu(parts, True)
+    print(
+        f"split: {len(compact):,} events of one room at 30,000 events/s, CPU per event folded: "
+        f"unsplit {unsplit_us:.2f} µs, a shard of {shards} {split_us:.2f} µs "
+        f"({split_us / unsplit_us:.2f}x)"
+    )
+    # The ingest stage routing only this room's records: by room, then by viewer.
+    arrays = [
+        FakeRecord(i, None, orjson.dumps([e for _, e in hot[j : j + 100]]))
+        for i, j in enumerate(range(0, len(hot), 100))
+    ]
+    fetch = [("views", 0, 0, arrays)]  # kinds mixed in one source: routing cost only
+    rates = []
+    for split_map in (None, shard_map):
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            route(fetch, RoomPartitions(8, split_map), now_ms)
+            best = min(best, time.perf_counter() - started)
+        rates.append(len(hot) / best)
+    print(
+        f"split: one ingest stage routing one room's records (arrays of 100)  "
+        f"{rate_of(rates[0])} by room, {rate_of(rates[1])} by viewer ({rates[1] / rates[0]:.2f}x)"
+    )
+    merged = MergedRoom(hot_id, shards)
+    rounds = 200
+    started = time.perf_counter()
+    for r in range(rounds):
+        for k, state in enumerate(parts):
+            partial = shard_partial(state, k, shards, r + 1)
+            merged.take(orjson.loads(orjson.dumps(partial)))
+        merged.snapshot()
+    per = (time.perf_counter() - started) / rounds / shards * 1e6
+    print(f"split: merge, per room-second and shard (partial, JSON, merge, snapshot) {per:.0f} µs")
 
 
 def rate_of(per_s: float) -> str:
@@ -605,6 +676,7 @@ def main() -> None:
     print(f"liveroom-streams bench — {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     tune_gc()  # as the worker does
     core = bench_core(args.core_events)
+    bench_split()
     bench_sentiment()
     bench_detectors()
     bench_checkpoint()

@@ -236,6 +236,8 @@ def build(
         result["steady"] = judge(steady, s.rate)
     if len(s.bursts()) > 1:
         result["bursts"] = bursts(series, s.bursts(), s.rate)
+    if len(run.split) > 1:
+        result["per_worker"] = divided(run.split)
     notes = result["notes"]
     if result["generator"]["bottleneck"]:
         notes.append(
@@ -323,6 +325,24 @@ def _fmt(x: Any, unit: str = "", scale: float = 1.0, digits: int = 0) -> str:
     return f"{x * scale:,.{digits}f}{unit}"
 
 
+def divided(per_worker: list[dict[str, float]]) -> dict[str, Any]:
+    """How the group's work divided: events folded and CPU per worker, and the largest
+    departure from an even share."""
+    folded = [w["processed"] for w in per_worker]
+    even = sum(folded) / len(folded) if folded else 0.0
+    return {
+        "folded": folded,
+        "cpu_seconds": [round(w["cpu_seconds"], 1) for w in per_worker],
+        "cpu_us_per_event": [
+            round(w["cpu_seconds"] / w["processed"] * 1e6, 1) if w["processed"] else None
+            for w in per_worker
+        ],
+        "max_departure_from_even": round(max(abs(f - even) / even for f in folded), 3)
+        if even
+        else None,
+    }
+
+
 def summary_text(result: dict[str, Any]) -> str:
     r, lat, res = result["rates"], result["latency_s"]["event_to_metric"], result["resources"]
     c = result["consistency"]
@@ -338,8 +358,19 @@ def summary_text(result: dict[str, Any]) -> str:
     ]
     if "max_sustained_rate" in result:
         lines.append(f"max sustained rate: {_fmt(result['max_sustained_rate'])} ev/s")
+    if "per_worker" in result:
+        lines.append(per_worker_line(result["per_worker"]))
     lines += result["notes"]
     return "\n".join(lines)
+
+
+def per_worker_line(split: dict[str, Any]) -> str:
+    folded = " / ".join(f"{n:,.0f}" for n in split["folded"])
+    cpu = " / ".join("-" if c is None else f"{c:.0f}" for c in split["cpu_us_per_event"])
+    return (
+        f"folded per worker: {folded} (at most {split['max_departure_from_even']:.1%} from an "
+        f"even share); CPU µs per event folded: {cpu}"
+    )
 
 
 def markdown(result: dict[str, Any], charts: list[str]) -> str:
@@ -446,6 +477,8 @@ def markdown(result: dict[str, Any], charts: list[str]) -> str:
             )
     if result["alerts"]:
         lines += ["", "Alerts fired: " + ", ".join(f"{k} {v}" for k, v in result["alerts"].items())]
+    if "per_worker" in result:
+        lines += ["", per_worker_line(result["per_worker"])]
     if result.get("profile"):
         prof = result["profile"]
         lines += [

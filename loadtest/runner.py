@@ -75,6 +75,10 @@ class Run:
             config.env_name("metrics_port"): str(free_port()),
             **config.namespaced(tag),
         }
+        if scenario.top_room_shards > 1:
+            self.env[config.env_name("room_shards")] = (
+                f"{scenario.top_room_id}={scenario.top_room_shards}"
+            )
         self.settings = config.load({**os.environ, **self.env})
         self.options = aiokafka_options(self.settings)
         # Health families only: rendering thousands of rooms every second would load the
@@ -95,6 +99,7 @@ class Run:
         self.latency: SnapshotLatency | None = None
         # The broker (when embedded) and the load generators, sampled beside the worker.
         self.neighbours: dict[str, ProcessGroup] = {}
+        self.split: list[dict[str, float]] = []  # per worker at the end: folded, CPU s
 
     # -- processes -----------------------------------------------------------------------
 
@@ -125,6 +130,14 @@ class Run:
     def scrape(self) -> dict[str, Any]:
         """The group's figures: every worker's /metrics, summed."""
         return merge_samples([scrape(url) for url in self.metrics_urls])
+
+    def per_worker(self) -> list[dict[str, float]]:
+        """Each worker's events folded and CPU seconds: how the work divided."""
+        out = []
+        for url in self.metrics_urls:
+            sample = scrape(url)
+            out.append({"processed": sample["processed"], "cpu_seconds": sample["cpu_seconds"]})
+        return out
 
     def start_producers(self, start_at: float) -> tuple[list[Any], Any, Any]:
         ctx = mp.get_context("spawn")
@@ -317,6 +330,7 @@ def main(args: argparse.Namespace) -> None:
             else None
         ).start()
         bootstrap = broker.bootstrap
+    args.workers = args.workers or scenario.workers
     run = Run(scenario, out, args.producers, bootstrap, profile=args.profile, workers=args.workers)
     if broker is not None and broker.process is not None:
         run.neighbours["broker"] = ProcessGroup([broker.process.pid])
@@ -329,6 +343,7 @@ def main(args: argparse.Namespace) -> None:
         for proc in procs:
             proc.join(10)
         run.drain_stats(stats, set())
+        run.split = run.per_worker()
         records = int(run.total("records"))
         console.print(f"measuring the raw ceiling on the same {records:,} records…")
         ceiling_s, ceiling_events = asyncio.run(

@@ -44,6 +44,13 @@ class Scenario:
     incidents: tuple[InjectedIncident, ...] = ()
     steps: tuple[float, ...] = ()  # rate steps (capacity search); empty = one rate
     step_duration: float = 0.0
+    workers: int = 1  # worker processes in the group (--workers overrides)
+    top_room_shards: int = 0  # pin the biggest room to this many shards (0: not split)
+
+    @property
+    def top_room_id(self) -> str:
+        """The biggest room's id, as the traffic model names it."""
+        return f"room-{1:0{max(3, len(str(self.rooms)))}d}"
 
     @property
     def total_duration(self) -> float:
@@ -109,6 +116,7 @@ class Scenario:
 
 BUILT_IN = (
     "steady",
+    "mega-room",
     "flash-sale",
     "hot-room",
     "incidents",

@@ -156,7 +156,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
             what,
             value,
             how,
-            style=None if result.hottest_room_fits or what != "hottest room" else "bold red",
+            style=None if result.hottest_room_fits or what != "hottest room" else "bold",
         )
     Console().print(table)
 
@@ -209,8 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="worker processes in the consumer group (they split the partitions)",
+        default=None,
+        help="worker processes in the consumer group (they split the partitions; "
+        "default: the scenario's, 1 for most)",
     )
     load.add_argument(
         "--profile", action="store_true", help="sample the worker with py-spy: where time goes"

@@ -11,6 +11,7 @@ from aiokafka.partitioner import murmur2
 
 from streams.config import Settings
 from streams.events import F_ROOM, F_USER
+from streams.rooms.flat import hash64
 from streams.rooms.shards import ShardMap
 
 # The largest record the worker writes: below Kafka's default message.max.bytes (1 MB).
@@ -77,12 +78,18 @@ class RoomPartitions(dict[str, int]):
         super().__init__()
         self.partitions = partitions
         self.shards = shards if shards else None
+        # split room -> the partition of each of its shards, by shard
+        self.shard_partitions: dict[str, tuple[int, ...]] = {}
 
     def __missing__(self, room_id: str) -> int:
         if len(self) >= self.MAX_ROOMS:
             self.clear()
         p = partition_for(room_id, self.partitions)
-        if self.shards is not None and self.shards.count(room_id) > 1:
+        shards = self.shards
+        if shards is not None and shards.count(room_id) > 1:
+            self.shard_partitions[room_id] = tuple(
+                shards.partition_of_shard(p, room_id, k) for k in range(shards.count(room_id))
+            )
             p = SPLIT
         self[room_id] = p
         return p
@@ -90,14 +97,12 @@ class RoomPartitions(dict[str, int]):
     def home(self, room_id: str) -> int:
         """The room's partition when it is not split: where a split room is merged."""
         p = self[room_id]
-        return partition_for(room_id, self.partitions) if p == SPLIT else p
+        return self.shard_partitions[room_id][0] if p == SPLIT else p
 
     def of_event(self, event: Any) -> int:
         """A split room's event: the partition of its viewer's shard."""
-        room_id, shards = event[F_ROOM], self.shards
-        assert shards is not None
-        shard = shards.shard_of_user(room_id, event[F_USER])
-        return shards.partition_of_shard(self.home(room_id), room_id, shard)
+        places = self.shard_partitions[event[F_ROOM]]
+        return places[hash64(event[F_USER]) % len(places)]
 
 
 async def send_in_batches(

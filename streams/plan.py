@@ -10,8 +10,10 @@ own benchmarks and load tests (README.md, "Capacity plan", says where each comes
                   + rooms x snapshot bytes (one snapshot per room per second)
     broker out  = events/s x (input bytes + room-events bytes per event) + snapshots x readers
 
-A room is folded by one partition, so by one worker: its own peak must fit in one
-worker, whatever the number of workers.
+A room is folded by one partition, so by one worker, unless it is split: a room whose
+own peak is above one worker's planned rate is pinned to
+ceil(its peak / one worker's planned rate) shards (LIVEROOM_ROOM_SHARDS), each on a
+partition and a worker of its own, and the plan has at least that many workers.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class Plan:
     broker_out_bytes_per_s: float
     hottest_room_events_per_s: float
     hottest_room_fits: bool
+    hottest_room_shards: int  # 1: it fits one worker; else pin it to this many shards
     measured: Measured
 
     def lines(self) -> list[tuple[str, str, str]]:
@@ -119,12 +122,13 @@ class Plan:
             ),
             (
                 "hottest room",
-                f"{self.hottest_room_events_per_s:,.0f} ev/s",
+                f"{self.hottest_room_events_per_s:,.0f} ev/s"
+                + ("" if self.hottest_room_fits else f": {self.hottest_room_shards} shards"),
                 (
                     "fits in one worker"
                     if self.hottest_room_fits
-                    else f"ABOVE one worker's planned {per_worker:,.0f} ev/s: that room "
-                    "falls behind whatever the worker count"
+                    else f"above one worker's planned {per_worker:,.0f} ev/s: pin it, "
+                    f"LIVEROOM_ROOM_SHARDS=<room_id>={self.hottest_room_shards}"
                 ),
             ),
         ]
@@ -149,6 +153,15 @@ def plan(
     load = events_per_second / m.worker_events_per_s + rooms * m.room_cpu_seconds  # in cores
     workers = max(1, math.ceil(load / HEADROOM))
     partitions = max(8, 1 << math.ceil(math.log2(PARTITIONS_PER_WORKER * workers)))
+    hottest = (
+        hottest_room_events_per_s
+        if hottest_room_events_per_s is not None
+        else events_per_second * zipf_top_share(rooms)
+    )
+    shards = max(1, math.ceil(hottest / (m.worker_events_per_s * HEADROOM)))
+    if shards > workers:  # each shard on a worker of its own
+        workers = shards
+        partitions = max(8, 1 << math.ceil(math.log2(PARTITIONS_PER_WORKER * workers)))
     memory = MEMORY_MARGIN * (
         m.worker_base_bytes
         + viewers / workers * m.bytes_per_viewer
@@ -161,11 +174,6 @@ def plan(
         events_per_second * (per_event_in + m.state_bytes_per_event) + snapshots
     )
     broker_out = events_per_second * per_event_in + snapshots
-    hottest = (
-        hottest_room_events_per_s
-        if hottest_room_events_per_s is not None
-        else events_per_second * zipf_top_share(rooms)
-    )
     return Plan(
         rooms=rooms,
         events_per_second=events_per_second,
@@ -177,6 +185,7 @@ def plan(
         broker_in_bytes_per_s=broker_in,
         broker_out_bytes_per_s=broker_out,
         hottest_room_events_per_s=hottest,
-        hottest_room_fits=hottest <= m.worker_events_per_s * HEADROOM,
+        hottest_room_fits=shards == 1,
+        hottest_room_shards=shards,
         measured=m,
     )

@@ -74,3 +74,14 @@ class ShardMap:
         if step % stride or step // stride >= self.count(room_id):
             return None
         return step // stride
+
+
+def events_per_second(snap: Mapping[str, object]) -> float:
+    """A room's rate over the last minute of event time, from its snapshot."""
+    window = snap["windows"]["1m"]  # type: ignore[index]
+    return sum(window[k] for k in ("views", "comments", "cart_adds", "orders")) / 60.0
+
+
+def shards_needed(rate: float, threshold: float) -> int:
+    """Shards that bring a room's rate under the threshold (1: none needed)."""
+    return max(1, -int(-rate // threshold))

@@ -51,7 +51,7 @@ from streams.logs import limit_repeats
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.peers import PeerIndex
 from streams.rooms.room import RoomSettings
-from streams.rooms.shards import ShardMap
+from streams.rooms.shards import ShardMap, events_per_second, shards_needed
 from streams.runtime.checkpoint import Capture, Checkpointer, next_slot
 from streams.runtime.cursor import OffsetCursor
 from streams.runtime.heap import release_free_memory, tune_malloc
@@ -137,6 +137,7 @@ class StreamWorker:
         # Hot rooms pinned to shards: routed by viewer, merged by their home partition.
         self.shards = ShardMap(settings.room_shard_counts, settings.partitions)
         self.partition_of = RoomPartitions(settings.partitions, self.shards)
+        self.advised: set[str] = set()  # hot rooms the log has advised to pin
         self.metrics_partition_of: RoomPartitions | None = None  # of the room-metrics topic
         self.broker_answered_at = clock()  # last metadata answer from the broker
         self.exposition, self.health = build_registry(
@@ -548,6 +549,7 @@ class StreamWorker:
         for snap in snaps:
             self.peers.observe(snap, now)  # sets its peer percentiles
             self.live.observe(snap, now)
+            self._advise_split(snap)
         try:
             # Keyed by room, in the partition Kafka's default partitioner would choose,
             # remembered per room (murmur2 is pure Python), sent a batch per partition.
@@ -562,6 +564,27 @@ class StreamWorker:
             await send_in_batches(producer, topic, records)
         except KafkaError as exc:  # the next change of a room sends a newer one
             log.warning("room snapshots not sent (%r)", exc)
+
+    def _advise_split(self, snap: dict[str, Any]) -> None:
+        """A room above LIVEROOM_SPLIT_EVENTS_PER_SECOND over the last minute that is not
+        split: said once in the log, and in its snapshot (the live page shows it). A
+        live room is not split by itself: see README, split rooms."""
+        if snap.get("shards", 1) > 1:
+            return
+        threshold = self.settings.split_events_per_second
+        rate = events_per_second(snap)
+        if rate <= threshold:
+            return
+        needed = shards_needed(rate, threshold)
+        snap["split_advised"] = needed
+        room_id = snap["room_id"]
+        if room_id not in self.advised:
+            self.advised.add(room_id)
+            log.warning(
+                f"room {room_id} sustains {rate:,.0f} events/s, above "
+                f"LIVEROOM_SPLIT_EVENTS_PER_SECOND={threshold:,.0f}: one worker folds it; for "
+                f"its next session set LIVEROOM_ROOM_SHARDS={room_id}={needed} on every worker"
+            )
 
     async def _send_partials(self, producer: AIOKafkaProducer) -> None:
         """Split rooms' shard partials to their home partitions of room-events. Not

@@ -169,3 +169,14 @@ def test_shard_map_places_shards_on_distinct_partitions_and_parses_settings():
     for bad in ("big", "big=x", "b@d=2", "big=0"):
         with pytest.raises(ValueError):
             parse_room_shards(bad)
+
+
+def test_split_advice_from_a_snapshot_rate():
+    from streams.rooms.shards import events_per_second, shards_needed
+
+    snap = {
+        "windows": {"1m": {"views": 600_000, "comments": 900_000, "cart_adds": 60, "orders": 60}}
+    }
+    assert events_per_second(snap) == 25_002
+    assert shards_needed(25_002, 25_000) == 2 and shards_needed(24_000, 25_000) == 1
+    assert shards_needed(79_000, 25_000) == 4

@@ -1,5 +1,7 @@
 """`liveroom plan`: the formula of README.md over the measured figures."""
 
+import math
+
 import pytest
 
 from streams.cli import main
@@ -40,15 +42,20 @@ def test_small_peaks_get_one_worker_and_eight_partitions():
     assert p.hottest_room_fits
 
 
-def test_a_room_above_one_worker_is_flagged_whatever_the_worker_count():
+def test_a_room_above_one_worker_gets_the_shards_it_needs_and_a_worker_each():
     share = zipf_top_share(100)
     assert 0.15 < share < 0.25  # Zipf 1.1 over 100 rooms: the top room takes ~19 %
     p = plan(100, 1_000_000, 10_000_000, FIGURES)
     assert p.hottest_room_events_per_s == pytest.approx(1_000_000 * share)
     assert not p.hottest_room_fits
-    assert plan(
-        100, 1_000_000, 0, FIGURES, hottest_room_events_per_s=HEADROOM * 40_000
-    ).hottest_room_fits
+    per_worker = HEADROOM * FIGURES.worker_events_per_s
+    assert p.hottest_room_shards == math.ceil(1_000_000 * share / per_worker)
+    fits = plan(100, 1_000_000, 0, FIGURES, hottest_room_events_per_s=per_worker)
+    assert fits.hottest_room_fits and fits.hottest_room_shards == 1
+    # a single head room: the plan has a worker for each of its shards
+    alone = plan(1, 200_000, 0, FIGURES, hottest_room_events_per_s=200_000)
+    assert alone.hottest_room_shards == math.ceil(200_000 / per_worker)
+    assert alone.workers >= alone.hottest_room_shards and alone.partitions >= alone.workers
 
 
 def test_bad_input_is_refused():
