@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import sys
@@ -79,46 +78,16 @@ def cmd_broker(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    from streams.broker import all_topics, create_topics, partition_count
-    from streams.kafka import aiokafka_options
     from streams.runtime.worker import run_worker
 
     settings = _settings()
     if not settings.kafka_bootstrap:
-        sys.exit(
-            "liveroom: LIVEROOM_KAFKA_BOOTSTRAP is required for `liveroom worker` "
+        _fail(
+            "LIVEROOM_KAFKA_BOOTSTRAP is required for `liveroom worker` "
             "(host:port of a Kafka broker; `liveroom broker` starts one)"
         )
-    options = aiokafka_options(settings)
-
-    async def prepare() -> dict[str, int | None]:
-        await create_topics(options, all_topics(settings), settings.partitions)
-        # Rooms are routed by LIVEROOM_PARTITIONS; each room partition's checkpoints and
-        # alerts go to the same partition of the state and alerts topics.
-        return {
-            topic: await partition_count(options, topic)
-            for topic in (
-                settings.topic_room_events,
-                settings.topic_room_state,
-                settings.topic_alerts,
-            )
-        }
-
-    counts = asyncio.run(prepare())
-    routed = counts[settings.topic_room_events]
-    if routed is not None and routed != settings.partitions:
-        sys.exit(
-            f"liveroom: {settings.topic_room_events} has {routed} partitions but "
-            f"LIVEROOM_PARTITIONS={settings.partitions}; rooms are routed by it, so set "
-            f"LIVEROOM_PARTITIONS={routed}"
-        )
-    for topic in (settings.topic_room_state, settings.topic_alerts):
-        found = counts[topic]
-        if found is not None and found < settings.partitions:
-            sys.exit(
-                f"liveroom: {topic} has {found} partitions; it needs at least "
-                f"LIVEROOM_PARTITIONS={settings.partitions} (one per room partition)"
-            )
+    # Topics are created and checked by the worker once the broker answers: it may start
+    # before the broker does (streams.runtime.startup).
     sys.argv = [sys.argv[0], "worker"]  # Faust's Worker parses argv itself
     run_worker(settings, loglevel=args.loglevel)
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -41,6 +43,7 @@ from streams.alerts.delivery import AlertDelivery
 from streams.alerts.partition import PartitionAlerts
 from streams.alerts.rules import AlertRules
 from streams.app import add_web_pages, create_app
+from streams.broker import all_topics, create_topics, partition_count
 from streams.config import Settings
 from streams.events import KIND_NAMES
 from streams.exporter import build_registry
@@ -58,6 +61,7 @@ from streams.runtime.heap import release_free_memory, tune_malloc
 from streams.runtime.ingest import Routed, route
 from streams.runtime.pacing import InputPacer
 from streams.runtime.restore import restore_partition, sent_alerts
+from streams.runtime.startup import UNREACHABLE, TopicLayoutError, layout_problem, until_connected
 from streams.sentiment.scorer import RepeatedTexts
 from streams.state.log import KafkaLog
 from streams.state.writer import EpochWriter
@@ -129,6 +133,7 @@ class StreamWorker:
         self.state_producer: AIOKafkaProducer | None = None  # checkpoints, compressed
         self.log: KafkaLog | None = None
         self.assigned_once = False
+        self.start_problem: str | None = "connecting to the broker"
         self.assignments = 0  # rebalances seen: a fetch that one overtook is read again
         self.restoring = 0  # room partitions being restored from the state log
         self.rebalancing = True
@@ -183,6 +188,8 @@ class StreamWorker:
     # -- what the web pages and the exporter read ------------------------------------------
 
     def readiness(self) -> str | None:
+        if self.start_problem:
+            return self.start_problem
         silent = self.clock() - self.broker_answered_at
         if silent >= BROKER_DOWN_S:
             return f"broker unreachable for {silent:.0f} s (processing resumes when it answers)"
@@ -291,6 +298,53 @@ class StreamWorker:
             await self.delivery.run()
 
     async def start(self) -> None:
+        """Connect, retrying until the broker answers (the web pages answer meanwhile:
+        /healthz live, /readyz 503 with the reason). A topic layout no retry can fix
+        stops the worker with exit code 2 and one line."""
+
+        def waiting(reason: str | None) -> None:
+            self.start_problem = reason
+
+        try:
+            await until_connected(
+                self._connect,
+                waiting,
+                self.settings.kafka_bootstrap,
+                stopping=lambda: self.stopping,
+            )
+        except TopicLayoutError as exc:
+            log.error("%s", exc)
+            print(f"liveroom: {exc}", file=sys.stderr, flush=True)
+            os._exit(2)  # nothing started yet: no state to flush
+
+    async def _connect(self) -> None:
+        """Topics created and checked, clients started; on a failure, the clients started
+        so far are stopped again (the next attempt starts over)."""
+        try:
+            await create_topics(self.options, all_topics(self.settings), self.settings.partitions)
+            counts = {
+                topic: await partition_count(self.options, topic)
+                for topic in (
+                    self.settings.topic_room_events,
+                    self.settings.topic_room_state,
+                    self.settings.topic_alerts,
+                )
+            }
+            problem = layout_problem(counts, self.settings)
+            if problem:
+                raise TopicLayoutError(problem)
+            await self._start_clients()
+        except UNREACHABLE:
+            for client in (self.consumer, self.state_producer, self.producer):
+                if client is not None:
+                    try:
+                        await client.stop()
+                    except Exception as exc:  # a client that never started
+                        log.debug("stopping a half-started client: %r", exc)
+            self.consumer = self.producer = self.state_producer = None
+            raise
+
+    async def _start_clients(self) -> None:
         settings = self.settings
         self.producer = self._producer()
         await self.producer.start()
