@@ -153,7 +153,8 @@ def test_live_page_matches_metrics_changes_and_shows_alerts(stack):
         page.wait_for_selector('[data-field="online_viewers"]', timeout=10_000)
         online = room_value(worker.scrape(), "liveroom_online_viewers", ALERTED)
         tile = page.locator('.tile [data-field="online_viewers"]').get_attribute("data-value")
-        assert float(tile) == online == 15
+        # 15 viewers, and the 8 commenters: a comment is presence (SPEC), their enter lost
+        assert float(tile) == online == 23
         assert page.locator('[data-field="peers.conversion_ratio"]').get_attribute("data-value")
         assert "KeywordHit" in page.locator("section", has_text="alert history").inner_text()
         assert "骗子 假货 要投诉" in page.content()  # the keyword sample, without its user
