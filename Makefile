@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration lint bench dashboards sentiment-data sentiment-eval \
+.PHONY: demo test unit integration lint bench sanitize dashboards sentiment-data sentiment-eval \
         alerts-eval loadtest system-deps clean
 
 $(STAMP): pyproject.toml streams/sentiment/_ngrams.c streams/rooms/_flat.c \
@@ -42,6 +42,34 @@ lint: $(STAMP)
 	$(BIN)/ruff check streams tests loadtest deploy
 	$(BIN)/ruff format --check streams tests loadtest deploy
 
+# The C extensions built with AddressSanitizer and UndefinedBehaviorSanitizer into a copy
+# of the tree, then the tests that drive their every path against Python references
+# (Hypothesis decoding, differential folds, flat tables, settle, n-grams, the dead-letter
+# corpus): any report fails the run. SAN_ARGS=... passes pytest options (CI: a short run).
+SAN_DIR   := build/sanitize
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+             -fno-omit-frame-pointer -g -O1
+SAN_TESTS := tests/unit/test_decode_properties.py tests/unit/test_deadletter_corpus_decode.py \
+             tests/unit/test_room_fold.py tests/unit/test_flat.py tests/unit/test_lazy_indexes.py \
+             tests/unit/test_presence_order.py tests/unit/test_merge.py \
+             tests/unit/test_split_partition.py tests/unit/test_sentiment_reference.py \
+             tests/unit/test_checkpoint_restore.py
+sanitize: $(STAMP)
+	rm -rf $(SAN_DIR) && mkdir -p $(SAN_DIR)
+	cp -r streams tests loadtest $(SAN_DIR)/
+	find $(SAN_DIR) -name '*.so' -delete
+	include=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])'); \
+	suffix=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))'); \
+	for ext in streams/_validate streams/rooms/_flat streams/rooms/_fold streams/sentiment/_ngrams; do \
+	  gcc -shared -fPIC $(SAN_FLAGS) -I$$include -o $(SAN_DIR)/$$ext$$suffix $$ext.c || exit 1; \
+	done
+	cd $(SAN_DIR) && \
+	  LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 PYTHONMALLOC=malloc \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  PYTHONPATH=. $(CURDIR)/$(BIN)/python -m pytest -q -p no:cacheprovider $(SAN_TESTS) $(SAN_ARGS)
+	@echo "sanitize: the C extensions ran under ASan + UBSan with no report"
+
 # The peer baseline (a plain Quix Streams app) lives in its own virtualenv: quixstreams
 # pins a confluent-kafka other than the one the tests use, and the worker needs neither.
 PEER_STAMP := .venv-peer/.installed
@@ -74,4 +102,4 @@ loadtest: $(STAMP)
 	$(BIN)/liveroom loadtest --scenario steady
 
 clean:
-	rm -rf $(VENV) .venv-peer .pytest_cache loadtest-reports
+	rm -rf $(VENV) .venv-peer .pytest_cache loadtest-reports build
