@@ -267,7 +267,10 @@ class Settings:
         5.0, "timeout of one alert post", _positive_float
     )
     alert_delivery_retries: int = _setting(
-        3, "retries of a failed alert post, with backoff", _positive_int
+        3,
+        "failed alert posts in a row that count as a receiver outage (logged once; "
+        "transitions wait and are retried up to 30 s apart until it answers)",
+        _positive_int,
     )
     alertmanager_resend_seconds: float = _setting(
         60.0, "how often firing alerts are re-posted to Alertmanager", _positive_float

@@ -240,6 +240,24 @@ class ConsumerLagCollector(Collector):
         yield family
 
 
+class DeliveryPendingCollector(Collector):
+    """`liveroom_alert_delivery_pending{receiver}`: alert transitions waiting for a
+    receiver that has not taken them yet (streams.alerts.pending)."""
+
+    def __init__(self, pending: Callable[[], dict[str, int]]) -> None:
+        self.pending = pending
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "liveroom_alert_delivery_pending",
+            "Alert transitions waiting for a receiver (Alertmanager, webhook) to take them.",
+            labels=["receiver"],
+        )
+        for receiver, count in self.pending().items():
+            family.add_metric([receiver], count)
+        yield family
+
+
 def _activity(snap: dict[str, Any]) -> float:
     w = snap["windows"]["5m"]
     return w["views"] + w["comments"] + w["cart_adds"] + w["orders"]
@@ -415,9 +433,11 @@ def build_registry(
     lags: LagSource = lambda: (),
     series_budget: int = DEFAULT_SERIES_BUDGET,
     families: Iterable[str] | None = None,
+    delivery_pending: Callable[[], dict[str, int]] = dict,
 ) -> tuple[Exposition, HealthMetrics]:
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # RSS and CPU for the processor dashboard
     registry.register(ConsumerLagCollector(lags))
+    registry.register(DeliveryPendingCollector(delivery_pending))
     rooms = RoomExposition(snapshots, max_rooms, firing_alerts, series_budget, families)
     return Exposition(registry, rooms), HealthMetrics(registry)

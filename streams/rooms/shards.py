@@ -3,11 +3,12 @@
 A split room's events are spread over S shards by a hash of `user_id`, so everything
 kept per user (presence, distinct counts, the event-id index: a retried event has the
 same user) lives in exactly one shard, and the shards' user sets are disjoint: their
-distinct counts add up. Shard k lives on room-events partition
-`(home + k * (P // S)) % P`, where `home` is the partition the room has when it is not
-split: spread over the partition space, so a consumer group's range assignment puts
-the shards on different workers. Shard 0 stays on the home partition, whose owner
-merges the room (streams.rooms.merge). Every worker must see the same shard counts:
+distinct counts add up. Shard k lives on room-events partition `(home + k) % P`, where
+`home` is the partition the room has when it is not split: consecutive partitions,
+which the group's round-robin assignment (aiokafka's default, the worker's) gives to
+consecutive workers, so S shards land on S workers when there are that many. (A
+stride of P/S put 4 shards on 2 of 4 workers in the `mega-room` load test.) Shard 0
+stays on the home partition, whose owner merges the room (streams.rooms.merge). Every worker must see the same shard counts:
 they come from LIVEROOM_ROOM_SHARDS (or the rules file's [shards] table).
 """
 
@@ -58,22 +59,16 @@ class ShardMap:
     def count(self, room_id: str) -> int:
         return self.shards.get(room_id, 1)
 
-    def stride(self, room_id: str) -> int:
-        return self.partitions // self.count(room_id)
-
     def shard_of_user(self, room_id: str, user_id: str) -> int:
         return hash64(user_id) % self.count(room_id)
 
     def partition_of_shard(self, home: int, room_id: str, shard: int) -> int:
-        return (home + shard * self.stride(room_id)) % self.partitions
+        return (home + shard) % self.partitions
 
     def shard_at(self, home: int, room_id: str, partition: int) -> int | None:
         """Which shard of the room lives on `partition` (None: none does)."""
         step = (partition - home) % self.partitions
-        stride = self.stride(room_id)
-        if step % stride or step // stride >= self.count(room_id):
-            return None
-        return step // stride
+        return step if step < self.count(room_id) else None
 
 
 def events_per_second(snap: Mapping[str, object]) -> float:

@@ -133,7 +133,7 @@ class StreamWorker:
         self.state_producer: AIOKafkaProducer | None = None  # checkpoints, compressed
         self.log: KafkaLog | None = None
         self.assigned_once = False
-        self.start_problem: str | None = "connecting to the broker"
+        self.start_problem: str | None = None  # why start() is still waiting
         self.assignments = 0  # rebalances seen: a fetch that one overtook is read again
         self.restoring = 0  # room partitions being restored from the state log
         self.rebalancing = True
@@ -152,6 +152,7 @@ class StreamWorker:
             lags=self._lags,
             series_budget=settings.metrics_series_budget,
             families=settings.room_families,
+            delivery_pending=lambda: self.delivery.pending(),
         )
         # Exported at 0 from the start: the alert on it, and a test, can tell "none"
         # from "not exported".
@@ -305,6 +306,7 @@ class StreamWorker:
         def waiting(reason: str | None) -> None:
             self.start_problem = reason
 
+        self.start_problem = f"connecting to the broker at {self.settings.kafka_bootstrap}"
         try:
             await until_connected(
                 self._connect,

@@ -90,10 +90,16 @@ async def test_posts_retry_until_the_receiver_answers_and_count_outcomes() -> No
         task.cancel()
         await runner.cleanup()
     paths = [p for p, _ in got]
-    assert paths == ["/api/v2/alerts", "/hook"]
-    assert got[0][1][0]["labels"]["alertname"] == "ViewerDrop"
-    assert got[1][1]["alert_id"] == record()["alert_id"]
-    assert outcomes == [("alertmanager", "sent"), ("webhook", "sent")]
+    assert sorted(paths) == ["/api/v2/alerts", "/hook"]
+    am = next(body for path, body in got if path == "/api/v2/alerts")
+    hook = next(body for path, body in got if path == "/hook")
+    assert am[0]["labels"]["alertname"] == "ViewerDrop"
+    assert hook["alert_id"] == record()["alert_id"]
+    assert sorted(o for o in outcomes if o[1] == "sent") == [
+        ("alertmanager", "sent"),
+        ("webhook", "sent"),
+    ]
+    assert sum(result == "failed" for _, result in outcomes) == 2  # the two 503s
 
 
 async def test_a_dead_receiver_never_blocks_submit_and_failures_are_counted() -> None:
@@ -148,4 +154,87 @@ async def test_firing_alerts_are_reposted_to_alertmanager() -> None:
 def test_nothing_configured_means_nothing_queued() -> None:
     delivery = AlertDelivery()
     delivery.submit(record())
-    assert not delivery.enabled and delivery.queue is None
+    assert not delivery.enabled and delivery.pending() == {}
+
+
+async def test_a_receiver_that_hangs_then_recovers_gets_every_alert_once() -> None:
+    """Alertmanager accepts and never answers, then recovers: nothing is lost, an alert
+    that fired and resolved meanwhile is posted once, in its latest state; the webhook,
+    which answers all along, is not held up by it and gets every transition."""
+    state = {"hang": True}
+    released = asyncio.Event()  # the hung requests end with the test
+    am_bodies: list[list] = []
+    hooks: list[dict] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path == "/hook":
+            hooks.append(await request.json())
+            return web.Response(status=200)
+        if state["hang"]:
+            await released.wait()
+            return web.Response(status=503)
+        am_bodies.append(await request.json())
+        return web.Response(status=200)
+
+    runner, url = await serve(handler)
+    delivery = AlertDelivery(
+        alertmanager_url=url, webhook_url=f"{url}/hook", timeout_s=0.2, resend_s=3600
+    )
+    task = asyncio.create_task(delivery.run())
+    try:
+        fired = record()
+        delivery.submit(fired)
+        delivery.submit(record("TrafficSpike", "comments"))
+        delivery.submit(resolved_record(fired, 1_700_000_090_000, "ok"))
+        await asyncio.sleep(1.0)
+        assert delivery.pending() == {"alertmanager": 2, "webhook": 0}
+        assert len(hooks) == 3 and not am_bodies  # the webhook went on meanwhile
+        state["hang"] = False
+        for _ in range(200):
+            if not delivery.pending()["alertmanager"]:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        released.set()
+        await runner.cleanup()
+    posted = [alert for body in am_bodies for alert in body]
+    assert len(posted) == 2  # one per alert: no duplicates
+    viewer_drop = next(a for a in posted if a["labels"]["alertname"] == "ViewerDrop")
+    assert viewer_drop["endsAt"] == "2023-11-14T22:14:50.000Z"  # its latest state: resolved
+
+
+async def test_a_receiver_answering_500_keeps_transitions_until_it_recovers() -> None:
+    state = {"fail": True}
+    got: list[dict] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        if state["fail"]:
+            return web.Response(status=500)
+        got.append(await request.json())
+        return web.Response(status=200)
+
+    runner, url = await serve(handler)
+    outcomes: list[tuple[str, str]] = []
+    delivery = AlertDelivery(
+        webhook_url=url, retries=1, outcome=lambda t, r: outcomes.append((t, r)), limit=3
+    )
+    task = asyncio.create_task(delivery.run())
+    try:
+        firing = [record(key=f"k{i}") for i in range(3)]
+        delivery.submit(resolved_record(firing[0], 1_700_000_090_000, "ok"))
+        for r in firing[1:]:
+            delivery.submit(r)
+        delivery.submit(record(key="k9"))  # over the limit: the resolved one goes first
+        await asyncio.sleep(0.8)
+        assert delivery.pending() == {"webhook": 3}
+        state["fail"] = False
+        for _ in range(200):
+            if not delivery.pending()["webhook"]:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await runner.cleanup()
+    assert [g["key"] for g in got] == ["k1", "k2", "k9"]
+    assert ("webhook", "dropped") in outcomes and ("webhook", "failed") in outcomes

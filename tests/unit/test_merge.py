@@ -161,7 +161,7 @@ def test_shard_map_places_shards_on_distinct_partitions_and_parses_settings():
         places = [shards.partition_of_shard(home, room, k) for k in range(count)]
         assert len(set(places)) == count and places[0] == home
         assert [shards.shard_at(home, room, p) for p in places] == list(range(count))
-    assert shards.shard_at(5, "big", 6) is None
+    assert shards.shard_at(5, "big", 9) is None and shards.shard_at(5, "big", 4) is None
     users = [shards.shard_of_user("big", f"u{i}") for i in range(4_000)]
     assert all(abs(users.count(k) - 1_000) < 120 for k in range(4))
     with pytest.raises(ValueError, match="at most as many shards"):
