@@ -36,7 +36,14 @@ def validated(**overrides: object) -> tuple[Settings | None, list[str], list[str
     rules = settings.alert_rules if settings else os.environ.get("LIVEROOM_ALERT_RULES", "")
     try:
         if rules == "" or os.path.isfile(rules):  # a missing file is a settings error above
-            AlertRules.load(rules)
+            loaded = AlertRules.load(rules)
+            if settings is not None:
+                errors += [
+                    f"LIVEROOM_ALERT_RULES={rules}: [shards] {room} = {n} is more shards than "
+                    f"LIVEROOM_PARTITIONS={settings.partitions}: at most one shard a partition"
+                    for room, n in loaded.shards.items()
+                    if n > settings.partitions
+                ]
     except RulesError as exc:
         errors += str(exc).splitlines()
     return settings, errors, warnings

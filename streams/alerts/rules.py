@@ -74,6 +74,11 @@ class AlertRules:
         except RulesError as err:
             raise RulesError(f"LIVEROOM_ALERT_RULES={path}: {err}") from None
 
+    @property
+    def shards(self) -> dict[str, int]:
+        """Rooms pinned to a shard count in the rules file's [shards] table."""
+        return dict(self.table.get("shards", {}))
+
     def for_room(self, room_id: str) -> dict[str, Any]:
         rules = self._per_room.get(room_id)
         if rules is None:

@@ -12,6 +12,8 @@ import difflib
 import re
 from typing import Any
 
+from streams.rooms.shards import ROOM_ID
+
 SEVERITIES = ("warning", "critical")
 # Tables whose keys are the operator's own names (keyword lists and their severities).
 FREE_KEYS = {("keyword_hit", "lists"), ("keyword_hit", "severity")}
@@ -113,6 +115,21 @@ def problems(over: dict[str, Any], defaults: dict[str, Any], text: str) -> list[
                 out.append((line_of(here), f"{name} = {value!r}: expected {_expected(default)}"))
 
     for key, value in over.items():
+        if key == "shards":  # [shards] room_id = count: split rooms (streams.rooms.shards)
+            if not isinstance(value, dict):
+                out.append((line_of(("shards",)), "shards: expected a table of room_id = count"))
+                continue
+            for room_id, count in value.items():
+                if not ROOM_ID.match(room_id):
+                    out.append((line_of(("shards", room_id)), f"shards.{room_id}: not a room id"))
+                elif isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 256:
+                    out.append(
+                        (
+                            line_of(("shards", room_id)),
+                            f"shards.{room_id} = {count!r}: expected 1-256",
+                        )
+                    )
+            continue
         if key == "rooms":
             if not isinstance(value, dict):
                 out.append((line_of(("rooms",)), 'rooms: expected tables [rooms."<room_id>"]'))
@@ -130,5 +147,5 @@ def problems(over: dict[str, Any], defaults: dict[str, Any], text: str) -> list[
                         (line_of(("announced",)), f"announced[{i}]: keys are room_id, start, end")
                     )
         else:
-            walk({key: value}, {**defaults, "rooms": {}, "announced": []}, ())
+            walk({key: value}, {**defaults, "rooms": {}, "announced": [], "shards": {}}, ())
     return out

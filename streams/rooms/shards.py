@@ -8,8 +8,9 @@ distinct counts add up. Shard k lives on room-events partition `(home + k) % P`,
 which the group's round-robin assignment (aiokafka's default, the worker's) gives to
 consecutive workers, so S shards land on S workers when there are that many. (A
 stride of P/S put 4 shards on 2 of 4 workers in the `mega-room` load test.) Shard 0
-stays on the home partition, whose owner merges the room (streams.rooms.merge). Every worker must see the same shard counts:
-they come from LIVEROOM_ROOM_SHARDS (or the rules file's [shards] table).
+stays on the home partition, whose owner merges the room (streams.rooms.merge). Every
+worker must see the same shard counts: they come from LIVEROOM_ROOM_SHARDS and the
+rules file's [shards] table (the setting wins for a room named in both).
 """
 
 from __future__ import annotations

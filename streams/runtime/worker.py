@@ -140,7 +140,9 @@ class StreamWorker:
         self.stopping = False
         self._last_commit = 0.0
         # Hot rooms pinned to shards: routed by viewer, merged by their home partition.
-        self.shards = ShardMap(settings.room_shard_counts, settings.partitions)
+        self.shards = ShardMap(
+            {**self.rules.shards, **settings.room_shard_counts}, settings.partitions
+        )
         self.partition_of = RoomPartitions(settings.partitions, self.shards)
         self.advised: set[str] = set()  # hot rooms the log has advised to pin
         self.metrics_partition_of: RoomPartitions | None = None  # of the room-metrics topic

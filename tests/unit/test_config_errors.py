@@ -100,6 +100,20 @@ def test_unknown_tables_and_keys_are_errors_with_the_closest_name(tmp_path: Path
     assert expected in str(caught.value)
 
 
+def test_the_rules_file_pins_split_rooms_and_checks_them(tmp_path: Path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[shards]\n"head-room" = 4\n')
+    assert AlertRules.load(str(rules)).shards == {"head-room": 4}
+    rules.write_text('[shards]\n"head-room" = 0\n"b@d" = 2\n')
+    with pytest.raises(RulesError) as caught:
+        AlertRules.load(str(rules))
+    assert "line 2: shards.head-room = 0: expected 1-256" in str(caught.value)
+    assert "line 3: shards.b@d: not a room id" in str(caught.value)
+    rules.write_text('[shards]\n"head-room" = 16\n')
+    done = liveroom("check-config", env={"LIVEROOM_ALERT_RULES": str(rules)})
+    assert done.returncode == 2 and "[shards] head-room = 16 is more shards" in done.stderr
+
+
 def test_operator_named_keyword_lists_and_their_severity_are_accepted(tmp_path: Path):
     rules = tmp_path / "rules.toml"
     rules.write_text(
