@@ -46,6 +46,7 @@ class Scenario:
     step_duration: float = 0.0
     workers: int = 1  # worker processes in the group (--workers overrides)
     top_room_shards: int = 0  # pin the biggest room to this many shards (0: not split)
+    top_room_share: float = 0.0  # the biggest room's share of the audience (0: by Zipf)
 
     @property
     def top_room_id(self) -> str:
@@ -111,6 +112,7 @@ class Scenario:
             sessions=self.sessions(),
             only=(lambda i: i % producers == share) if producers > 1 else None,
             warm_start=True,
+            top_share=self.top_room_share or None,
         )
 
 

@@ -19,6 +19,7 @@ TP = tuple[str, int]
 class OffsetCursor:
     def __init__(self) -> None:
         self.next: dict[TP, int] = {}  # -1: nothing committed, take what comes
+        self.gap_at: dict[TP, int] = {}  # where a fetch last came back with a gap
 
     def start(self, tp: TP, offset: int) -> None:
         self.next[tp] = offset
@@ -46,6 +47,15 @@ class OffsetCursor:
         before = records[0].offset - want if want >= 0 else 0
         between = records[-1].offset - records[0].offset + 1 - len(records)
         return max(before, 0) + between
+
+    def first_sight_of_gap(self, tp: TP) -> bool:
+        """A fetch came back with a gap at the cursor: True the first time at this
+        position (read it again), False when the fetch again has it (it is real)."""
+        want = self.next.get(tp, -1)
+        if self.gap_at.get(tp) == want:
+            return False
+        self.gap_at[tp] = want
+        return True
 
     def advance(self, tp: TP, records: Sequence[Any]) -> None:
         """The records have been processed (and their output is durable)."""

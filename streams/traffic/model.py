@@ -191,12 +191,16 @@ class TrafficModel:
         sessions: dict[int, SessionShape] | None = None,
         only: Callable[[int], bool] | None = None,
         warm_start: bool = False,
+        top_share: float | None = None,
     ) -> None:
         self.rng = random.Random(seed)
         self.funnel = funnel or Funnel()
         self.imperfections = imperfections or Imperfections()
         self.ramp_s = ramp_s
         weights = [1.0 / (rank**zipf_s) for rank in range(1, rooms + 1)]
+        if top_share is not None and rooms > 1:  # a head room's share, the rest by Zipf
+            rest = sum(weights[1:])
+            weights = [top_share] + [w / rest * (1 - top_share) for w in weights[1:]]
         scale = total_viewers / sum(weights)
         self.rooms = [
             Room(f"room-{rank:0{max(3, len(str(rooms)))}d}", max(5, int(w * scale)))

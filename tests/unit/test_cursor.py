@@ -44,3 +44,13 @@ def test_nothing_is_passed_over_before_the_first_record_of_an_uncommitted_partit
     assert cursor.passed_over(TP, at(40, 41)) == 0
     cursor.advance(TP, at(40, 41))
     assert cursor.passed_over(TP, at(44)) == 2
+
+
+def test_a_gap_in_room_events_is_read_again_before_it_counts():
+    cursor = OffsetCursor()
+    tp = ("room-events", 3)
+    cursor.start(tp, 10)
+    assert cursor.first_sight_of_gap(tp)  # a fetch began at 11: read from 10 again
+    assert not cursor.first_sight_of_gap(tp)  # the second fetch too: it is real
+    cursor.next[tp] = 20
+    assert cursor.first_sight_of_gap(tp)  # a new position: read again first
