@@ -148,15 +148,43 @@ def build_parser() -> argparse.ArgumentParser:
         prog="liveroom", description="Live-room stream analytics processor."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="the whole system on this machine, no setup")
+    demo = sub.add_parser(
+        "demo",
+        help="the whole system on this machine, no setup",
+        description="Embedded broker, a worker and simulated live rooms; a live per-room "
+        "summary here, the live page and /metrics on LIVEROOM_METRICS_PORT. Ctrl-C stops "
+        "everything it started.",
+        epilog="example:\n  liveroom demo            # then open http://127.0.0.1:9464/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     demo.set_defaults(func=cmd_demo)
-    broker = sub.add_parser("broker", help="the embedded Kafka-protocol broker alone")
+    broker = sub.add_parser(
+        "broker",
+        help="the embedded Kafka-protocol broker alone",
+        epilog="example:\n  liveroom broker --port 9092 &\n"
+        "  LIVEROOM_KAFKA_BOOTSTRAP=127.0.0.1:9092 liveroom worker",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     broker.add_argument("--port", type=int, default=9092, help="loopback port (default 9092)")
     broker.set_defaults(func=cmd_broker)
-    worker = sub.add_parser("worker", help="a stream worker against LIVEROOM_KAFKA_BOOTSTRAP")
+    worker = sub.add_parser(
+        "worker",
+        help="a stream worker against LIVEROOM_KAFKA_BOOTSTRAP",
+        description="A stream-processing worker of the consumer group: settings from "
+        "LIVEROOM_* variables (docs/operating.md). It may start before the broker: "
+        "/readyz says why it is not ready until it answers.",
+        epilog="example:\n  LIVEROOM_KAFKA_BOOTSTRAP=kafka-1:9092,kafka-2:9092 liveroom worker",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     worker.set_defaults(func=cmd_worker)
-    capacity = sub.add_parser("plan", help="capacity plan for a peak from measured figures")
+    capacity = sub.add_parser(
+        "plan",
+        help="capacity plan for a peak from measured figures",
+        epilog="example (a Double 11 night):\n"
+        "  liveroom plan --rooms 5000 --events-per-second 500000 --viewers 5000000",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     capacity.add_argument("--rooms", type=int, required=True, help="live rooms at the peak")
     capacity.add_argument(
         "--events-per-second", type=float, required=True, help="peak input events per second"
@@ -172,7 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--replication", type=int, default=3, help="Kafka replication factor (default 3)"
     )
     capacity.set_defaults(func=cmd_plan)
-    load = sub.add_parser("loadtest", help="the load-test harness")
+    load = sub.add_parser(
+        "loadtest",
+        help="the load-test harness",
+        epilog="examples:\n  liveroom loadtest --scenario steady --duration 60\n"
+        "  liveroom loadtest --scenario mega-room     # a head room split over 4 workers",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     load.add_argument("--scenario", default="steady", help="built-in name or a TOML file")
     load.add_argument("--duration", type=float, default=None, help="seconds")
     load.add_argument("--rate", type=float, default=None, help="offered events per second")
@@ -197,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check-config",
         help="validate the settings and the rules file; exit 2 and one line per error",
-        epilog="example: LIVEROOM_ALERT_RULES=rules.toml liveroom check-config",
+        epilog="example:\n  LIVEROOM_ALERT_RULES=rules.toml liveroom check-config",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.set_defaults(func=cmd_check_config)
     return parser

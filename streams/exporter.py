@@ -203,6 +203,13 @@ class HealthMetrics:
             "(a broken state-log chain): totals exact, distinct counts short.",
             registry=registry,
         )
+        self.input_lost = Counter(
+            "liveroom_input_records_lost",
+            "Input records that no longer existed at the worker's position (retention "
+            "deleted them first); a topic created again is logged.",
+            ["topic"],
+            registry=registry,
+        )
         self.passed_over = Counter(
             "liveroom_offsets_passed_over",
             "Offsets the worker moved past with no record: transaction markers or "

@@ -41,6 +41,10 @@ G_SOURCE, G_OFFSET, G_EVENTS = 0, 1, 2
 # ([PARTIAL_SOURCE | shard's partition, its applied offset, [partial]]) to the room's
 # home partition, which merges it (streams.rooms.merge).
 PARTIAL_SOURCE = 1 << 28
+# A group whose source id is SOURCE_RESET carries [source id]: that input partition was
+# created again and its offsets start over, so its last folded offset is forgotten
+# (streams.runtime.lost_input). Sent to every room partition before any new record.
+SOURCE_RESET = 1 << 27
 # A shard sends its partial again after this long without a change: a merger that
 # restarted (its merge is not checkpointed, only the merged PCU) has every shard again.
 PARTIAL_REFRESH_S = 5.0
@@ -131,6 +135,10 @@ class RoomPartition:
             source, source_offset = group[G_SOURCE], group[G_OFFSET]
             if source >= PARTIAL_SOURCE:  # idempotent by its own offset: no source skip
                 self._take_partial(group[G_EVENTS][0], now)
+                continue
+            if source == SOURCE_RESET:
+                for forgotten in group[G_EVENTS]:
+                    sources.pop(forgotten, None)
                 continue
             if source_offset <= sources.get(source, -1):
                 outcome.skipped_replays += 1

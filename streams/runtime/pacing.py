@@ -95,9 +95,12 @@ class InputPacer:
         """Partitions with records queued: not to be fetched until they drain."""
         return set(self.queued)
 
-    def forget(self, tps: Iterable[TP]) -> None:
-        """Revoked, or read again from the cursor: what was queued is fetched again."""
+    def forget(self, tps: Iterable[TP]) -> int:
+        """Revoked, or read again from the cursor: what was queued is fetched again. The
+        number of records that were queued."""
+        dropped = 0
         for tp in tps:
-            self.queued.pop(tp, None)
+            dropped += len(self.queued.pop(tp, ()))
             self.taken_to.pop(tp, None)
             self.delivered_at.pop(tp, None)
+        return dropped

@@ -35,7 +35,7 @@ from typing import Any
 import mode
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from aiokafka.structs import TopicPartition
 
 from streams import sentiment
@@ -51,7 +51,7 @@ from streams.kafka import RoomPartitions, aiokafka_options, send_in_batches
 from streams.live.pages import LiveSource, add_live_pages
 from streams.live.view import LiveView, RateMeter
 from streams.logs import limit_repeats
-from streams.rooms.partition import Outcome, RoomPartition
+from streams.rooms.partition import SOURCE_RESET, Outcome, RoomPartition, source_id
 from streams.rooms.peers import PeerIndex
 from streams.rooms.room import RoomSettings
 from streams.rooms.shards import ShardMap, events_per_second, shards_needed
@@ -59,11 +59,12 @@ from streams.runtime.checkpoint import Capture, Checkpointer, next_slot
 from streams.runtime.cursor import OffsetCursor
 from streams.runtime.heap import release_free_memory, tune_malloc
 from streams.runtime.ingest import Routed, route
+from streams.runtime.lost_input import RECREATED, RETENTION, out_of_range
 from streams.runtime.pacing import InputPacer
 from streams.runtime.restore import restore_partition, sent_alerts
 from streams.runtime.startup import UNREACHABLE, TopicLayoutError, layout_problem, until_connected
 from streams.sentiment.scorer import RepeatedTexts
-from streams.state.log import KafkaLog
+from streams.state.log import KafkaLog, end_offsets
 from streams.state.writer import EpochWriter
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,8 @@ class StreamWorker:
         # Exported at 0 from the start: the alert on it, and a test, can tell "none"
         # from "not exported".
         self.health.passed_over.labels(settings.topic_room_events)
+        for topic in settings.input_topics:
+            self.health.input_lost.labels(topic)
         self.delivery = AlertDelivery(
             alertmanager_url=settings.alertmanager_url,
             webhook_url=settings.alert_webhook_url,
@@ -362,7 +365,9 @@ class StreamWorker:
         self.consumer = AIOKafkaConsumer(
             group_id=settings.app_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            # No silent jump: a position outside the log is decided on
+            # (streams.runtime.lost_input); a partition with no offset starts at its first.
+            auto_offset_reset="none",
             session_timeout_ms=SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
             rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
@@ -423,9 +428,19 @@ class StreamWorker:
         assignments = self.assignments
         # Records queued and due: fetch what has arrived, without waiting for more.
         wait_ms = 0 if self._routed_last and self.pacer.queued else POLL_TIMEOUT_MS
-        fetched = await consumer.getmany(
-            timeout_ms=wait_ms, max_records=self.settings.batch_records
-        )
+        try:
+            fetched = await consumer.getmany(
+                timeout_ms=wait_ms, max_records=self.settings.batch_records
+            )
+        except OffsetOutOfRangeError as exc:
+            async with self.lock:
+                await self._out_of_range(exc.args[0] if exc.args else {})
+            return
+        except NoOffsetForPartitionError as exc:  # a new group: from the first record
+            for tp in exc.args:
+                if isinstance(tp, TopicPartition):
+                    await consumer.seek_to_beginning(tp)
+            return
         if not fetched and not self.pacer.queued:
             return
         async with self.lock:
@@ -515,6 +530,91 @@ class StreamWorker:
             ]
             if pause:
                 consumer.pause(*pause)
+
+    async def _out_of_range(self, positions: dict[TopicPartition, int]) -> None:
+        """Fetch positions outside their partition's log: retention or a topic created
+        again (streams.runtime.lost_input)."""
+        consumer = self.consumer
+        assert consumer is not None
+        for tp, fetch_at in positions.items():
+            key = (tp.topic, tp.partition)
+            first = (await consumer.beginning_offsets([tp]))[tp]
+            end = (await end_offsets(self.options, [key]))[key]
+            seen = out_of_range(fetch_at, first, end)
+            if tp.topic == self.settings.topic_room_events:
+                log.error(
+                    "room-events partition %d: records at %d no longer exist (log %d-%d): "
+                    "raise the topic's retention above a restore's replay",
+                    tp.partition,
+                    fetch_at,
+                    first,
+                    end,
+                )
+            elif seen.kind == RETENTION:  # the records queued before the gap still go out
+                self.health.input_lost.labels(tp.topic).inc(seen.lost)
+                log.warning(
+                    "%s partition %d: %d records deleted before they were read (retention; "
+                    "offsets %d-%d): counted in liveroom_input_records_lost_total, resuming "
+                    "at %d",
+                    tp.topic,
+                    tp.partition,
+                    seen.lost,
+                    fetch_at,
+                    first - 1,
+                    first,
+                )
+            elif seen.kind == RECREATED:
+                # Records of the deleted topic not yet routed cannot follow the reset.
+                queued = self.pacer.forget([key])
+                if queued:
+                    self.health.input_lost.labels(tp.topic).inc(queued)
+                log.warning(
+                    "%s partition %d was created again (its log ends at %d, before this "
+                    "worker's position %d): reading it from its start%s",
+                    tp.topic,
+                    tp.partition,
+                    end,
+                    fetch_at,
+                    f"; {queued} records of the old topic not yet routed are lost"
+                    if queued
+                    else "",
+                )
+                await self._reset_source(tp)
+                self.cursor.start(key, seen.resume_at)
+                await self._commit(only={key})
+            consumer.seek(tp, seen.resume_at)
+
+    async def _find_shorter_logs(self) -> None:
+        """An input log whose end (the high-water mark of the last fetch) is below this
+        worker's position was created again. Kafka answers such a fetch with
+        OFFSET_OUT_OF_RANGE (`step`); the embedded broker answers it with nothing."""
+        consumer = self.consumer
+        if consumer is None:
+            return
+        room_events = self.settings.topic_room_events
+        shorter = {}
+        for (topic, partition), position in self.cursor.positions().items():
+            if topic == room_events or position <= 0:
+                continue
+            tp = TopicPartition(topic, partition)
+            end = consumer.highwater(tp)
+            if end is not None and end < position:
+                shorter[tp] = position
+        if shorter:
+            await self._out_of_range(shorter)
+
+    async def _reset_source(self, tp: TopicPartition) -> None:
+        """Every room partition forgets this input partition's last folded offset, before
+        any new record of it is routed (acknowledged first)."""
+        producer = self.producer
+        assert producer is not None
+        source = source_id(self.kind_by_topic[tp.topic], tp.partition)
+        value = orjson.dumps([[SOURCE_RESET, 0, [source]]])
+        pending = [
+            await producer.send(self.settings.topic_room_events, value, partition=p)
+            for p in range(self.settings.partitions)
+        ]
+        await asyncio.gather(*pending)
 
     def _passed_over(self, tp: TopicPartition, offsets: int) -> None:
         self.health.passed_over.labels(tp.topic).inc(offsets)
@@ -694,6 +794,7 @@ class StreamWorker:
             if self.stopping:
                 return
             now = self.clock()
+            await self._find_shorter_logs()
             unsent = False
             taken = []
             # Records this worker has not read yet: it is behind, and a partition with no
@@ -890,6 +991,8 @@ class StreamWorker:
             for tp in assigned:
                 if tp.topic != room_events:
                     committed = await consumer.committed(tp)
+                    if committed is None:  # a new group: from the first record that exists
+                        await consumer.seek_to_beginning(tp)
                     self.cursor.start(
                         (tp.topic, tp.partition), -1 if committed is None else committed
                     )

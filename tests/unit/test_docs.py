@@ -101,3 +101,14 @@ def test_every_command_shown_exists():
         word = rest.split(" ", 1)[0]
         known = subcommands if tool == "liveroom" else targets
         assert word in known, f"{page}: `{command}`: no such {tool} command"
+
+
+def test_every_command_s_help_ends_with_an_example():
+    parser = build_parser()
+    choices = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    listed = parser.format_help()
+    for name, sub in choices.items():
+        assert name in listed  # `liveroom --help` lists it with its line
+        text = sub.format_help().rstrip()
+        tail = text[text.rfind("example") :]
+        assert "example" in text and "liveroom" in tail, name
