@@ -51,7 +51,7 @@ from streams.state.log import MemoryLog
 from streams.state.writer import EpochWriter
 from streams.traffic.model import TrafficModel, comment_text
 
-KINDS = ("views", "comments", "carts", "orders")
+KINDS = ("views", "comments", "carts", "orders", "spend")
 
 
 def traffic(events: int, seed: int = 5) -> Iterator[tuple[str, dict]]:

@@ -22,9 +22,8 @@ from aiokafka import AIOKafkaProducer
 
 from loadtest.probe import SAMPLE_EVERY
 from loadtest.scenario import Scenario
-from streams.traffic.model import CARTS, COMMENTS, ORDERS, VIEWS
+from streams.traffic.model import KINDS
 
-KINDS = (VIEWS, COMMENTS, CARTS, ORDERS)
 SLICES = 10  # sends per second: traffic arrives spread over the second, not in one burst
 
 

@@ -217,6 +217,9 @@ class Settings:
     topic_comments: str = _setting("liveroom.comments", "input: comments (弹幕)", _topic)
     topic_carts: str = _setting("liveroom.carts", "input: add-to-cart events", _topic)
     topic_orders: str = _setting("liveroom.orders", "input: paid orders and refunds", _topic)
+    topic_spend: str = _setting(
+        "liveroom.spend", "input: ad spend on a room's traffic (ROI = GMV / spend)", _topic
+    )
     topic_room_metrics: str = _setting(
         "liveroom.room-metrics", "output: per-room metric snapshots", _topic
     )
@@ -290,9 +293,15 @@ class Settings:
         return parse_room_shards(self.room_shards)
 
     @property
-    def input_topics(self) -> tuple[str, str, str, str]:
-        """Input topic names indexed by event kind (view, comment, cart, order)."""
-        return (self.topic_views, self.topic_comments, self.topic_carts, self.topic_orders)
+    def input_topics(self) -> tuple[str, str, str, str, str]:
+        """Input topic names indexed by event kind (view, comment, cart, order, spend)."""
+        return (
+            self.topic_views,
+            self.topic_comments,
+            self.topic_carts,
+            self.topic_orders,
+            self.topic_spend,
+        )
 
     @property
     def output_topics(self) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from rich.table import Table
 from streams.broker import EmbeddedBroker, all_topics, create_topics, start_with_topics
 from streams.config import Settings, env_name
 from streams.kafka import aiokafka_options
-from streams.traffic.model import CARTS, COMMENTS, ORDERS, VIEWS, TrafficModel
+from streams.traffic.model import KINDS, TrafficModel
 
 EVENTS_PER_RECORD = 100
 
@@ -49,7 +49,7 @@ def spawn_worker(
 
 async def produce_traffic(settings: Settings, model: TrafficModel, stop: asyncio.Event) -> None:
     """One simulated second per wall-clock second, as arrays of events keyed by room."""
-    topics = dict(zip((VIEWS, COMMENTS, CARTS, ORDERS), settings.input_topics, strict=True))
+    topics = dict(zip(KINDS, settings.input_topics, strict=True))
     producer = AIOKafkaProducer(linger_ms=20, **aiokafka_options(settings))
     await producer.start()
     try:

@@ -11,6 +11,7 @@ Compact event layouts, by kind (field 0):
     CART    (2, event_id, user_id, ts_ms, room_id, product_id, quantity)
     ORDER   (3, event_id, user_id, ts_ms, room_id, order_id, product_id, quantity,
              amount, is_paid)
+    SPEND   (4, event_id, user_id or "", ts_ms, room_id, channel, amount)
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import orjson
 
 from streams._validate import LIMITS, valid_events
 
-VIEW, COMMENT, CART, ORDER = 0, 1, 2, 3
-KIND_NAMES = ("view", "comment", "cart", "order")
+VIEW, COMMENT, CART, ORDER, SPEND = 0, 1, 2, 3, 4
+KIND_NAMES = ("view", "comment", "cart", "order", "spend")
 KIND_BY_NAME = {name: kind for kind, name in enumerate(KIND_NAMES)}
 
 # Field positions shared by every compact event...
@@ -35,6 +36,7 @@ F_VIEW_ENTER = 5
 F_COMMENT_TEXT = 5
 F_CART_PRODUCT, F_CART_QUANTITY = 5, 6
 F_ORDER_ID, F_ORDER_PRODUCT, F_ORDER_QUANTITY, F_ORDER_AMOUNT, F_ORDER_PAID = 5, 6, 7, 8, 9
+F_SPEND_CHANNEL, F_SPEND_AMOUNT = 5, 6
 
 MAX_RECORD_BYTES = 1024 * 1024
 MAX_ID_CHARS = 128
@@ -98,6 +100,17 @@ def _positive_int(obj: dict[str, Any], name: str) -> int:
     return value
 
 
+def _amount(obj: dict[str, Any]) -> float:
+    amount = obj.get("amount")
+    if amount is None:
+        raise Invalid("missing_field", "amount is missing")
+    if type(amount) not in (int, float):
+        raise Invalid("wrong_type", "amount must be a number")
+    if not (amount >= 0 and math.isfinite(amount)):
+        raise Invalid("out_of_range", "amount must be a finite number >= 0")
+    return amount
+
+
 def validate(obj: Any, kind: int, now_ms: int) -> tuple:
     """Validate one decoded JSON value as an event of `kind`; return its compact tuple."""
     if type(obj) is not dict:
@@ -108,7 +121,7 @@ def validate(obj: Any, kind: int, now_ms: int) -> tuple:
             raise Invalid("wrong_type", "type must be a string")
         if event_type in KIND_BY_NAME:
             raise Invalid("type_mismatch", f"type {event_type!r} on the {KIND_NAMES[kind]} topic")
-        raise Invalid("unknown_type", "type must be one of view, comment, cart, order")
+        raise Invalid("unknown_type", "type must be one of view, comment, cart, order, spend")
     event_id = _id(obj, "event_id")
     room_id = _id(obj, "room_id")
     if room_id not in _KNOWN_ROOMS:
@@ -117,7 +130,8 @@ def validate(obj: Any, kind: int, now_ms: int) -> tuple:
         if len(_KNOWN_ROOMS) >= _KNOWN_ROOMS_MAX:
             _KNOWN_ROOMS.clear()
         _KNOWN_ROOMS.add(room_id)
-    user_id = _id(obj, "user_id")
+    # user_id is optional for spend (SPEC): an ad platform's spend has no viewer.
+    user_id = "" if kind == SPEND and obj.get("user_id") is None else _id(obj, "user_id")
     ts = obj.get("ts")
     if ts is None:
         raise Invalid("missing_field", "ts is missing")
@@ -145,17 +159,13 @@ def validate(obj: Any, kind: int, now_ms: int) -> tuple:
     if kind == CART:
         product_id = _id(obj, "product_id")
         return (CART, event_id, user_id, ts, room_id, product_id, _positive_int(obj, "quantity"))
+    if kind == SPEND:
+        return (SPEND, event_id, user_id, ts, room_id, _id(obj, "channel"), _amount(obj))
     # ORDER
     order_id = _id(obj, "order_id")
     product_id = _id(obj, "product_id")
     quantity = _positive_int(obj, "quantity")
-    amount = obj.get("amount")
-    if amount is None:
-        raise Invalid("missing_field", "amount is missing")
-    if type(amount) not in (int, float):
-        raise Invalid("wrong_type", "amount must be a number")
-    if not (amount >= 0 and math.isfinite(amount)):
-        raise Invalid("out_of_range", "amount must be a finite number >= 0")
+    amount = _amount(obj)
     status = obj.get("status", "paid")
     if status == "paid":
         paid = True
@@ -187,7 +197,7 @@ def decode_record(value: bytes | None, kind: int, now_ms: int) -> tuple[list[tup
     # Almost every record is wholly valid: C builds its tuples, the very ones `validate`
     # builds. Anything else (a bad or unusual event anywhere in it) comes back None and
     # takes the path below, which gives each reject its reason.
-    fast = valid_events(doc, kind, now_ms)
+    fast = valid_events(doc, kind, now_ms) if kind != SPEND else None  # spend: rare, Python
     if fast is not None:
         return fast, []
     events: list[tuple] = []

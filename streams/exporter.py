@@ -35,6 +35,7 @@ ROOM_COUNTERS = (
     ("refunds_total", "liveroom_refunds", "Refunded orders in the session."),
     ("gmv_yuan_total", "liveroom_gmv_yuan", "GMV: sum of paid order amounts, yuan."),
     ("refunds_yuan_total", "liveroom_refunds_yuan", "Sum of refunded amounts, yuan."),
+    ("spend_yuan_total", "liveroom_spend_yuan", "Ad spend on the room's traffic, yuan."),
 )
 WINDOWED_HELP = {
     "unique_viewers": "Distinct users with an enter event (UV).",
@@ -48,6 +49,7 @@ WINDOWED_HELP = {
     "average_order_value_yuan": "GMV / buyers, yuan.",
     "negative_comment_ratio": "Negative comments / scored comments.",
     "comment_sentiment_score": "Mean sentiment score of scored comments, -1 (negative) to 1.",
+    "roi": "Return on ad spend (投产比): GMV / spend; absent while spend is 0.",
 }
 # Fine around the 0.25 s event->state target, so a p99 read from the buckets is not a
 # guess across a quarter-second bucket.

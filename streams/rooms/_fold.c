@@ -581,7 +581,9 @@ static long apply_one(PyObject *state, PyObject *event, PyObject *sentiment) {
         PyErr_Clear();
         goto python;
     }
-    if ((kind == layout[VIEW] && n <= layout[F_VIEW_ENTER]) ||
+    if ((kind != layout[VIEW] && kind != layout[COMMENT] && kind != layout[CART] &&
+         kind != layout[ORDER]) || /* another kind (spend): Python folds it */
+        (kind == layout[VIEW] && n <= layout[F_VIEW_ENTER]) ||
         (kind == layout[ORDER] && (n <= layout[F_ORDER_AMOUNT] || n <= layout[F_ORDER_PAID])))
         goto python;
     uint64_t id_key, user_key;

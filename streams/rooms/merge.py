@@ -52,6 +52,7 @@ TOTALS = (
     "negative_comments",
     "scored_comments",
     "score_sum",
+    "spend",
 )
 DISTINCT = ("viewers", "commenters", "carters", "buyers")
 RECENT = ("recent_viewers", "recent_commenters", "recent_carters", "recent_buyers")
@@ -71,6 +72,7 @@ def shard_partial(
         windows[str(length)] = {
             "first": first,
             "sums": state.sums.window_sums(spans),
+            "spend": [row[0] for row in state.spend_sums.window_sums(spans)],
             "counts": [[getattr(state, name).count_since(f) for name in RECENT] for _, f in spans],
         }
     samples = [sample for sample in state.presence.samples if sample[0] > since]
@@ -189,10 +191,12 @@ class MergedRoom:
         for name, length in WINDOW_SECONDS.items():
             sums = [0.0] * 9
             counts = [0] * len(RECENT)
+            spend = 0.0
             first = watermark_s - length + 1
             for p in parts:
                 w = p["windows"][str(length)]
                 lead = min(max(first - w["first"], 0), LEAD_S)
+                spend += w["spend"][lead]
                 for i, v in enumerate(w["sums"][lead]):
                     sums[i] += v
                 for i, v in enumerate(w["counts"][lead]):
@@ -211,6 +215,7 @@ class MergedRoom:
                 negative=int(sums[S_NEGATIVE]),
                 scored=int(sums[S_SCORED]),
                 score_sum=sums[S_SCORE_SUM],
+                spend=spend,
             )
         windows["session"] = funnel(
             views=t["views"],
@@ -226,6 +231,7 @@ class MergedRoom:
             negative=t["negative_comments"],
             scored=t["scored_comments"],
             score_sum=t["score_sum"],
+            spend=t["spend"],
         )
         online = sum(p["online"] for p in parts)
         return {
@@ -241,6 +247,7 @@ class MergedRoom:
             "refunds_total": t["refunds"],
             "gmv_yuan_total": t["gmv"],
             "refunds_yuan_total": t["refund_amount"],
+            "spend_yuan_total": t["spend"],
             "windows": windows,
             "change": _summed_marks(parts).change(watermark_s // 60),
             "shards": self.shards,

@@ -33,6 +33,7 @@ WINDOWED_GAUGES = (
     "average_order_value_yuan",
     "negative_comment_ratio",
     "comment_sentiment_score",
+    "roi",
 )
 
 
@@ -68,6 +69,7 @@ def funnel(
     negative: int,
     scored: int,
     score_sum: float = 0.0,
+    spend: float = 0.0,
 ) -> dict[str, Any]:
     """Every windowed metric from the raw counts of one window."""
     return {
@@ -90,6 +92,10 @@ def funnel(
         "average_order_value_yuan": _per(gmv, buyers),
         "negative_comment_ratio": _ratio(negative, scored),
         "comment_sentiment_score": _per(score_sum, scored),
+        "spend_yuan": spend,
+        # 投产比: not a 0-1 share; absent while nothing was spent (SPEC)
+        "roi": _per(gmv, spend),
+        "net_roi": _per(gmv - refunds_yuan, spend),  # refunds taken off (README)
     }
 
 
@@ -99,7 +105,10 @@ def snapshot(room: RoomState) -> dict[str, Any]:
     watermark_s = room.watermark_ms // 1000
     spans = [(length, watermark_s - length + 1) for length in WINDOW_SECONDS.values()]
     all_sums = room.sums.window_sums(spans)  # the two share their unsettled rows
-    for name, (length, first), sums in zip(WINDOW_SECONDS, spans, all_sums, strict=True):
+    all_spend = room.spend_sums.window_sums(spans)
+    for name, (length, first), sums, spent in zip(
+        WINDOW_SECONDS, spans, all_sums, all_spend, strict=True
+    ):
         windows[name] = funnel(
             views=int(sums[S_VIEWS]),
             unique_viewers=room.recent_viewers.window_count(length, first),
@@ -114,6 +123,7 @@ def snapshot(room: RoomState) -> dict[str, Any]:
             negative=int(sums[S_NEGATIVE]),
             scored=int(sums[S_SCORED]),
             score_sum=sums[S_SCORE_SUM],
+            spend=spent[0],
         )
     windows["session"] = funnel(
         views=room.views,
@@ -129,6 +139,7 @@ def snapshot(room: RoomState) -> dict[str, Any]:
         negative=room.negative_comments,
         scored=room.scored_comments,
         score_sum=room.score_sum,
+        spend=room.spend,
     )
     return {
         "room_id": room.room_id,
@@ -143,6 +154,7 @@ def snapshot(room: RoomState) -> dict[str, Any]:
         "refunds_total": room.refunds,
         "gmv_yuan_total": room.gmv,
         "refunds_yuan_total": room.refund_amount,
+        "spend_yuan_total": room.spend,
         "windows": windows,
         "change": room.minute_marks.change(watermark_s // 60),
     }

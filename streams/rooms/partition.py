@@ -30,7 +30,7 @@ from streams.rooms.metrics import snapshot
 from streams.rooms.room import DUPLICATE, LATE, RoomSettings, RoomState, fold_event
 from streams.rooms.shards import ShardMap
 
-KIND_COUNT = 4
+KIND_COUNT = 5  # view, comment, cart, order, spend
 # A room with fewer new events than this since its last snapshot is quiet: its next one
 # may wait (`due_snapshots`).
 BUSY_EVENTS = 5

@@ -17,10 +17,12 @@ from streams.events import (
     F_KIND,
     F_ORDER_AMOUNT,
     F_ORDER_PAID,
+    F_SPEND_AMOUNT,
     F_TS,
     F_USER,
     F_VIEW_ENTER,
     ORDER,
+    SPEND,
     VIEW,
 )
 from streams.rooms import _fold
@@ -89,6 +91,8 @@ class RoomState:
         "scored_comments",
         "seen_event_ids",
         "settings",
+        "spend",
+        "spend_sums",
         "sums",
         "viewers",
         "views",
@@ -111,6 +115,7 @@ class RoomState:
         # A split room's PCU, merged by its home partition (streams.rooms.merge).
         "merged_peak",
         "merged_through",
+        "spend",  # ad spend, yuan (liveroom.spend): ROI = GMV / spend
     )
     _COUNTS = ("viewers", "commenters", "carters", "buyers")
     _INDEXES = (
@@ -140,6 +145,7 @@ class RoomState:
         self.peak_online = 0
         self.merged_peak = 0
         self.merged_through = 0
+        self.spend = 0.0
         # Session distinct users: exact up to 10,000, then a sketch (SPEC: within 2 %).
         self.viewers = DistinctCount()
         self.commenters = DistinctCount()
@@ -147,6 +153,9 @@ class RoomState:
         self.buyers = DistinctCount()
         # Sliding windows: sums per second, and distinct users by last-seen second.
         self.sums = SecondSums(SUM_COLUMNS, WINDOW_HORIZON_S, KEPT_WINDOWS, COUNT_COLUMNS)
+        # Spend per second, apart: a few events a minute, folded in Python, so the rows
+        # every other event touches (and their checkpoints) keep their width.
+        self.spend_sums = SecondSums(1, WINDOW_HORIZON_S, KEPT_WINDOWS, ())
         self.recent_viewers = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
         self.recent_commenters = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
         self.recent_carters = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
@@ -179,6 +188,7 @@ class RoomState:
         second = ts // 1000
         if second != old_second:
             self.sums.advance(second, (ts - self.settings.allowed_lateness_ms) // 1000)
+            self.spend_sums.advance(second, (ts - self.settings.allowed_lateness_ms) // 1000)
             for tracker in self._trackers:
                 tracker.expire(second)
             self.peak_online = self.presence.settle(
@@ -216,6 +226,12 @@ class RoomState:
         kind = event[F_KIND]
         presence = self.presence
 
+        if kind == SPEND:  # no viewer: not presence, not a distinct user
+            amount = event[F_SPEND_AMOUNT]
+            self.spend += amount
+            if in_window:
+                self.spend_sums.row(second)[0] += amount
+            return APPLIED if in_window else LATE
         if kind == VIEW:
             if event[F_VIEW_ENTER]:
                 self.views += 1
@@ -289,6 +305,7 @@ class RoomState:
             },
             "presence": self.presence.take_changes(),
             "settled": self.presence.settled_piece(base=False),
+            "spend_rows": self.spend_sums.take_changes(),
             **({"marks": marks} if (marks := self.minute_marks.take_changes()) else {}),
         }
 
@@ -306,6 +323,7 @@ class RoomState:
             "base": True,
             "scalars": [getattr(self, name) for name in self._SCALARS],
             "rows": self.sums.snapshot(),
+            "spend_rows": self.spend_sums.snapshot(),
             "counts": {name: getattr(self, name).snapshot() for name in self._COUNTS},
             "marks": self.minute_marks.snapshot(),
         }
@@ -325,6 +343,9 @@ class RoomState:
         if "rows" in piece:
             settled = (self.watermark_ms - self.settings.allowed_lateness_ms) // 1000
             self.sums.load(piece["rows"], settled)
+        if "spend_rows" in piece:  # state written before spend has none
+            settled = (self.watermark_ms - self.settings.allowed_lateness_ms) // 1000
+            self.spend_sums.load(piece["spend_rows"], settled)
         for name, change in piece.get("counts", {}).items():
             getattr(self, name).load(change)
         for name, pairs in piece.get("indexes", {}).items():
@@ -340,6 +361,9 @@ class RoomState:
         """After a restore: expire what the restored watermark has left behind."""
         second = self.watermark_ms // 1000
         self.sums.advance(second, (self.watermark_ms - self.settings.allowed_lateness_ms) // 1000)
+        self.spend_sums.advance(
+            second, (self.watermark_ms - self.settings.allowed_lateness_ms) // 1000
+        )
         for tracker in self._trackers:
             tracker.expire(second)
         self.presence.after_restore()

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 
 from streams.traffic.session import Factors, SessionShape
 
-VIEWS, COMMENTS, CARTS, ORDERS = "views", "comments", "carts", "orders"
+VIEWS, COMMENTS, CARTS, ORDERS, SPEND = "views", "comments", "carts", "orders", "spend"
+KINDS = (VIEWS, COMMENTS, CARTS, ORDERS, SPEND)  # in the order of the input topics
+AD_CHANNELS = ("qianchuan", "zhitongche", "feed")
+SPEND_EVERY_S = 10  # a room's ad platforms report spend about this often
+SPEND_PER_VIEWER_S = 0.004  # yuan a viewer-second of traffic costs (ROI ~2-5 here)
 
 COMMENTS_POSITIVE = (
     "主播好美!",
@@ -236,7 +240,7 @@ class TrafficModel:
 
     def second(self, t: float, ts_ms: int) -> dict[str, list[dict]]:
         """Events of every room for the simulated second `t` since the session start."""
-        out: dict[str, list[dict]] = {VIEWS: [], COMMENTS: [], CARTS: [], ORDERS: []}
+        out: dict[str, list[dict]] = {kind: [] for kind in KINDS}
         ramp = min(1.0, (t + 1) / self.ramp_s) if self.ramp_s else 1.0
         for room in self.rooms:
             if room.session is None:
@@ -321,6 +325,15 @@ class TrafficModel:
             )
         if len(room.carted) > 1000:
             del room.carted[:500]
+        # Ad spend on the room's traffic, reported every ~10 s per channel (no viewer).
+        if rng.random() < 1 / SPEND_EVERY_S:
+            out[SPEND].append(
+                event(
+                    type="spend",
+                    channel=rng.choice(AD_CHANNELS),
+                    amount=round(target * SPEND_PER_VIEWER_S * SPEND_EVERY_S, 2),
+                )
+            )
 
     def _imperfect(self, out: dict[str, list[dict]], ts_ms: int) -> None:
         """Duplicate, delay and break a few events, as real gateways do."""
@@ -339,7 +352,8 @@ class TrafficModel:
                 self.injected["late"] += 1
             for _ in range(self._count(n * imp.malformed_share)):
                 original = events[rng.randrange(n)]
-                broken = {k: v for k, v in original.items() if k not in ("user_id", "late")}
+                required = "channel" if original.get("type") == "spend" else "user_id"
+                broken = {k: v for k, v in original.items() if k not in (required, "late")}
                 broken["event_id"] = self._event_id()
                 events.append(broken)
                 self.injected["malformed"] += 1

@@ -58,7 +58,11 @@ def test_metrics_exact_rejects_dead_lettered_and_duplicates_counted_once(stack):
         samples = worker.scrape()
         done = total(samples, "liveroom_events_processed_total") == 16
         done = done and total(samples, "liveroom_events_rejected_total") == 6
-        return samples if done and room_value(samples, "liveroom_orders_total", "r-beta") else None
+        # The counters move as events fold; a room's figures with its next snapshot (a
+        # quiet room's may come LIVEROOM_SNAPSHOT_QUIET_SECONDS later): wait for both.
+        done = done and room_value(samples, "liveroom_orders_total", "r-beta")
+        done = done and room_value(samples, "liveroom_orders_total", "r-alpha") == 2
+        return samples if done and room_value(samples, "liveroom_views_total", "r-alpha") else None
 
     m = wait_until(settled, 30, "all events processed")
     A = "r-alpha"

@@ -14,6 +14,7 @@ def test_defaults_match_the_spec():
         "liveroom.comments",
         "liveroom.carts",
         "liveroom.orders",
+        "liveroom.spend",
     )
     assert s.output_topics == ("liveroom.room-metrics", "liveroom.alerts", "liveroom.deadletter")
 
@@ -86,7 +87,7 @@ def test_namespaced_settings_share_nothing_with_the_defaults():
     assert s.app_id == "t1-app"
     assert s.topic_room_events == "t1.room-events"
     names = {*s.input_topics, *s.output_topics, s.topic_room_events}
-    assert len(names) == 8 and not names & {*defaults.input_topics, *defaults.output_topics}
+    assert len(names) == 9 and not names & {*defaults.input_topics, *defaults.output_topics}
 
 
 def test_room_families_are_checked_at_start():

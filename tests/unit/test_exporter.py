@@ -95,10 +95,11 @@ def test_the_series_budget_keeps_the_busiest_rooms_that_fit():
     unlimited, _ = build_registry(lambda: snaps, max_rooms=100)
     whole = unlimited.render().decode()
     per_room = unlimited.rooms.exported_series / 40
-    # 4 (with room_shards) + 7 counters + 8 windowed gauges x 3 (no cart-to-order,
-    # negative or sentiment ratio without carts and comments; no change or peers yet)
-    assert per_room == 35
-    budget = series_count(whole) - 10 * 35  # room for all but 10 rooms
+    # 4 (with room_shards) + 8 counters (with spend) + 8 windowed gauges x 3 (no
+    # cart-to-order, negative, sentiment or ROI without carts, comments and spend; no
+    # change or peers yet)
+    assert per_room == 36
+    budget = series_count(whole) - 10 * 36  # room for all but 10 rooms
     exposition, _ = build_registry(lambda: snaps, max_rooms=100, series_budget=budget)
     text = exposition.render().decode()
     assert series_count(text) <= budget

@@ -47,9 +47,9 @@ def test_duplicates_and_late_are_counted_by_kind():
     part.apply(
         1, [group(1, [order("a", 5.0, ts=T0 + 10_000), order("b", 5.0, ts=T0)])], NOW, outcome
     )
-    assert outcome.duplicates == [1, 0, 0, 0]
-    assert outcome.applied == [1, 0, 0, 2]
-    assert outcome.late == [0, 0, 0, 1]
+    assert outcome.duplicates == [1, 0, 0, 0, 0]  # by kind: view ... order, spend
+    assert outcome.applied == [1, 0, 0, 2, 0]
+    assert outcome.late == [0, 0, 0, 1, 0]
     assert len(outcome.event_ts) == 3
 
 
