@@ -15,7 +15,7 @@ from typing import Any
 TRAIL_STEP_S = 10  # one sparkline point per 10 s...
 TRAIL_POINTS = 30  # ...over the last 5 minutes
 HISTORY_PER_ROOM = 20
-SORTS = ("gmv_per_minute", "online_viewers", "alerts")
+SORTS = ("gmv_per_minute", "online_viewers", "roi", "alerts")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # The alert fields the page shows; descriptions and urls stay in the alert record.
@@ -89,6 +89,11 @@ class LiveView:
         key = {
             "gmv_per_minute": lambda s: s["windows"]["1m"]["gmv_yuan"],
             "online_viewers": lambda s: s["online_viewers"],
+            # rooms without spend (no ROI) after every room with one
+            "roi": lambda s: (
+                s["windows"]["session"].get("roi") is not None,
+                s["windows"]["session"].get("roi") or 0.0,
+            ),
             "alerts": lambda s: (len(alerts_by_room.get(s["room_id"], ())), s["online_viewers"]),
         }[sort if sort in SORTS else SORTS[0]]
         top = sorted(snapshots, key=key, reverse=True)[: max(1, min(limit, MAX_LIMIT))]
@@ -115,6 +120,8 @@ class LiveView:
             "gmv_per_minute": w1["gmv_yuan"],
             "gpm_yuan": w5["gpm_yuan"],
             "negative_comment_ratio": w5["negative_comment_ratio"],
+            "spend_yuan_total": snap.get("spend_yuan_total", 0.0),
+            "roi": snap["windows"]["session"].get("roi"),
             "band": snap.get("band"),
             "peers": snap.get("peers", {}),
             "change": snap.get("change", {}),

@@ -43,7 +43,7 @@ def test_every_alert_rule_has_a_unit_test_and_a_runbook_section():
         for line in rules.splitlines()
         if line.strip().startswith("- alert:")
     ]
-    assert len(alerts) == 7
+    assert len(alerts) == 8
     for alert in alerts:
         assert f"alertname: {alert}" in tests, alert
         assert f"## {alert}" in runbook, alert

@@ -159,6 +159,19 @@ def test_live_page_matches_metrics_changes_and_shows_alerts(stack):
         assert "KeywordHit" in page.locator("section", has_text="alert history").inner_text()
         assert "骗子 假货 要投诉" in page.content()  # the keyword sample, without its user
         page.screenshot(path=str(ARTIFACTS / "live-room.png"), full_page=True)
+
+        # Both pages fit a phone, a laptop and a wide screen: no sideways scrolling.
+        for width, height in ((390, 844), (1280, 800), (1920, 1080)):
+            page.set_viewport_size({"width": width, "height": height})
+            for path in ("/", f"/rooms/{ALERTED}"):
+                page.goto(f"http://127.0.0.1:{port}{path}")
+                page.wait_for_selector('[data-field="online_viewers"]', timeout=10_000)
+                overflow = page.evaluate(
+                    "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+                )
+                name = "overview" if path == "/" else "room"
+                page.screenshot(path=str(ARTIFACTS / f"live-{name}-{width}.png"), full_page=True)
+                assert overflow <= 0, f"{path} at {width} px scrolls sideways by {overflow} px"
         browser.close()
 
     # No user id reaches the page's JSON.
