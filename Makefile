@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration lint bench sanitize dashboards sentiment-data sentiment-eval \
+.PHONY: demo demo-alerting test unit integration lint bench sanitize dashboards sentiment-data sentiment-eval \
         alerts-eval loadtest system-deps clean
 
 $(STAMP): pyproject.toml streams/sentiment/_ngrams.c streams/rooms/_flat.c \
@@ -27,6 +27,11 @@ system-deps:
 
 demo: $(STAMP)
 	$(BIN)/liveroom demo
+
+# The demo with the on-call path: Debian's Prometheus and Alertmanager with deploy/'s
+# configuration, and a room whose stream breaks a minute in.
+demo-alerting: $(STAMP) system-deps
+	$(BIN)/liveroom demo --alerting
 
 test: $(STAMP) system-deps
 	$(BIN)/ruff check streams tests loadtest deploy

@@ -102,7 +102,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from streams.demo import run_demo
 
-    run_demo(_settings())
+    run_demo(_settings(), alerting=args.alerting, break_after=args.break_after)
 
 
 def cmd_plan(args: argparse.Namespace) -> None:
@@ -154,8 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Embedded broker, a worker and simulated live rooms; a live per-room "
         "summary here, the live page and /metrics on LIVEROOM_METRICS_PORT. Ctrl-C stops "
         "everything it started.",
-        epilog="example:\n  liveroom demo            # then open http://127.0.0.1:9464/",
+        epilog="examples:\n  liveroom demo            # then open http://127.0.0.1:9464/\n"
+        "  liveroom demo --alerting # and watch a ViewerDrop reach Alertmanager",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument(
+        "--alerting",
+        action="store_true",
+        help="also Prometheus and Alertmanager from deploy/, and a room whose stream breaks",
+    )
+    demo.add_argument(
+        "--break-after",
+        type=float,
+        default=60.0,
+        help="with --alerting: seconds until the biggest room's stream is cut (default 60)",
     )
     demo.set_defaults(func=cmd_demo)
     broker = sub.add_parser(

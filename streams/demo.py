@@ -22,8 +22,10 @@ from rich.table import Table
 
 from streams.broker import EmbeddedBroker, all_topics, create_topics, start_with_topics
 from streams.config import Settings, env_name
+from streams.demo_alerting import CUT_LENGTH_S, AlertingError, AlertingStack
 from streams.kafka import aiokafka_options
 from streams.traffic.model import KINDS, TrafficModel
+from streams.traffic.session import STREAM_CUT, Incident, SessionShape
 
 EVENTS_PER_RECORD = 100
 
@@ -111,12 +113,21 @@ async def show_rooms(settings: Settings, stop: asyncio.Event, console: Console) 
         await consumer.stop()
 
 
-async def _demo(settings: Settings, console: Console) -> None:
+def demo_model(break_after: float | None) -> TrafficModel:
+    """The demo's rooms; with `break_after`, the biggest room's stream is cut then."""
+    sessions = None
+    if break_after is not None:
+        cut = Incident(STREAM_CUT, break_after, break_after + CUT_LENGTH_S)
+        sessions = {0: SessionShape(duration_s=10**9, ramp_s=0, decay_s=0, incidents=[cut])}
+    return TrafficModel(rooms=30, total_viewers=20_000, seed=11, sessions=sessions)
+
+
+async def _demo(settings: Settings, console: Console, break_after: float | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    model = TrafficModel(rooms=30, total_viewers=20_000, seed=11)
+    model = demo_model(break_after)
     tasks = [
         asyncio.create_task(produce_traffic(settings, model, stop)),
         asyncio.create_task(show_rooms(settings, stop, console)),
@@ -125,10 +136,24 @@ async def _demo(settings: Settings, console: Console) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def run_demo(settings: Settings) -> None:
+def run_demo(settings: Settings, alerting: bool = False, break_after: float = 60.0) -> None:
     console = Console()
     logs = Path(tempfile.mkdtemp(prefix="liveroom-demo-"))
     broker: EmbeddedBroker | None = None
+    stack: AlertingStack | None = None
+    if alerting:  # first: a missing tool stops the demo before anything else starts
+        try:
+            stack = AlertingStack(logs, settings.metrics_port, console).start()
+        except AlertingError as exc:
+            raise SystemExit(f"liveroom: {exc}") from None
+        settings = settings.with_overrides(alertmanager_url=stack.alertmanager_url)
+        console.print(
+            f"Alertmanager on {stack.alertmanager_url} (its alerts: `amtool "
+            f"--alertmanager.url={stack.alertmanager_url} alert query`; Debian's build has no "
+            f"web UI), Prometheus on http://127.0.0.1:{stack.prometheus_port}; the biggest "
+            f"room's stream is cut {break_after:.0f} s in, for {CUT_LENGTH_S:.0f} s: watch its "
+            "ViewerDrop page on-call here, and on the live page"
+        )
     if not settings.kafka_bootstrap:
         broker = start_with_topics(settings, log_path=str(logs / "broker.log"))
         settings = settings.with_overrides(kafka_bootstrap=broker.bootstrap)
@@ -137,14 +162,15 @@ def run_demo(settings: Settings) -> None:
         asyncio.run(
             create_topics(aiokafka_options(settings), all_topics(settings), settings.partitions)
         )
-    worker = spawn_worker(settings, str(logs / "worker.log"))
+    extra = {env_name("alertmanager_url"): settings.alertmanager_url} if stack else None
+    worker = spawn_worker(settings, str(logs / "worker.log"), extra)
     base = f"http://127.0.0.1:{settings.metrics_port}"
     console.print(
         f"worker pid {worker.pid}; live rooms page at [bold]{base}/[/bold];"
         f" metrics at {base}/metrics; logs in {logs}"
     )
     try:
-        asyncio.run(_demo(settings, console))
+        asyncio.run(_demo(settings, console, break_after if stack else None))
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -153,4 +179,6 @@ def run_demo(settings: Settings) -> None:
             worker.kill()
         if broker is not None:
             broker.stop()
+        if stack is not None:
+            stack.stop()
         console.print(f"stopped (logs in {logs})")
