@@ -24,6 +24,7 @@ from streams.broker import EmbeddedBroker, all_topics, create_topics, start_with
 from streams.config import Settings, env_name
 from streams.demo_alerting import CUT_LENGTH_S, AlertingError, AlertingStack
 from streams.kafka import aiokafka_options
+from streams.runtime.broker_memory import ENV_PID, default_cap, rss_bytes
 from streams.traffic.model import KINDS, TrafficModel
 from streams.traffic.session import STREAM_CUT, Incident, SessionShape
 
@@ -49,8 +50,18 @@ def spawn_worker(
         log.close()
 
 
-async def produce_traffic(settings: Settings, model: TrafficModel, stop: asyncio.Event) -> None:
-    """One simulated second per wall-clock second, as arrays of events keyed by room."""
+async def produce_traffic(
+    settings: Settings,
+    model: TrafficModel,
+    stop: asyncio.Event,
+    broker_pid: int | None = None,
+    console: Console | None = None,
+) -> None:
+    """One simulated second per wall-clock second, as arrays of events keyed by room.
+    With the embedded broker (`broker_pid`), traffic stops when the broker's memory
+    reaches half of the machine's: it keeps every record, and must not take the machine
+    down."""
+    cap = default_cap()
     topics = dict(zip(KINDS, settings.input_topics, strict=True))
     producer = AIOKafkaProducer(linger_ms=20, **aiokafka_options(settings))
     await producer.start()
@@ -58,6 +69,14 @@ async def produce_traffic(settings: Settings, model: TrafficModel, stop: asyncio
         t = 0
         started = time.time()
         while not stop.is_set():
+            if broker_pid is not None and t % 10 == 0 and (rss_bytes(broker_pid) or 0) >= cap:
+                if console is not None:
+                    console.print(
+                        f"traffic stopped: the embedded broker holds {cap // 2**20:,} MB, half "
+                        "of this machine's memory (it keeps every record). Ctrl-C and start "
+                        "the demo again, or run beside Kafka."
+                    )
+                return
             ts_ms = int(time.time() * 1000)
             for kind, events in model.second(t, ts_ms).items():
                 by_room: dict[str, list[dict]] = defaultdict(list)
@@ -122,14 +141,19 @@ def demo_model(break_after: float | None) -> TrafficModel:
     return TrafficModel(rooms=30, total_viewers=20_000, seed=11, sessions=sessions)
 
 
-async def _demo(settings: Settings, console: Console, break_after: float | None = None) -> None:
+async def _demo(
+    settings: Settings,
+    console: Console,
+    break_after: float | None = None,
+    broker_pid: int | None = None,
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     model = demo_model(break_after)
     tasks = [
-        asyncio.create_task(produce_traffic(settings, model, stop)),
+        asyncio.create_task(produce_traffic(settings, model, stop, broker_pid, console)),
         asyncio.create_task(show_rooms(settings, stop, console)),
     ]
     await stop.wait()
@@ -162,7 +186,9 @@ def run_demo(settings: Settings, alerting: bool = False, break_after: float = 60
         asyncio.run(
             create_topics(aiokafka_options(settings), all_topics(settings), settings.partitions)
         )
-    extra = {env_name("alertmanager_url"): settings.alertmanager_url} if stack else None
+    extra = {env_name("alertmanager_url"): settings.alertmanager_url} if stack else {}
+    if broker is not None and broker.process is not None:
+        extra[ENV_PID] = str(broker.process.pid)  # the worker watches its memory
     worker = spawn_worker(settings, str(logs / "worker.log"), extra)
     base = f"http://127.0.0.1:{settings.metrics_port}"
     console.print(
@@ -170,7 +196,8 @@ def run_demo(settings: Settings, alerting: bool = False, break_after: float = 60
         f" metrics at {base}/metrics; logs in {logs}"
     )
     try:
-        asyncio.run(_demo(settings, console, break_after if stack else None))
+        broker_pid = broker.process.pid if broker is not None and broker.process else None
+        asyncio.run(_demo(settings, console, break_after if stack else None, broker_pid))
     finally:
         worker.send_signal(signal.SIGTERM)
         try:

@@ -55,6 +55,13 @@ from streams.rooms.partition import SOURCE_RESET, Outcome, RoomPartition, source
 from streams.rooms.peers import PeerIndex
 from streams.rooms.room import RoomSettings
 from streams.rooms.shards import ShardMap, events_per_second, shards_needed
+from streams.runtime.broker_memory import (
+    ENV_PID,
+    NOTE,
+    MemoryForecast,
+    default_cap,
+    rss_bytes,
+)
 from streams.runtime.checkpoint import Capture, Checkpointer, next_slot
 from streams.runtime.cursor import OffsetCursor
 from streams.runtime.heap import release_free_memory, tune_malloc
@@ -146,6 +153,15 @@ class StreamWorker:
         )
         self.partition_of = RoomPartitions(settings.partitions, self.shards)
         self.advised: set[str] = set()  # hot rooms the log has advised to pin
+        # In embedded mode (`liveroom demo`), the broker this worker depends on keeps
+        # every record in memory: watched, forecast, and said (streams.runtime.broker_memory).
+        broker_pid = os.environ.get(ENV_PID, "")
+        self.broker_pid = int(broker_pid) if broker_pid.isdigit() else None
+        self.broker_memory = MemoryForecast(default_cap()) if self.broker_pid else None
+        self._last_broker_sample = 0.0
+        self._broker_warned = False
+        if self.broker_memory is not None:
+            log.warning("%s", NOTE)
         self.metrics_partition_of: RoomPartitions | None = None  # of the room-metrics topic
         self.broker_answered_at = clock()  # last metadata answer from the broker
         self.exposition, self.health = build_registry(
@@ -207,8 +223,31 @@ class StreamWorker:
             return "rebalancing"
         return None
 
+    def watch_broker_memory(self) -> None:
+        """Every 10 s in embedded mode: the broker's memory and the hours left."""
+        forecast, now = self.broker_memory, time.monotonic()
+        if forecast is None or self.broker_pid is None or now - self._last_broker_sample < 10:
+            return
+        self._last_broker_sample = now
+        rss = rss_bytes(self.broker_pid)
+        if rss is None:
+            return
+        forecast.observe(now, rss)
+        hours = forecast.hours_left()
+        if hours is not None and hours < 24 and not self._broker_warned:
+            self._broker_warned = True
+            log.warning(
+                "the embedded broker holds %d MB and grows %d MB/h: ~%.1f h until it takes "
+                "%d MB (half of this machine); restart it, or run beside Kafka",
+                rss // 2**20,
+                (forecast.bytes_per_hour() or 0) // 2**20,
+                hours,
+                forecast.cap // 2**20,
+            )
+
     async def probe_broker(self) -> None:
         """One metadata request: does the broker answer?"""
+        self.watch_broker_memory()
         consumer = self.consumer
         if consumer is None or self.stopping:
             return
@@ -242,6 +281,11 @@ class StreamWorker:
             "live_rooms": sum(len(owned.part.rooms) for owned in list(self.owned.values())),
             "ready": problem is None,
             "not_ready": problem,
+            **(
+                {"embedded_broker": self.broker_memory.summary()}
+                if self.broker_memory is not None
+                else {}
+            ),
         }
 
     def _firing_records(self) -> list[dict[str, Any]]:
