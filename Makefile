@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml streams/sentiment/_ngrams.c streams/rooms/_flat.c \
 	  streams/rooms/_flat.h streams/rooms/_fold.c streams/_validate.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,loadtest]'
+	$(BIN)/pip install -q -e '.[dev,loadtest,train]'
 	touch $(STAMP)
 
 # Debian tools the tests use as real peers: prometheus + promtool, amtool, kcat,

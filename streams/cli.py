@@ -46,6 +46,14 @@ def validated(**overrides: object) -> tuple[Settings | None, list[str], list[str
                 ]
     except RulesError as exc:
         errors += str(exc).splitlines()
+    model = settings.sentiment_model if settings else ""
+    if model:
+        from streams.sentiment.adapt import ModelError, load_model
+
+        try:
+            load_model(model)
+        except ModelError as exc:
+            errors.append(f"LIVEROOM_SENTIMENT_MODEL={exc}")
     return settings, errors, warnings
 
 
@@ -141,6 +149,54 @@ def cmd_loadtest(args: argparse.Namespace) -> None:
     from loadtest.runner import main as loadtest_main
 
     loadtest_main(args)
+
+
+def cmd_sentiment_train(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from streams.sentiment import adapt, labels
+
+    console = Console(stderr=True)
+    try:
+        read = labels.read(args.labels)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    for problem in read.problems[:20]:
+        console.print(f"skipped {problem}")
+    if len(read.problems) > 20:
+        console.print(f"... and {len(read.problems) - 20} more rows skipped")
+    with console.status("training") as status:
+        try:
+            model = adapt.train(read.rows, read.sources, progress=status.update)
+        except adapt.ModelError as exc:
+            _fail(str(exc))
+    with open(args.out, "wb") as out:
+        out.write(adapt.dumps(model))
+    acc = model["accuracy"]
+    test = "-" if acc["test"] is None else f"{acc['test']:.3f}"
+    print(
+        f"liveroom: {args.out}: {len(read.rows):,} rows ({len(read.problems)} skipped), "
+        f"mix {model['mix']:g} (chosen on dev, accuracy {acc['dev']:.3f}), test {test}"
+    )
+
+
+def cmd_sentiment_eval(args: argparse.Namespace) -> None:
+    from streams.sentiment import adapt, default_scorer, labels, report
+
+    try:
+        read = labels.read(args.labels)
+        models = {
+            args.model or "shipped": (
+                adapt.load_model(args.model)[0] if args.model else default_scorer()
+            ).score
+        }
+        if args.against:
+            models[args.against] = adapt.load_model(args.against)[0].score
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    if read.problems:
+        print(f"({len(read.problems)} rows skipped: {read.problems[0]} ...)")
+    print(report.report(read.rows, models))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,6 +303,34 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.set_defaults(func=cmd_check_config)
+    senti = sub.add_parser(
+        "sentiment",
+        help="train a comment-sentiment model on your own labels, or evaluate one",
+        epilog="examples:\n  liveroom sentiment train --labels ours.csv --out ours.model\n"
+        "  liveroom sentiment eval --labels held-out.csv --against ours.model",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    senti_sub = senti.add_subparsers(dest="sentiment_command", required=True)
+    train = senti_sub.add_parser(
+        "train",
+        help="learn n-gram weights from labelled comments (CSV or JSONL)",
+        epilog="example:\n"
+        "  liveroom sentiment train --labels a.csv --labels b.jsonl --out ours.model",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("--labels", action="append", required=True, help="CSV or JSONL file")
+    train.add_argument("--out", required=True, help="the model file to write")
+    train.set_defaults(func=cmd_sentiment_train)
+    evaluate = senti_sub.add_parser(
+        "eval",
+        help="accuracy, confusion and calibration of one or two models on a labelled file",
+        epilog="example:\n  liveroom sentiment eval --labels held-out.csv --against ours.model",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("--labels", action="append", required=True, help="CSV or JSONL file")
+    evaluate.add_argument("--model", default=None, help="a model file (default: the shipped one)")
+    evaluate.add_argument("--against", default=None, help="a second model to compare")
+    evaluate.set_defaults(func=cmd_sentiment_eval)
     return parser
 
 

@@ -260,6 +260,12 @@ class Settings:
         "announced events); defaults in streams/alerts/default_rules.toml",
         _existing_file,
     )
+    sentiment_model: str = _setting(
+        "",
+        "a model file from `liveroom sentiment train` (empty: the shipped one); reloaded "
+        "when it changes or on SIGHUP",
+        _existing_file,
+    )
     alertmanager_url: str = _setting(
         "", "Alertmanager to post alerts to (e.g. http://alertmanager:9093); empty = off", _url
     )

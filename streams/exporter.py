@@ -205,6 +205,13 @@ class HealthMetrics:
             "(a broken state-log chain): totals exact, distinct counts short.",
             registry=registry,
         )
+        self.sentiment_model = Gauge(
+            "liveroom_sentiment_model_info",
+            "The comment-sentiment model in use (1): its file name and a short sha256 "
+            "(shipped: the model in the package).",
+            ["model", "sha256"],
+            registry=registry,
+        )
         self.input_lost = Counter(
             "liveroom_input_records_lost",
             "Input records that no longer existed at the worker's position (retention "

@@ -22,9 +22,11 @@ checkpoints. Faust runs the process (lifecycle, signals, web endpoints, timers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
+import signal
 import sys
 import time
 import uuid
@@ -125,6 +127,12 @@ class StreamWorker:
             dedup_horizon_s=settings.dedup_horizon_seconds,
         )
         self.score = RepeatedTexts(sentiment.default_scorer().score)
+        # The sentiment model: swapped without a restart when its file changes (or on
+        # SIGHUP); one that fails to load is refused and the running one kept.
+        self.model_path = settings.sentiment_model
+        self.model_info: dict[str, Any] = {"name": "shipped", "sha256": "-"}
+        self._model_stamp = self._model_file_stamp()
+        self._reload_model = False
         self.options = aiokafka_options(settings)
         self.kind_by_topic = {name: kind for kind, name in enumerate(settings.input_topics)}
         self.writer_id = uuid.uuid4().hex[:12]
@@ -172,6 +180,13 @@ class StreamWorker:
             series_budget=settings.metrics_series_budget,
             families=settings.room_families,
             delivery_pending=lambda: self.delivery.pending(),
+        )
+        if self.model_path:
+            from streams.sentiment.adapt import load_model
+
+            self.model_info = load_model(self.model_path)[1]  # checked at start already
+        self.health.sentiment_model.labels(self.model_info["name"], self.model_info["sha256"]).set(
+            1
         )
         # Exported at 0 from the start: the alert on it, and a test, can tell "none"
         # from "not exported".
@@ -223,6 +238,47 @@ class StreamWorker:
             return "rebalancing"
         return None
 
+    def _model_file_stamp(self) -> tuple[float, int] | None:
+        if not self.model_path:
+            return None
+        try:
+            stat = os.stat(self.model_path)
+        except OSError:
+            return None
+        return (stat.st_mtime, stat.st_size)
+
+    async def watch_sentiment_model(self) -> None:
+        """Load the model file again when it changed (or after SIGHUP), off the event
+        loop; swap the scorer in one assignment between two batches."""
+        if not self.model_path:
+            return
+        stamp = self._model_file_stamp()
+        if stamp == self._model_stamp and not self._reload_model:
+            return
+        self._model_stamp, self._reload_model = stamp, False
+        from streams.sentiment.adapt import ModelError, load_model
+
+        try:
+            scorer, info = await asyncio.to_thread(load_model, self.model_path)
+        except ModelError as exc:
+            log.warning(
+                "sentiment model not swapped, %s; %s keeps running", exc, self.model_info["name"]
+            )
+            return
+        old = self.model_info
+        self.score = RepeatedTexts(scorer.score)
+        self.model_info = info
+        self.health.sentiment_model.clear()
+        self.health.sentiment_model.labels(info["name"], info["sha256"]).set(1)
+        log.info(
+            "sentiment model swapped: %s (%s) replaces %s (%s); dev accuracy %s",
+            info["name"],
+            info["sha256"],
+            old["name"],
+            old["sha256"],
+            info["accuracy"].get("dev"),
+        )
+
     def watch_broker_memory(self) -> None:
         """Every 10 s in embedded mode: the broker's memory and the hours left."""
         forecast, now = self.broker_memory, time.monotonic()
@@ -248,6 +304,7 @@ class StreamWorker:
     async def probe_broker(self) -> None:
         """One metadata request: does the broker answer?"""
         self.watch_broker_memory()
+        await self.watch_sentiment_model()
         consumer = self.consumer
         if consumer is None or self.stopping:
             return
@@ -281,6 +338,7 @@ class StreamWorker:
             "live_rooms": sum(len(owned.part.rooms) for owned in list(self.owned.values())),
             "ready": problem is None,
             "not_ready": problem,
+            "sentiment_model": f"{self.model_info['name']} ({self.model_info['sha256']})",
             **(
                 {"embedded_broker": self.broker_memory.summary()}
                 if self.broker_memory is not None
@@ -355,6 +413,10 @@ class StreamWorker:
         def waiting(reason: str | None) -> None:
             self.start_problem = reason
 
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # SIGHUP: reload
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, lambda: setattr(self, "_reload_model", True)
+            )
         self.start_problem = f"connecting to the broker at {self.settings.kafka_bootstrap}"
         try:
             await until_connected(

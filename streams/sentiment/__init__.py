@@ -5,6 +5,7 @@ The scorer loads its shipped lexicon and weights once, on first use.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 
 from streams.sentiment.resources import load
@@ -15,6 +16,12 @@ __all__ = ["Label", "classify", "classify_batch", "default_scorer", "score", "sc
 
 @cache
 def default_scorer() -> Scorer:
+    """The model LIVEROOM_SENTIMENT_MODEL names (the worker's), else the shipped one."""
+    path = os.environ.get("LIVEROOM_SENTIMENT_MODEL", "")
+    if path:
+        from streams.sentiment.adapt import load_model
+
+        return load_model(path)[0]
     return Scorer(load())
 
 
