@@ -200,6 +200,12 @@ class Settings:
         "most records the worker takes per fetch (each may carry many events)",
         _positive_int,
     )
+    products_per_room: int = _setting(
+        20,
+        "products each room's list shows (top by GMV over the session and the last 5 "
+        "minutes); up to ten times as many, at least 200, are tracked a room",
+        _positive_int,
+    )
     room_shards: str = _setting(
         "",
         "hot rooms pinned to a shard count, split by viewer over room-events partitions "

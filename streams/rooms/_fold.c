@@ -78,7 +78,7 @@ static int rest_bits;        /* DistinctCount: the hash bits after the register 
 static PyObject *widened_plus_one; /* streams.rooms.windows._widened_plus_one */
 
 static PyObject *one, *zero;
-static PyObject *s_touch, *s_place, *s_to_sketch, *s_advance, *s_apply_python;
+static PyObject *s_touch, *s_place, *s_to_sketch, *s_advance, *s_apply_python, *s_note_product;
 
 /* -- slots at their offsets ------------------------------------------------------------ */
 
@@ -592,13 +592,21 @@ static long apply_one(PyObject *state, PyObject *event, PyObject *sentiment) {
         PyErr_Clear();
         goto python;
     }
-    return fold(state, items, kind, sentiment, id_key, user_key);
+    long result = fold(state, items, kind, sentiment, id_key, user_key);
+    if (result >= 0 && result != layout[DUPLICATE] &&
+        (kind == layout[CART] || (kind == layout[ORDER] && n > layout[F_ORDER_PAID]))) {
+        /* the product list (streams.rooms.products), in Python: a cart add or an order */
+        PyObject *r = PyObject_CallMethodObjArgs(state, s_note_product, event, NULL);
+        if (r == NULL) return -1;
+        Py_DECREF(r);
+    }
+    return result;
 python:;
     PyObject *r = PyObject_CallMethodObjArgs(state, s_apply_python, event, sentiment, NULL);
     if (r == NULL) return -1;
-    long result = PyLong_AsLong(r);
+    long code = PyLong_AsLong(r);
     Py_DECREF(r);
-    return result == -1 && PyErr_Occurred() ? -1 : result;
+    return code == -1 && PyErr_Occurred() ? -1 : code;
 }
 
 /* apply(state, event, sentiment) -> APPLIED, LATE or DUPLICATE, as RoomState.apply. */
@@ -889,6 +897,7 @@ PyMODINIT_FUNC PyInit__fold(void) {
     s_to_sketch = PyUnicode_InternFromString("_to_sketch");
     s_advance = PyUnicode_InternFromString("_advance");
     s_apply_python = PyUnicode_InternFromString("apply_python");
+    s_note_product = PyUnicode_InternFromString("note_product");
     s_rooms = PyUnicode_InternFromString("rooms");
     s_observer = PyUnicode_InternFromString("observer");
     s_watermark_ms = PyUnicode_InternFromString("watermark_ms");
@@ -901,7 +910,8 @@ PyMODINIT_FUNC PyInit__fold(void) {
     if (!s_rooms || !s_observer || !s_watermark_ms || !s_new_room || !s_comment || !s_applied ||
         !s_late || !s_duplicates || !s_event_ts)
         return NULL;
-    if (!one || !zero || !s_touch || !s_place || !s_to_sketch || !s_advance || !s_apply_python)
+    if (!one || !zero || !s_touch || !s_place || !s_to_sketch || !s_advance || !s_apply_python ||
+        !s_note_product)
         return NULL;
     return PyModule_Create(&module);
 }

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.rooms.metrics import WINDOW_SECONDS, funnel
+from streams.rooms.products import product_list
 from streams.rooms.room import (
     S_CARTS,
     S_COMMENTS,
@@ -98,6 +99,8 @@ def shard_partial(
             if (row := state.sums.get(second)) is not None
         ],
         "rows_final": (state.watermark_ms - state.settings.allowed_lateness_ms) // 1000 - 1,
+        "products": state.products.partial(),
+        "products_per_room": state.settings.products_per_room,
     }
 
 
@@ -251,6 +254,17 @@ class MergedRoom:
             "windows": windows,
             "change": _summed_marks(parts).change(watermark_s // 60),
             "shards": self.shards,
+            **(
+                {
+                    "products": product_list(
+                        [p["products"] for p in parts],
+                        watermark_ms,
+                        parts[0].get("products_per_room", 20),
+                    )
+                }
+                if any(p.get("products") for p in parts)
+                else {}
+            ),
         }
 
 

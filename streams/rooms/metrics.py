@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.rooms.products import product_list
 from streams.rooms.room import (
     S_CARTS,
     S_COMMENTS,
@@ -157,4 +158,13 @@ def snapshot(room: RoomState) -> dict[str, Any]:
         "spend_yuan_total": room.spend,
         "windows": windows,
         "change": room.minute_marks.change(watermark_s // 60),
+        **(
+            {
+                "products": product_list(
+                    [room.products.partial()], room.watermark_ms, room.settings.products_per_room
+                )
+            }
+            if room.products.items
+            else {}
+        ),
     }

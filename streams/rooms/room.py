@@ -13,10 +13,12 @@ from typing import Any
 from streams.events import (
     CART,
     COMMENT,
+    F_CART_PRODUCT,
     F_EVENT_ID,
     F_KIND,
     F_ORDER_AMOUNT,
     F_ORDER_PAID,
+    F_ORDER_PRODUCT,
     F_SPEND_AMOUNT,
     F_TS,
     F_USER,
@@ -29,6 +31,7 @@ from streams.rooms import _fold
 from streams.rooms.distinct import EXACT_LIMIT, REST_BITS, DistinctCount
 from streams.rooms.flat import ENTRY_BYTES, entry_count
 from streams.rooms.presence import Presence
+from streams.rooms.products import Products
 from streams.rooms.trend import MinuteMarks
 from streams.rooms.windows import LastSeen, RecentIds, SecondSums, _widened_plus_one
 from streams.sentiment.scorer import NEUTRAL_BAND
@@ -55,6 +58,9 @@ class RoomSettings:
     # duplicate. Re-sends (client retries, our ingest after a crash) come within seconds
     # of event time; the memory it costs grows with events/s x horizon.
     dedup_horizon_s: int = 60
+    # The room's product list shows this many products (LIVEROOM_PRODUCTS_PER_ROOM); it
+    # tracks up to ten times as many, at least 200 (streams.rooms.products).
+    products_per_room: int = 20
 
 
 class RoomState:
@@ -80,6 +86,7 @@ class RoomState:
         "orders",
         "peak_online",
         "presence",
+        "products",
         "recent_buyers",
         "recent_carters",
         "recent_commenters",
@@ -161,6 +168,7 @@ class RoomState:
         self.recent_carters = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
         self.recent_buyers = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
         self.presence = Presence(settings.session_timeout_s)
+        self.products = Products(max(200, 10 * settings.products_per_room))
         self.seen_event_ids = RecentIds(settings.dedup_horizon_s)
         # Totals as the watermark enters each minute: the last 10 minutes vs the 10 before.
         self.minute_marks = MinuteMarks()
@@ -262,6 +270,7 @@ class RoomState:
             elif kind == CART:
                 self.cart_adds += 1
                 self.carters.add(user)
+                self.note_product(event)
                 if row is not None:
                     row[S_CARTS] += 1
                     self.recent_carters.touch(user, second)
@@ -271,6 +280,7 @@ class RoomState:
                     self.orders += 1
                     self.gmv += amount
                     self.buyers.add(user)
+                    self.note_product(event)
                     if row is not None:
                         row[S_ORDERS] += 1
                         row[S_GMV] += amount
@@ -281,6 +291,16 @@ class RoomState:
                     if row is not None:
                         row[S_REFUNDS] += amount
         return APPLIED if in_window else LATE
+
+    def note_product(self, event: tuple | list) -> None:
+        """A cart add or a paid order the fold applied: the product list's (the C fold
+        calls this after it applied one; `apply_python` too)."""
+        if event[F_KIND] == CART:
+            self.products.cart(event[F_CART_PRODUCT], event[F_USER], event[F_TS])
+        elif event[F_ORDER_PAID]:
+            self.products.order(
+                event[F_ORDER_PRODUCT], event[F_USER], event[F_TS], event[F_ORDER_AMOUNT]
+            )
 
     # -- checkpoints: bases and deltas ---------------------------------------------------
     #
@@ -306,6 +326,7 @@ class RoomState:
             "presence": self.presence.take_changes(),
             "settled": self.presence.settled_piece(base=False),
             "spend_rows": self.spend_sums.take_changes(),
+            **({"products": self.products.capture(base=False)} if self.products.changed else {}),
             **({"marks": marks} if (marks := self.minute_marks.take_changes()) else {}),
         }
 
@@ -333,6 +354,7 @@ class RoomState:
             yield {"indexes": indexes}
         yield {"presence": self.presence.snapshot()}
         yield {"settled": self.presence.settled_piece(base=True)}
+        yield {"products": self.products.capture(base=True)}
 
     def load(self, piece: dict[str, Any]) -> None:
         """Apply a base or a delta, or a piece of one (see streams.state.records)."""
@@ -354,6 +376,8 @@ class RoomState:
             self.presence.load(piece["presence"])
         if "settled" in piece:
             self.presence.load_settled(piece["settled"])
+        if "products" in piece:
+            self.products.load(piece["products"])
         if "marks" in piece:
             self.minute_marks.load(piece["marks"])
 

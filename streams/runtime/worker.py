@@ -125,6 +125,7 @@ class StreamWorker:
             allowed_lateness_ms=int(settings.allowed_lateness_seconds * 1000),
             session_timeout_s=settings.session_timeout_seconds,
             dedup_horizon_s=settings.dedup_horizon_seconds,
+            products_per_room=settings.products_per_room,
         )
         self.score = RepeatedTexts(sentiment.default_scorer().score)
         # The sentiment model: swapped without a restart when its file changes (or on

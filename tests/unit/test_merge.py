@@ -77,6 +77,8 @@ def figures(snap: dict) -> dict:
 def close(a, b, rel: float = 1e-9) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(close(a[k], b[k], rel) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(close(x, y, rel) for x, y in zip(a, b, strict=True))
     if isinstance(a, float) or isinstance(b, float):
         return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
     return a == b

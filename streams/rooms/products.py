@@ -1,0 +1,187 @@
+"""A room's product list (商品链接): per product_id, cart adds, distinct carters,
+orders, distinct buyers, GMV, the cart-to-order ratio and the minute it was first seen,
+over the session and the last 5 minutes (issue 42).
+
+Plain Python, fed by the fold for each cart add and order it applied (never a
+duplicate). Bounded: at most `cap` products a room (LIVEROOM_PRODUCTS_PER_ROOM x 10,
+at least 200); a product past the cap counts in `other` only (totals, no distinct
+users). The last 5 minutes are the 5 whole minutes of event time up to the
+watermark's, kept per minute (also the sparkline of orders per minute). Distinct users
+are exact up to 10,000 a product, a sketch within 2 % above (streams.rooms.distinct).
+Shards of a split room hold disjoint users, so the merge adds products up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.rooms.distinct import DistinctCount
+
+RECENT_MINUTES = 5
+KEPT_MINUTES = 10  # the sparkline's
+M_CARTS, M_ORDERS, M_GMV = range(3)
+
+
+class Product:
+    __slots__ = ("buyers", "cart_adds", "carters", "first_seen_ms", "gmv", "minutes", "orders")
+
+    def __init__(self, first_seen_ms: int) -> None:
+        self.cart_adds = 0
+        self.orders = 0
+        self.gmv = 0.0
+        self.first_seen_ms = first_seen_ms
+        self.carters = DistinctCount()
+        self.buyers = DistinctCount()
+        self.minutes: dict[int, list[float]] = {}  # minute -> [carts, orders, gmv]
+
+    def _minute(self, ts_ms: int) -> list[float]:
+        minute = ts_ms // 60_000
+        row = self.minutes.get(minute)
+        if row is None:
+            row = self.minutes[minute] = [0, 0, 0.0]
+            newest = max(self.minutes)
+            for old in [m for m in self.minutes if m <= newest - KEPT_MINUTES]:
+                del self.minutes[old]
+        return row
+
+
+class Products:
+    __slots__ = ("cap", "changed", "items", "other")
+
+    def __init__(self, cap: int = 200) -> None:
+        self.cap = cap
+        self.items: dict[str, Product] = {}
+        self.other = [0, 0, 0.0]  # carts, orders, GMV of products past the cap
+        self.changed: set[str] = set()
+
+    def _product(self, product_id: str, ts_ms: int) -> Product | None:
+        product = self.items.get(product_id)
+        if product is None:
+            if len(self.items) >= self.cap:
+                return None
+            product = self.items[product_id] = Product(ts_ms)
+        elif ts_ms < product.first_seen_ms:
+            product.first_seen_ms = ts_ms  # an earlier event arrived late
+        self.changed.add(product_id)
+        return product
+
+    def cart(self, product_id: str, user: str, ts_ms: int) -> None:
+        product = self._product(product_id, ts_ms)
+        if product is None:
+            self.other[M_CARTS] += 1
+            return
+        product.cart_adds += 1
+        product.carters.add(user)
+        product._minute(ts_ms)[M_CARTS] += 1
+
+    def order(self, product_id: str, user: str, ts_ms: int, amount: float) -> None:
+        """A paid order (refunds are the room's, not the product list's)."""
+        product = self._product(product_id, ts_ms)
+        if product is None:
+            self.other[M_ORDERS] += 1
+            self.other[M_GMV] += amount
+            return
+        product.orders += 1
+        product.gmv += amount
+        product.buyers.add(user)
+        row = product._minute(ts_ms)
+        row[M_ORDERS] += 1
+        row[M_GMV] += amount
+
+    # -- figures -------------------------------------------------------------------------
+
+    def partial(self) -> dict[str, Any]:
+        """Every product's additive figures (JSON): what a shard sends, and what the room's
+        list is built from."""
+        return {
+            pid: {
+                "cart_adds": p.cart_adds,
+                "carters": len(p.carters),
+                "orders": p.orders,
+                "buyers": len(p.buyers),
+                "gmv": p.gmv,
+                "first_seen_ms": p.first_seen_ms,
+                "minutes": {str(m): row for m, row in p.minutes.items()},
+            }
+            for pid, p in self.items.items()
+        }
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def capture(self, base: bool) -> dict[str, Any]:
+        """Touched products (all of them for a base): absolute figures, and the distinct
+        users added (all of them for a base)."""
+        pids = list(self.items) if base else sorted(self.changed)
+        self.changed = set()
+        out = {}
+        for pid in pids:
+            p = self.items[pid]
+            out[pid] = {
+                "s": [p.cart_adds, p.orders, p.gmv, p.first_seen_ms],
+                "m": [[m, row] for m, row in p.minutes.items()],
+                "c": p.carters.snapshot() if base else p.carters.take_changes(),
+                "b": p.buyers.snapshot() if base else p.buyers.take_changes(),
+            }
+        return {"items": out, "other": list(self.other)}
+
+    def load(self, piece: dict[str, Any]) -> None:
+        for pid, entry in piece.get("items", {}).items():
+            p = self.items.get(pid)
+            if p is None:
+                p = self.items[pid] = Product(entry["s"][3])
+            p.cart_adds, p.orders, p.gmv, p.first_seen_ms = entry["s"]
+            p.minutes = {m: row for m, row in entry["m"]}
+            for count, change in ((p.carters, entry["c"]), (p.buyers, entry["b"])):
+                if change:
+                    count.load(change)
+        if "other" in piece:
+            self.other = list(piece["other"])
+
+
+def product_list(
+    partials: list[dict[str, Any]], watermark_ms: int, top: int
+) -> dict[str, list[dict[str, Any]]]:
+    """The room's top products by GMV over the session and over the last 5 minutes, from
+    one or more partials (a split room's shards: disjoint users, so everything adds)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for partial in partials:
+        for pid, p in partial.items():
+            m = merged.get(pid)
+            if m is None:
+                merged[pid] = {**p, "minutes": dict(p["minutes"])}
+                continue
+            for key in ("cart_adds", "carters", "orders", "buyers", "gmv"):
+                m[key] += p[key]
+            m["first_seen_ms"] = min(m["first_seen_ms"], p["first_seen_ms"])
+            for minute, row in p["minutes"].items():
+                have = m["minutes"].get(minute)
+                m["minutes"][minute] = (
+                    row if have is None else [a + b for a, b in zip(have, row, strict=True)]
+                )
+    now_minute = watermark_ms // 60_000
+    rows = []
+    for pid, m in merged.items():
+        recent = [m["minutes"].get(str(now_minute - k), [0, 0, 0.0]) for k in range(RECENT_MINUTES)]
+        rows.append(
+            {
+                "product_id": pid,
+                "cart_adds": m["cart_adds"],
+                "carters": m["carters"],
+                "orders": m["orders"],
+                "buyers": m["buyers"],
+                "gmv_yuan": m["gmv"],
+                "cart_to_order_ratio": min(m["buyers"] / m["carters"], 1.0)
+                if m["carters"]
+                else None,
+                "first_seen_minute": m["first_seen_ms"] // 60_000,
+                "cart_adds_5m": sum(r[M_CARTS] for r in recent),
+                "orders_5m": sum(r[M_ORDERS] for r in recent),
+                "gmv_yuan_5m": sum(r[M_GMV] for r in recent),
+                "orders_per_minute": [
+                    m["minutes"].get(str(now_minute - k), [0, 0, 0.0])[M_ORDERS]
+                    for k in range(KEPT_MINUTES - 1, -1, -1)
+                ],
+            }
+        )
+    by = lambda key: sorted(rows, key=lambda r: (-r[key], r["product_id"]))[:top]  # noqa: E731
+    return {"session": by("gmv_yuan"), "5m": by("gmv_yuan_5m")}

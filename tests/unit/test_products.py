@@ -1,0 +1,87 @@
+"""A room's product list: per product cart adds, distinct carters, orders, buyers,
+GMV, cart-to-order and first seen, over the session and the last 5 minutes; bounded;
+through checkpoints; in the snapshot, by the C fold and by Python alike."""
+
+from __future__ import annotations
+
+import orjson
+
+from streams.events import CART, ORDER
+from streams.rooms.metrics import snapshot
+from streams.rooms.products import Products, product_list
+from streams.rooms.room import RoomSettings, RoomState
+from streams.state.records import bytes_as_base64
+
+from .helpers import T0
+
+MIN = 60_000
+
+
+def cart(user, product, ts, eid):
+    return [CART, eid, user, ts, "r", product, 1]
+
+
+def order(user, product, amount, ts, eid, paid=True):
+    return [ORDER, eid, user, ts, "r", f"o-{eid}", product, 1, amount, paid]
+
+
+def events():
+    out = []
+    for i in range(30):  # p1 sells all along; p2 gets carts, then orders stop
+        out.append(cart(f"u{i}", "p1", T0 + i * 20_000, f"c1-{i}"))
+        out.append(order(f"u{i}", "p1", 10.0, T0 + i * 20_000 + 5, f"o1-{i}"))
+        out.append(cart(f"v{i % 7}", "p2", T0 + i * 20_000 + 9, f"c2-{i}"))
+        if i < 10:
+            out.append(order(f"v{i % 7}", "p2", 99.0, T0 + i * 20_000 + 11, f"o2-{i}"))
+    out.insert(3, order("u0", "p1", 10.0, T0 + 5, "o1-0"))  # a client's retry: counted once
+    out.append(order("w", "p3", 1.0, T0 + 7, "o3", paid=False))  # a refund: not a product sale
+    return out
+
+
+def test_the_product_list_from_the_fold_in_c_and_in_python():
+    rooms = [RoomState("r", RoomSettings(products_per_room=5)) for _ in range(2)]
+    for e in events():
+        rooms[0].apply(list(e))
+        rooms[1].apply_python(list(e))
+    lists = [snapshot(room)["products"] for room in rooms]
+    assert lists[0] == lists[1]
+    session = {p["product_id"]: p for p in lists[0]["session"]}
+    assert set(session) == {"p1", "p2"}
+    p1, p2 = session["p1"], session["p2"]
+    assert (p1["cart_adds"], p1["carters"], p1["orders"], p1["buyers"]) == (30, 30, 30, 30)
+    assert p1["gmv_yuan"] == 300.0 and p1["cart_to_order_ratio"] == 1.0
+    assert (p2["cart_adds"], p2["carters"], p2["orders"], p2["buyers"]) == (30, 7, 10, 7)
+    assert p2["first_seen_minute"] == (T0 + 9) // MIN
+    recent = {p["product_id"]: p for p in lists[0]["5m"]}
+    assert recent["p2"]["orders_5m"] == 0 and recent["p2"]["cart_adds_5m"] > 0  # stalled
+    assert recent["p1"]["orders_5m"] > 0 and len(recent["p1"]["orders_per_minute"]) == 10
+
+
+def test_the_list_restores_from_checkpoints_exactly():
+    room = RoomState("r", RoomSettings())
+    evs = events()
+    for e in evs[:50]:
+        room.apply(list(e))
+    base = orjson.loads(orjson.dumps(room.capture_base(), default=bytes_as_base64))
+    for e in evs[50:]:
+        room.apply(list(e))
+    delta = orjson.loads(orjson.dumps(room.capture_delta(), default=bytes_as_base64))
+    restored = RoomState("r", RoomSettings())
+    restored.load(base)
+    restored.load(delta)
+    assert snapshot(restored)["products"] == snapshot(room)["products"]
+
+
+def test_memory_is_bounded_however_many_products_a_room_lists():
+    products = Products(cap=200)
+    for i in range(5_000):
+        products.cart(
+            f"p{i}",
+            f"u{i}",
+            T0 + i,
+        )
+        products.order(f"p{i}", f"u{i}", T0 + i, 2.0)
+    assert len(products.items) == 200
+    assert products.other == [4_800, 4_800, 9_600.0]
+    top = product_list([products.partial()], T0 + 5_000, 20)
+    assert len(top["session"]) == 20
