@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-alerting test unit integration lint bench sanitize dashboards sentiment-data sentiment-eval \
+.PHONY: demo demo-alerting test test-long unit integration lint bench sanitize dashboards sentiment-data sentiment-eval \
         alerts-eval loadtest system-deps clean
 
 $(STAMP): pyproject.toml streams/sentiment/_ngrams.c streams/rooms/_flat.c \
@@ -35,7 +35,12 @@ demo-alerting: $(STAMP) system-deps
 
 test: $(STAMP) system-deps
 	$(BIN)/ruff check streams tests loadtest deploy
-	$(BIN)/pytest -q --durations=12
+	$(BIN)/pytest -q --durations=12 -m "not long"
+
+# The tests over a minute each (the short soak, a broker killed and restarted): CI runs
+# them after make test (.ci/run).
+test-long: $(STAMP) system-deps
+	$(BIN)/pytest -q --durations=5 -m long
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

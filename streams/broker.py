@@ -42,7 +42,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child before exec: SIGTERM it when the parent dies."""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -97,7 +97,7 @@ class EmbeddedBroker:
             # Its own session: a Ctrl-C in the terminal reaches only us, and we stop the
             # broker last, after the worker has left its group and committed.
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         if log is not None:
             log.close()  # the child holds its own descriptor

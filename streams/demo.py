@@ -20,7 +20,13 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from streams.broker import EmbeddedBroker, all_topics, create_topics, start_with_topics
+from streams.broker import (
+    EmbeddedBroker,
+    all_topics,
+    create_topics,
+    die_with_parent,
+    start_with_topics,
+)
 from streams.config import Settings, env_name
 from streams.demo_alerting import CUT_LENGTH_S, AlertingError, AlertingStack
 from streams.kafka import aiokafka_options
@@ -45,6 +51,7 @@ def spawn_worker(
             stdout=log,
             stderr=log,
             start_new_session=True,  # Ctrl-C reaches the demo, which stops it in order
+            preexec_fn=die_with_parent,  # and a demo killed outright takes it along
         )
     finally:
         log.close()
@@ -149,7 +156,7 @@ async def _demo(
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a closed terminal too
         loop.add_signal_handler(sig, stop.set)
     model = demo_model(break_after)
     tasks = [

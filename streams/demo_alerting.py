@@ -26,6 +26,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from streams.broker import die_with_parent
+
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 CUT_LENGTH_S = 90.0
 TOOLS = ("prometheus", "prometheus-alertmanager")
@@ -144,7 +146,13 @@ class AlertingStack:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - the child holds it
         try:
             self.processes.append(
-                subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+                subprocess.Popen(
+                    argv,
+                    stdout=log,
+                    stderr=log,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=die_with_parent,  # a demo killed outright takes it along
+                )
             )
         finally:
             log.close()

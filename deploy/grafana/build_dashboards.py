@@ -193,6 +193,15 @@ def room() -> dict:
                 unit="currencyCNY",
             ),
             panel(
+                "ROI (投产比: GMV / ad spend)",
+                [(f"liveroom_roi{{{ROOM}}}", "{{window}}")],
+            ),
+            panel(
+                "Ad spend per minute",
+                [(f"rate(liveroom_spend_yuan_total{{{ROOM}}}[5m]) * 60", "spend/min")],
+                unit="currencyCNY",
+            ),
+            panel(
                 "Sentiment: negative comment ratio",
                 [(f"liveroom_negative_comment_ratio{{{ROOM}}}", "{{window}}")],
                 unit="percentunit",

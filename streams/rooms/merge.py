@@ -23,20 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.rooms.metrics import WINDOW_SECONDS, funnel
+from streams.rooms.metrics import WINDOW_SECONDS, funnel, window_funnel
 from streams.rooms.products import product_list
-from streams.rooms.room import (
-    S_CARTS,
-    S_COMMENTS,
-    S_GMV,
-    S_NEGATIVE,
-    S_ORDERS,
-    S_REFUNDS,
-    S_SCORE_SUM,
-    S_SCORED,
-    S_VIEWS,
-    RoomState,
-)
+from streams.rooms.room import RoomState
 from streams.rooms.trend import MinuteMarks
 
 LEAD_S = 10
@@ -204,22 +193,7 @@ class MergedRoom:
                     sums[i] += v
                 for i, v in enumerate(w["counts"][lead]):
                     counts[i] += v
-            windows[name] = funnel(
-                views=int(sums[S_VIEWS]),
-                unique_viewers=counts[0],
-                commenters=counts[1],
-                carters=counts[2],
-                buyers=counts[3],
-                orders=int(sums[S_ORDERS]),
-                gmv=sums[S_GMV],
-                comments=int(sums[S_COMMENTS]),
-                cart_adds=int(sums[S_CARTS]),
-                refunds_yuan=sums[S_REFUNDS],
-                negative=int(sums[S_NEGATIVE]),
-                scored=int(sums[S_SCORED]),
-                score_sum=sums[S_SCORE_SUM],
-                spend=spend,
-            )
+            windows[name] = window_funnel(sums, counts, spend)
         windows["session"] = funnel(
             views=t["views"],
             unique_viewers=distinct[0],

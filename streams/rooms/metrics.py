@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from streams.rooms.products import product_list
@@ -100,6 +101,27 @@ def funnel(
     }
 
 
+def window_funnel(sums: Sequence[float], users: Sequence[int], spend: float) -> dict[str, Any]:
+    """A window's funnel from its summed per-second row (the S_ columns) and its distinct
+    viewers, commenters, carters and buyers (also how a split room's merge builds it)."""
+    return funnel(
+        views=int(sums[S_VIEWS]),
+        unique_viewers=users[0],
+        commenters=users[1],
+        carters=users[2],
+        buyers=users[3],
+        orders=int(sums[S_ORDERS]),
+        gmv=sums[S_GMV],
+        comments=int(sums[S_COMMENTS]),
+        cart_adds=int(sums[S_CARTS]),
+        refunds_yuan=sums[S_REFUNDS],
+        negative=int(sums[S_NEGATIVE]),
+        scored=int(sums[S_SCORED]),
+        score_sum=sums[S_SCORE_SUM],
+        spend=spend,
+    )
+
+
 def snapshot(room: RoomState) -> dict[str, Any]:
     """The room's metric snapshot: what goes to `liveroom.room-metrics` and /metrics."""
     windows: dict[str, dict[str, Any]] = {}
@@ -110,22 +132,16 @@ def snapshot(room: RoomState) -> dict[str, Any]:
     for name, (length, first), sums, spent in zip(
         WINDOW_SECONDS, spans, all_sums, all_spend, strict=True
     ):
-        windows[name] = funnel(
-            views=int(sums[S_VIEWS]),
-            unique_viewers=room.recent_viewers.window_count(length, first),
-            commenters=room.recent_commenters.window_count(length, first),
-            carters=room.recent_carters.window_count(length, first),
-            buyers=room.recent_buyers.window_count(length, first),
-            orders=int(sums[S_ORDERS]),
-            gmv=sums[S_GMV],
-            comments=int(sums[S_COMMENTS]),
-            cart_adds=int(sums[S_CARTS]),
-            refunds_yuan=sums[S_REFUNDS],
-            negative=int(sums[S_NEGATIVE]),
-            scored=int(sums[S_SCORED]),
-            score_sum=sums[S_SCORE_SUM],
-            spend=spent[0],
-        )
+        users = [
+            count.window_count(length, first)
+            for count in (
+                room.recent_viewers,
+                room.recent_commenters,
+                room.recent_carters,
+                room.recent_buyers,
+            )
+        ]
+        windows[name] = window_funnel(sums, users, spent[0])
     windows["session"] = funnel(
         views=room.views,
         unique_viewers=len(room.viewers),

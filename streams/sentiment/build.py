@@ -19,9 +19,10 @@ from pathlib import Path
 import yaml
 
 from streams.sentiment import corpus
+from streams.sentiment.adapt import NGRAM_C, learn
 from streams.sentiment.resources import KINDS, Resources, max_token_len
 from streams.sentiment.scorer import Scorer
-from streams.sentiment.text import char_ngrams, normalize
+from streams.sentiment.text import normalize
 
 HERE = Path(__file__).parent
 DATA = HERE / "data"
@@ -29,8 +30,6 @@ CURATED = HERE / "sources" / "curated.tsv"
 MAX_TERM_CHARS = 6  # longer HowNet phrases never occur in a comment and slow the match
 HOWNET_DEGREE = {"very": 1.6, "more": 1.3, "ish": 0.6}
 NGRAM_MIN_DOCS = 2
-NGRAM_C = 0.3  # chosen on dev among 0.3, 1, 3
-NGRAM_MIN_WEIGHT = 0.01
 # HowNet and Tsinghua are general-language lists, noisy on reviews and comments; how
 # much they count beside the learnt n-grams is the one parameter tuned on dev.
 GENERAL_SOURCES = {"hownet", "tsinghua"}
@@ -125,23 +124,13 @@ def merge(*groups: list[Entry]) -> tuple[list[Entry], Counter[str]]:
 
 
 def train_ngrams(train: list[tuple[str, str]]) -> dict[str, float]:
-    """Logistic regression on character 1-3-gram counts; the weights are log-odds.
+    """Logistic regression on character 1-3-gram counts; the weights are log-odds
+    (streams.sentiment.adapt.learn, which operators' models are trained with too).
 
     The intercept is not kept: it is the review corpus's class balance, not a
     live room's, and a comment with no known n-gram should score 0 (neutral).
     """
-    from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    vectorizer = CountVectorizer(analyzer=char_ngrams, min_df=NGRAM_MIN_DOCS)
-    features = vectorizer.fit_transform([text for text, _ in train])
-    model = LogisticRegression(C=NGRAM_C, max_iter=2000)
-    model.fit(features, [label == "positive" for _, label in train])
-    return {
-        gram: round(float(w), 3)
-        for gram, w in zip(vectorizer.get_feature_names_out(), model.coef_[0], strict=True)
-        if abs(w) >= NGRAM_MIN_WEIGHT
-    }
+    return learn(train, min_docs=NGRAM_MIN_DOCS)
 
 
 def scaled(entries: list[Entry], sources: set[str], factor: float) -> list[Entry]:

@@ -90,6 +90,7 @@ def test_worker_refuses_a_partition_count_that_does_not_match_room_events(broker
         **config.namespaced(f"mismatch-{os.getpid()}"),
         "LIVEROOM_KAFKA_BOOTSTRAP": broker.bootstrap,
         "LIVEROOM_PARTITIONS": "4",
+        "LIVEROOM_METRICS_PORT": str(free_port()),  # a demo on 9464 must not matter
     }
     room_events = env["LIVEROOM_TOPIC_ROOM_EVENTS"]
     asyncio.run(create_topics({"bootstrap_servers": broker.bootstrap}, [room_events], 6))

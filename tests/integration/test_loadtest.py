@@ -75,6 +75,7 @@ def test_short_load_test_report_is_complete_and_consistent(tmp_path):
     assert "| raw ceiling" in markdown and "![throughput.png](throughput.png)" in markdown
 
 
+@pytest.mark.long
 def test_short_soak_reports_each_burst_draining_and_memory_levels(tmp_path):
     """The `soak` scenario shortened to 2 minutes: a x10 burst every 40 s; the report
     gives each burst's backlog peak, drain time, RSS before and after, and the late

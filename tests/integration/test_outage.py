@@ -72,6 +72,7 @@ def test_a_broker_hang_is_survived_exactly(tmp_path):
             stack.close()
 
 
+@pytest.mark.long
 def test_a_broker_killed_and_restarted_keeps_its_log_and_is_survived_exactly(tmp_path):
     with (
         local_s3(tmp_path, bucket="tansu") as s3_env,
