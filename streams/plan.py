@@ -61,7 +61,7 @@ MEASURED = Measured(
     # `steady` at 18,300 events/s (2026-11-23): deltas + rolling rebase wrote ~160 B an
     # event of JSON; the checkpoint producer's zstd shrinks it ~7x (make bench: 83 -> 10)
     state_bytes_per_event=25,
-    snapshot_bytes=1_800,
+    snapshot_bytes=3_600,  # make bench, 2026-12-07 (1,800 before the product list and ROI)
 )
 HEADROOM = 0.5  # plan for half a worker's rate: bursts above the minute peak, catch-up
 MEMORY_MARGIN = 1.5  # checkpoint bases and bursts on top of the steady state

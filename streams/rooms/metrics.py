@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from streams.rooms.products import product_list
 from streams.rooms.room import (
     S_CARTS,
     S_COMMENTS,
@@ -175,11 +174,7 @@ def snapshot(room: RoomState) -> dict[str, Any]:
         "windows": windows,
         "change": room.minute_marks.change(watermark_s // 60),
         **(
-            {
-                "products": product_list(
-                    [room.products.partial()], room.watermark_ms, room.settings.products_per_room
-                )
-            }
+            {"products": room.products.listing(room.watermark_ms, room.settings.products_per_room)}
             if room.products.items
             else {}
         ),

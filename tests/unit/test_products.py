@@ -54,7 +54,7 @@ def test_the_product_list_from_the_fold_in_c_and_in_python():
     assert p2["first_seen_minute"] == (T0 + 9) // MIN
     recent = {p["product_id"]: p for p in lists[0]["5m"]}
     assert recent["p2"]["orders_5m"] == 0 and recent["p2"]["cart_adds_5m"] > 0  # stalled
-    assert recent["p1"]["orders_5m"] > 0 and len(recent["p1"]["orders_per_minute"]) == 10
+    assert recent["p1"]["orders_5m"] > 0 and len(session["p1"]["orders_per_minute"]) == 10
 
 
 def test_the_list_restores_from_checkpoints_exactly():
@@ -85,3 +85,13 @@ def test_memory_is_bounded_however_many_products_a_room_lists():
     assert products.other == [4_800, 4_800, 9_600.0]
     top = product_list([products.partial()], T0 + 5_000, 20)
     assert len(top["session"]) == 20
+
+
+def test_the_list_is_built_at_most_every_10_s_of_event_time():
+    products = Products()
+    products.cart("p1", "u1", T0)
+    first = products.listing(T0, 20)
+    products.order("p1", "u1", T0 + 1_000, 5.0)
+    assert products.listing(T0 + 9_999, 20) is first  # reused
+    later = products.listing(T0 + 10_000, 20)
+    assert later is not first and later["session"][0]["orders"] == 1
