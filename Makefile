@@ -63,7 +63,7 @@ SAN_TESTS := tests/unit/test_decode_properties.py tests/unit/test_deadletter_cor
              tests/unit/test_room_fold.py tests/unit/test_flat.py tests/unit/test_lazy_indexes.py \
              tests/unit/test_presence_order.py tests/unit/test_merge.py \
              tests/unit/test_split_partition.py tests/unit/test_sentiment_reference.py \
-             tests/unit/test_checkpoint_restore.py
+             tests/unit/test_checkpoint_restore.py tests/unit/test_products.py tests/unit/test_spend.py
 sanitize: $(STAMP)
 	rm -rf $(SAN_DIR) && mkdir -p $(SAN_DIR)
 	cp -r streams tests loadtest $(SAN_DIR)/
