@@ -81,6 +81,24 @@ def oracle(records: list[tuple[str, list[dict]]]) -> dict[str, dict[str, float]]
     return rooms
 
 
+def produce_paced(
+    stack: Stack, records: list[tuple[str, list[dict]]], key: bytes
+) -> threading.Thread:
+    """The records produced in a background thread, 30 at a time with a pause between:
+    traffic that keeps flowing while workers are killed, joined and stopped."""
+
+    def produce() -> None:
+        for i, (kind, events) in enumerate(records):
+            stack.produce(kind, events, key=key)
+            if i % 30 == 29:
+                time.sleep(0.2)
+        stack.flush()
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    return thread
+
+
 def room_totals(samples: dict, room: str) -> dict[str, float]:
     return {
         "views": room_value(samples, "liveroom_views_total", room) or 0,
@@ -229,15 +247,7 @@ def test_workers_joining_and_leaving_mid_stream_keep_totals_exact(stack):
     first = stack.worker(**often)
     first.wait_ready()
 
-    def produce() -> None:
-        for i, (kind, events) in enumerate(records):
-            stack.produce(kind, events, key=b"untrusted")
-            if i % 30 == 29:
-                time.sleep(0.2)
-        stack.flush()
-
-    producer = threading.Thread(target=produce)
-    producer.start()
+    producer = produce_paced(stack, records, b"untrusted")
     time.sleep(2)
     second = stack.worker(**often)
     second.wait_ready()

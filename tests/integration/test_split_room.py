@@ -5,13 +5,12 @@ distinct counts are exact against an oracle computed here. So are the other room
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from .conftest import Stack, WorkerProcess, room_value, rooms_in, wait_until
-from .test_restart import assert_exact, generate, oracle, room_totals
+from .test_restart import assert_exact, generate, oracle, produce_paced, room_totals
 
 pytestmark = pytest.mark.integration
 
@@ -41,15 +40,7 @@ def test_a_split_room_is_exact_across_kills_joins_and_leaves(stack: Stack):
     second = stack.worker(**PINNED)
     second.wait_ready()
 
-    def produce() -> None:
-        for i, (kind, events) in enumerate(records):
-            stack.produce(kind, events, key=b"any")
-            if i % 30 == 29:
-                time.sleep(0.2)
-        stack.flush()
-
-    producer = threading.Thread(target=produce)
-    producer.start()
+    producer = produce_paced(stack, records, b"any")
     time.sleep(2)
     second.kill()  # a shard's worker, or the merger: SIGKILL mid-stream
     time.sleep(1)
