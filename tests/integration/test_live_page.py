@@ -143,6 +143,8 @@ def test_live_page_matches_metrics_changes_and_shows_alerts(stack):
             [event("comment", ALERTED, f"user-w{i}", text="骗子 假货 要投诉") for i in range(8)],
             ALERTED.encode(),
         )
+        # The room spends on ads: its ROI card shows GMV / spend.
+        stack.produce("spend", [event("spend", ALERTED, "ads", channel="qianchuan", amount=50.0)])
         stack.flush()
         badge = f'tr[data-room="{ALERTED}"] [data-kind="KeywordHit"]'
         page.wait_for_selector(badge, timeout=30_000)
@@ -158,6 +160,7 @@ def test_live_page_matches_metrics_changes_and_shows_alerts(stack):
         assert page.locator('[data-field="peers.conversion_ratio"]').get_attribute("data-value")
         assert "KeywordHit" in page.locator("section", has_text="alert history").inner_text()
         assert "骗子 假货 要投诉" in page.content()  # the keyword sample, without its user
+        page.wait_for_selector('[data-field="roi"][data-value="3.98"]', timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "live-room.png"), full_page=True)
 
         # Both pages fit a phone, a laptop and a wide screen: no sideways scrolling.
