@@ -30,7 +30,8 @@ from streams.rooms.trend import MinuteMarks
 
 LEAD_S = 10
 ROWS_SENT_S = 20  # seconds of per-second sums in a partial (for the alert detectors)
-SAMPLES_OVERLAP_S = 30  # samples sent again in the next partial, in case one was missed
+SAMPLES_OVERLAP_S = 120  # samples sent again: a merger restored from its checkpoint gets back
+# those it had not merged yet (shards settle ~the lateness behind; checkpoints are seconds apart)
 TOTALS = (
     "views",
     "comments",
@@ -148,8 +149,9 @@ class MergedRoom:
             self.peak = max(self.peak, total)
         self.merged_through = max(self.merged_through, upto)
         for by_second in self.samples.values():  # keep the last at or before the merge
-            older = [s for s in by_second if s < self.merged_through]
-            for s in older[:-1] if older else ():
+            # sorted: samples sent again are inserted again, out of second order
+            older = sorted(s for s in by_second if s < self.merged_through)
+            for s in older[:-1]:
                 del by_second[s]
 
     def rows_final(self) -> int:
