@@ -37,14 +37,13 @@ static PyTypeObject *classes[N_CLASSES];
 
 enum {
     R_WATERMARK, R_VIEWS, R_COMMENTS, R_CARTS, R_ORDERS, R_REFUNDS, R_GMV, R_REFUND_AMOUNT,
-    R_NEGATIVE, R_SCORED, R_SCORE_SUM, R_PEAK, R_VIEWERS, R_COMMENTERS, R_CARTERS, R_BUYERS,
+    R_NEGATIVE, R_SCORED, R_SCORE_SUM, R_VIEWERS, R_COMMENTERS, R_CARTERS, R_BUYERS,
     R_SUMS, R_RECENT_VIEWERS, R_RECENT_COMMENTERS, R_RECENT_CARTERS, R_RECENT_BUYERS,
     R_PRESENCE, R_IDS, R_LATENESS, N_ROOM
 };
 static const char *room_names[N_ROOM] = {
     "watermark_ms", "views", "comments", "cart_adds", "orders", "refunds", "gmv",
-    "refund_amount", "negative_comments", "scored_comments", "score_sum", "peak_online",
-    "viewers", "commenters", "carters", "buyers", "sums", "recent_viewers",
+    "refund_amount", "negative_comments", "scored_comments", "score_sum", "viewers", "commenters", "carters", "buyers", "sums", "recent_viewers",
     "recent_commenters", "recent_carters", "recent_buyers", "presence", "seen_event_ids",
     "_lateness_ms",
 };

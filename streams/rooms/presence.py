@@ -93,12 +93,6 @@ class Presence:
         if self._oldest is None or second < self._oldest:
             self._oldest = second
 
-    def enter(self, user: str, ts: int) -> None:
-        self.word(user, ts, False)
-
-    def leave(self, user: str, ts: int) -> None:
-        self.word(user, ts, True)
-
     def expire(self, watermark_s: int) -> None:
         """Forget users whose latest word is a session timeout old (one pass in C, only
         when the oldest word held is that old)."""

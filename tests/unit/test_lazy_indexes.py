@@ -22,11 +22,11 @@ def test_presence_equals_a_recomputed_model_under_disorder_moves_and_restores() 
         prev = model.get(user)
         action = rng.random()
         if action < 0.4:
-            presence.enter(user, ts)
+            presence.word(user, ts, False)
             if prev is None or (ts > prev if prev >= 0 else ts > -prev):
                 model[user] = ts
         elif action < 0.7:
-            presence.leave(user, ts)
+            presence.word(user, ts, True)
             if prev is None or (ts >= prev if prev >= 0 else ts > -prev):
                 model[user] = -ts
         else:  # a comment, cart add or order: presence, so it can bring a user back
