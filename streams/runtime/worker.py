@@ -127,11 +127,18 @@ class StreamWorker:
             dedup_horizon_s=settings.dedup_horizon_seconds,
             products_per_room=settings.products_per_room,
         )
-        self.score = RepeatedTexts(sentiment.default_scorer().score)
         # The sentiment model: swapped without a restart when its file changes (or on
-        # SIGHUP); one that fails to load is refused and the running one kept.
+        # SIGHUP); one that fails to load is refused and the running one kept. Loaded
+        # once here (the settings check already refused a bad file).
         self.model_path = settings.sentiment_model
         self.model_info: dict[str, Any] = {"name": "shipped", "sha256": "-"}
+        if self.model_path:
+            from streams.sentiment.adapt import load_model
+
+            scorer, self.model_info = load_model(self.model_path)
+        else:
+            scorer = sentiment.default_scorer()
+        self.score = RepeatedTexts(scorer.score)
         self._model_stamp = self._model_file_stamp()
         self._reload_model = False
         self.options = aiokafka_options(settings)
@@ -182,10 +189,6 @@ class StreamWorker:
             families=settings.room_families,
             delivery_pending=lambda: self.delivery.pending(),
         )
-        if self.model_path:
-            from streams.sentiment.adapt import load_model
-
-            self.model_info = load_model(self.model_path)[1]  # checked at start already
         self.health.sentiment_model.labels(self.model_info["name"], self.model_info["sha256"]).set(
             1
         )

@@ -22,9 +22,10 @@ from typing import Any
 
 import orjson
 
+from streams.sentiment import corpus
 from streams.sentiment.resources import Resources, load
 from streams.sentiment.scorer import Scorer
-from streams.sentiment.text import char_ngrams, normalize
+from streams.sentiment.text import char_ngrams
 
 FORMAT, VERSION = "liveroom-sentiment-model", 1
 MIX_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -42,11 +43,10 @@ class ModelError(ValueError):
 
 
 def split_of(text: str) -> str:
-    """80/10/10 by a hash of the normalised text: a text is in one split only. Salted,
-    so it is independent of the shipped corpus's split (same hash unsalted): rows from
-    one of its splits still spread over all three here."""
-    bucket = hashlib.sha1(b"liveroom-adapt:" + normalize(text).encode()).digest()[0] % 10
-    return "test" if bucket == 9 else "dev" if bucket == 8 else "train"
+    """The corpus's 80/10/10 split by a hash of the text, salted: independent of the
+    shipped corpus's own split, so rows from one of its splits still spread over all
+    three here."""
+    return corpus.split_of(text, salt=b"liveroom-adapt:")
 
 
 def polar(rows: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

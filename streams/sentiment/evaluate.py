@@ -11,29 +11,24 @@ from __future__ import annotations
 
 import argparse
 
-from streams.sentiment import classify_batch, score_batch
+from streams.sentiment import classify_batch, report, score_batch
 from streams.sentiment.corpus import Split, labelled
+from streams.sentiment.report import LENGTH_BUCKETS
 
 SHORT_CHARS = 30
-# Comment lengths the issue's and the bench's figures use (characters, inclusive).
-LENGTH_BUCKETS = ((1, 8), (9, 15), (16, 30), (31, 60), (61, 10_000))
 
 
 def figures(rows: list[tuple[str, str]]) -> dict[str, float]:
+    """Accuracy and macro-F1 of the sign of the score (`report.figures` on polar rows),
+    and the share of the texts `classify` puts in the neutral band."""
     texts = [t for t, _ in rows]
-    gold = [label == "negative" for _, label in rows]
-    said = [s < 0 for s in score_batch(texts)]
-    f1s = []
-    for cls in (True, False):
-        tp = sum(g == cls and s == cls for g, s in zip(gold, said, strict=True))
-        fp = sum(g != cls and s == cls for g, s in zip(gold, said, strict=True))
-        fn = sum(g == cls and s != cls for g, s in zip(gold, said, strict=True))
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    scores = dict(zip(texts, score_batch(texts), strict=True))
+    f = report.figures(rows, scores.__getitem__)
     neutral = sum(label == "neutral" for label in classify_batch(texts))
     return {
         "texts": len(rows),
-        "accuracy": sum(g == s for g, s in zip(gold, said, strict=True)) / len(rows),
-        "macro_f1": sum(f1s) / 2,
+        "accuracy": f["accuracy"],
+        "macro_f1": f["macro_f1"],
         "neutral_band_share": neutral / len(rows),
     }
 

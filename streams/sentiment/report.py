@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from streams.sentiment.evaluate import LENGTH_BUCKETS
 from streams.sentiment.scorer import label_of
 
 CLASSES = ("negative", "neutral", "positive")
+# Comment lengths the and the bench's figures use (characters, inclusive).
+LENGTH_BUCKETS = ((1, 8), (9, 15), (16, 30), (31, 60), (61, 10_000))
 
 
 def figures(rows: list[tuple[str, str]], score: Callable[[str], float]) -> dict[str, object]:
