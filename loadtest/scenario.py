@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.traffic.model import Funnel, Imperfections, TrafficModel
-from streams.traffic.session import INCIDENT_KINDS, Incident, SessionShape
+from streams.traffic.session import INCIDENT_KINDS, PRODUCT_LINK_BROKEN, Incident, SessionShape
 
 
 class ScenarioError(ValueError):
@@ -94,8 +94,13 @@ class Scenario:
                 shape.flash_sales.append((start, length, factor))
             out[index] = shape
         for incident in self.incidents:
-            out[incident.room_rank - 1].incidents.append(
-                Incident(incident.kind, incident.start, incident.start + incident.length)
+            shape = out[incident.room_rank - 1]
+            product = -1
+            if incident.kind == PRODUCT_LINK_BROKEN:  # the room's best product then
+                weights = shape.product_mix(incident.start).weights
+                product = max(range(len(weights)), key=lambda k: (weights[k], k))
+            shape.incidents.append(
+                Incident(incident.kind, incident.start, incident.start + incident.length, product)
             )
         return out
 

@@ -41,6 +41,8 @@ def alertmanager_alert(record: Record, now_ms: int, resend_s: float) -> dict[str
     }
     if record["key"]:
         labels["series"] = record["key"]
+    if "product_id" in record:  # a product id, not a user's: one per watched product
+        labels["product_id"] = record["product_id"]
     ends_ms = (
         now_ms + int(RESEND_LIFETIMES * resend_s * 1000)
         if record["status"] == FIRING

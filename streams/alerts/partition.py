@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from streams.alerts.ledger import AlertLedger
+from streams.alerts.product_watch import STEP_S
 from streams.alerts.rules import AlertRules
 from streams.alerts.watch import RoomWatch
 from streams.rooms.partition import RoomPartition
@@ -122,6 +123,17 @@ class PartitionAlerts:
                 if changes:
                     self.outbox.extend(changes)
                     self._transitioned.add(room_id)
+                if (second + 1) % STEP_S == 0:  # a product step ends with this second
+                    step = second // STEP_S
+                    rows = (
+                        merged.product_step(step)
+                        if at is not None
+                        else state.products.step_rows(step)
+                    )
+                    changes = watch.close_products(step, rows)
+                    if changes:
+                        self.outbox.extend(changes)
+                        self._transitioned.add(room_id)
 
     def take(self) -> list[Record]:
         """Transitions to send now: any that failed to send before, then the outbox less

@@ -12,6 +12,7 @@ RUNBOOK_ANCHORS = {
     "ViewerDrop": "viewerdrop",
     "TrafficSpike": "trafficspike",
     "CheckoutStalled": "checkoutstalled",
+    "ProductCheckoutStalled": "productcheckoutstalled",
     "ConversionDrop": "conversiondrop",
     "NegativeCommentSurge": "negativecommentsurge",
     "KeywordHit": "keywordhit",

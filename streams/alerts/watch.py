@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from streams.alerts.product_watch import STEP_S, ProductWatch
 from streams.alerts.records import firing_record, resolved_record
 from streams.anomaly import (
     ConditionalDrop,
@@ -44,6 +45,7 @@ class RoomWatch:
         self.stall = ConditionalDrop(**rules["checkout_stalled"]["detector"])
         self.conversion = ConditionalDrop(**rules["conversion_drop"]["detector"])
         self.surge = RatioSurge(**rules["negative_comment_surge"]["detector"])
+        self.products = ProductWatch(rules["product_checkout_stalled"])
         kw = rules["keyword_hit"]
         self.keyword_lists: dict[str, CountThreshold] = {}
         self.keyword_pending: dict[str, int] = {}
@@ -125,6 +127,34 @@ class RoomWatch:
         self._close_keywords(out, at_ms, comments)
         return out
 
+    def close_products(self, step: int, rows: dict[str, tuple[float, float]]) -> list[Record]:
+        """Feed the finished product step `step` (STEP_S seconds of event time): each
+        product's (cart adds, orders) in it. Returns the alert transitions it caused.
+        While the whole room is down (ViewerDrop) or cannot pay (CheckoutStalled), that
+        alert says it all: no product alert starts."""
+        active = self.active
+        alerting = {slot[23:] for slot in active if slot.startswith("ProductCheckoutStalled/")}
+        stalled = self.products.step(rows, alerting)
+        if "ViewerDrop/" in active or "CheckoutStalled/" in active:
+            stalled = set()
+        out: list[Record] = []
+        at_ms = (step + 1) * STEP_S * 1000
+        section = "product_checkout_stalled"
+        for product_id in sorted(stalled | alerting):
+            follow = self._follow
+            text = self._product_text
+            follow(
+                out,
+                "ProductCheckoutStalled",
+                product_id,
+                at_ms,
+                product_id in stalled,
+                text,
+                section,
+                product_id,
+            )
+        return out
+
     def close_all(self, at_ms: int, why: str) -> list[Record]:
         """Resolve everything still firing (the room went idle and is forgotten)."""
         out = [resolved_record(record, at_ms, why) for record in self.active.values()]
@@ -166,6 +196,8 @@ class RoomWatch:
                 samples=samples,
                 rules=self.rules,
             )
+            if kind == "ProductCheckoutStalled":
+                record["product_id"] = key
             self.active[slot] = record
             out.append(record)
         elif not firing and record is not None:
@@ -266,6 +298,21 @@ class RoomWatch:
             [],
         )
 
+    def _product_text(self, product_id: str):
+        q, carts_per_step, silent = self.products.figures(product_id)
+        minutes = silent * STEP_S / 60
+        return (
+            f"{self.room_id}: product {product_id} gets carts but no orders for {minutes:.0f} min",
+            f"Product {product_id} had no order for {silent * STEP_S} s while it kept getting "
+            f"about {carts_per_step * 60 / STEP_S:.1f} cart adds a minute; it usually turns "
+            f"{q:.0%} of its carts into orders. The rest of the room sells. Check the "
+            "product link: its price, stock and SKU.",
+            0.0,
+            q * 0.5,
+            q,
+            [],
+        )
+
     def _conversion_text(self):
         d = self.conversion
         return (
@@ -308,6 +355,7 @@ class RoomWatch:
             "active": self.active,
             "detectors": {name: getattr(self, name).to_state() for name in self._DETECTORS},
             "keywords": {name: d.to_state() for name, d in self.keyword_lists.items()},
+            "products": self.products.to_state(),
             "samples": {name: list(s) for name, s in self.keyword_samples.items()},
         }
 
@@ -322,3 +370,4 @@ class RoomWatch:
             self.keyword_lists[name].load_state(saved)
         keep = self.rules["keyword_hit"]["samples"]
         self.keyword_samples = {n: deque(s, maxlen=keep) for n, s in state["samples"].items()}
+        self.products.load_state(state.get("products", {}))  # absent before 2026-12-07

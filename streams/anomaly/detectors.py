@@ -298,6 +298,16 @@ class ConditionalDrop(Detector):
     without an order before it fires, however long that takes. Judged only while
     exposures keep coming: over the last `hold_window` steps at least
     `hold_fraction` of their usual number.
+
+    `freeze_above`: the rate q is not learnt while the evidence of a drop is above this
+    many nats (0: always learnt). For slow series (one product's orders: a few a
+    minute) the evidence takes minutes, and q learning the incident's zeros meanwhile
+    halved what it expected and hid a broken product link.
+
+    `q_margin`: judge against a lower bound of q, `q_margin` standard errors below it
+    (0: q itself). q learnt from a few dozen orders is uncertain by 20 % and more, and
+    where it came out high by chance, a normal stretch looked like a drop: the false
+    ProductCheckoutStalled of slow products.
     """
 
     _STATE = (
@@ -329,8 +339,12 @@ class ConditionalDrop(Detector):
         min_steps: int = 60,
         warmup_steps: int = 120,
         warmup_factor: float = 3.0,
+        freeze_above: float = 0.0,
+        q_margin: float = 0.0,
     ) -> None:
         super().__init__(min_steps, warmup_steps, warmup_factor)
+        self.freeze_above = freeze_above
+        self.q_margin = q_margin
         self.evidence, self.hold_fraction = evidence, hold_fraction
         self.min_success_rate = min_success_rate
         self.resolve_fraction, self.clear_after = resolve_fraction, clear_after
@@ -374,8 +388,9 @@ class ConditionalDrop(Detector):
             self.cusum.score = 0.0
         if self.cusum.score == 0.0:
             self.dispersion.update(successes, expected)
-        self.successes.update(successes)
-        self.exposures.update(exposures)
+        if not (self.freeze_above and self.cusum.score > self.freeze_above):
+            self.successes.update(successes)
+            self.exposures.update(exposures)
         self.exposure_level.update(min(exposures, 1.5 * usual + 1.0) if usual else exposures)
         strong = judged and self.cusum.score >= self._evidence_needed(self.evidence)
         if self._held(strong, self.fire_after):
@@ -390,7 +405,14 @@ class ConditionalDrop(Detector):
         return None
 
     def _q(self) -> float:
-        return self.successes.mean / self.exposures.mean if self.exposures.mean > 0 else 0.0
+        if self.exposures.mean <= 0:
+            return 0.0
+        q = self.successes.mean / self.exposures.mean
+        if self.q_margin:
+            # Standard error of a rate learnt from n successes: about q / sqrt(n).
+            n = self.successes.mean * self.successes.weight
+            q *= max(0.0, 1.0 - self.q_margin / math.sqrt(n)) if n > 0 else 0.0
+        return q
 
 
 class RatioSurge(Detector):

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.rooms.metrics import WINDOW_SECONDS, funnel, window_funnel
-from streams.rooms.products import product_list
+from streams.rooms.products import product_list, step_counts
 from streams.rooms.room import RoomState
 from streams.rooms.trend import MinuteMarks
 
@@ -166,6 +166,18 @@ class MergedRoom:
         if not rows:
             return None
         return [sum(column) for column in zip(*rows, strict=True)]
+
+    def product_step(self, step: int) -> dict[str, tuple[int, int]]:
+        """Each product's (cart adds, orders) in product step `step`, the shards' added
+        up (from each one's latest partial: its ring holds the last few steps)."""
+        out: dict[str, tuple[int, int]] = {}
+        for partial in self.partials.values():
+            for pid, product in partial.get("products", {}).items():
+                carts, orders = step_counts(product["ring"], step)
+                if carts or orders:
+                    have = out.get(pid, (0, 0))
+                    out[pid] = (have[0] + carts, have[1] + orders)
+        return out
 
     @property
     def online(self) -> int:

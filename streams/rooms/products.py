@@ -9,6 +9,10 @@ users). The last 5 minutes are the 5 whole minutes of event time up to the
 watermark's, kept per minute (also the sparkline of orders per minute). Distinct users
 are exact up to 10,000 a product, a sketch within 2 % above (streams.rooms.distinct).
 Shards of a split room hold disjoint users, so the merge adds products up.
+
+Each product also counts its cart adds and orders per STEP_MS of event time, in a ring
+of the last RING_STEPS steps: what ProductCheckoutStalled judges
+(streams.alerts.product_watch), once a step is past the allowed lateness.
 """
 
 from __future__ import annotations
@@ -20,10 +24,32 @@ from streams.rooms.distinct import DistinctCount
 RECENT_MINUTES = 5
 KEPT_MINUTES = 10  # the sparkline's
 M_CARTS, M_ORDERS, M_GMV = range(3)
+STEP_MS = 10_000  # the product alert's step (streams.alerts.product_watch.STEP_S)
+# Steps kept: the one being judged (a lateness behind the watermark), the open one, and
+# spares for a split room's shards running apart.
+RING_STEPS = 4
+R_CARTS, R_ORDERS = 1, 2  # a ring slot: [step, carts, orders]
+
+
+def step_counts(ring: list[int], step: int) -> tuple[int, int]:
+    """(cart adds, orders) of `step` in a product's ring ((0, 0) if it has none)."""
+    at = (step % RING_STEPS) * 3
+    if ring[at] != step:
+        return 0, 0
+    return ring[at + R_CARTS], ring[at + R_ORDERS]
 
 
 class Product:
-    __slots__ = ("buyers", "cart_adds", "carters", "first_seen_ms", "gmv", "minutes", "orders")
+    __slots__ = (
+        "buyers",
+        "cart_adds",
+        "carters",
+        "first_seen_ms",
+        "gmv",
+        "minutes",
+        "orders",
+        "ring",
+    )
 
     def __init__(self, first_seen_ms: int) -> None:
         self.cart_adds = 0
@@ -33,6 +59,18 @@ class Product:
         self.carters = DistinctCount()
         self.buyers = DistinctCount()
         self.minutes: dict[int, list[float]] = {}  # minute -> [carts, orders, gmv]
+        self.ring = [-1, 0, 0] * RING_STEPS
+
+    def _count_step(self, ts_ms: int, column: int) -> None:
+        step = ts_ms // STEP_MS
+        ring = self.ring
+        at = (step % RING_STEPS) * 3
+        held = ring[at]
+        if held != step:
+            if held > step:
+                return  # older than the ring: past the lateness, judged already
+            ring[at], ring[at + R_CARTS], ring[at + R_ORDERS] = step, 0, 0
+        ring[at + column] += 1
 
     def _minute(self, ts_ms: int) -> list[float]:
         minute = ts_ms // 60_000
@@ -87,6 +125,7 @@ class Products:
         product.cart_adds += 1
         product.carters.add(user)
         product._minute(ts_ms)[M_CARTS] += 1
+        product._count_step(ts_ms, R_CARTS)
 
     def order(self, product_id: str, user: str, ts_ms: int, amount: float) -> None:
         """A paid order (refunds are the room's, not the product list's)."""
@@ -101,6 +140,16 @@ class Products:
         row = product._minute(ts_ms)
         row[M_ORDERS] += 1
         row[M_GMV] += amount
+        product._count_step(ts_ms, R_ORDERS)
+
+    def step_rows(self, step: int) -> dict[str, tuple[int, int]]:
+        """Each product's (cart adds, orders) in `step`, for those with any."""
+        out = {}
+        for pid, product in self.items.items():
+            counts = step_counts(product.ring, step)
+            if counts[0] or counts[1]:
+                out[pid] = counts
+        return out
 
     # -- figures -------------------------------------------------------------------------
 
@@ -116,6 +165,7 @@ class Products:
                 "gmv": p.gmv,
                 "first_seen_ms": p.first_seen_ms,
                 "minutes": {str(m): row for m, row in p.minutes.items()},
+                "ring": list(p.ring),
             }
             for pid, p in self.items.items()
         }
@@ -133,6 +183,7 @@ class Products:
             out[pid] = {
                 "s": [p.cart_adds, p.orders, p.gmv, p.first_seen_ms],
                 "m": [[m, row] for m, row in p.minutes.items()],
+                "r": list(p.ring),
                 "c": p.carters.snapshot() if base else p.carters.take_changes(),
                 "b": p.buyers.snapshot() if base else p.buyers.take_changes(),
             }
@@ -145,6 +196,8 @@ class Products:
                 p = self.items[pid] = Product(entry["s"][3])
             p.cart_adds, p.orders, p.gmv, p.first_seen_ms = entry["s"]
             p.minutes = {m: row for m, row in entry["m"]}
+            if "r" in entry:  # since 2026-12-07
+                p.ring = list(entry["r"])
             for count, change in ((p.carters, entry["c"]), (p.buyers, entry["b"])):
                 if change:
                     count.load(change)

@@ -1,4 +1,6 @@
-"""A traffic model of live rooms: Zipf popularity, a session shape, a shopping funnel.
+"""A traffic model of live rooms: Zipf popularity, a session shape, a shopping funnel,
+and the products a room sells (Zipf popularity, one listed at each launch; a product
+whose link is broken gets carts and no orders).
 
 Deterministic for a seed. Used by `liveroom demo`, the load test and the benchmarks:
 it yields batches of SPEC.md events per input kind, one simulated second at a time,
@@ -12,7 +14,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from streams.traffic.session import Factors, SessionShape
+from streams.traffic.session import Factors, ProductMix, SessionShape
 
 VIEWS, COMMENTS, CARTS, ORDERS, SPEND = "views", "comments", "carts", "orders", "spend"
 KINDS = (VIEWS, COMMENTS, CARTS, ORDERS, SPEND)  # in the order of the input topics
@@ -139,6 +141,10 @@ def order_price(rng: random.Random) -> float:
     return float(int(price)) + (0.9 if rng.random() < 0.6 else 0.0)
 
 
+# A room without a session shape sells 12 products of Zipf popularity from the start.
+DEFAULT_MIX = ProductMix(tuple(1.0 / (k + 1) for k in range(12)), frozenset())
+
+
 @dataclass
 class Funnel:
     """Per-second behaviour of one online viewer."""
@@ -171,7 +177,7 @@ class Room:
     peak_viewers: int
     session: SessionShape | None = None
     online: list[str] = field(default_factory=list)
-    carted: list[str] = field(default_factory=list)
+    carted: list[tuple[str, int]] = field(default_factory=list)  # (user, product number)
     next_user: int = 0
 
 
@@ -246,16 +252,24 @@ class TrafficModel:
             if room.session is None:
                 factors = Factors(ramp, ramp, ramp, ramp, self.funnel.negative_share, False)
                 audience = ramp
+                mix = DEFAULT_MIX
             else:
                 factors = room.session.factors(t)
                 audience = room.session.audience(t)
-            self._room_second(room, audience, factors, ts_ms, out)
+                mix = room.session.product_mix(t)
+            self._room_second(room, audience, factors, mix, ts_ms, out)
         if any(vars(self.imperfections).values()):
             self._imperfect(out, ts_ms)
         return out
 
     def _room_second(
-        self, room: Room, audience: float, f: Factors, ts_ms: int, out: dict[str, list]
+        self,
+        room: Room,
+        audience: float,
+        f: Factors,
+        mix: ProductMix,
+        ts_ms: int,
+        out: dict[str, list],
     ) -> None:
         rng, funnel = self.rng, self.funnel
         if audience <= 0 or f.entries + f.comments + f.carts + f.orders == 0:
@@ -291,14 +305,16 @@ class TrafficModel:
         for _ in range(self._count(len(room.online) * funnel.comment_rate * more_comments)):
             text = comment_text(rng, f.negative_share)
             out[COMMENTS].append(event(type="comment", user_id=rng.choice(room.online), text=text))
-        for _ in range(self._count(len(room.online) * funnel.cart_rate * more_carts)):
+        carts = self._count(len(room.online) * funnel.cart_rate * more_carts)
+        products = rng.choices(range(len(mix.weights)), mix.weights, k=carts) if carts else ()
+        for product in products:
             user = rng.choice(room.online)
-            room.carted.append(user)
+            room.carted.append((user, product))
             out[CARTS].append(
                 event(
                     type="cart",
                     user_id=user,
-                    product_id=f"p{rng.randrange(12)}",
+                    product_id=f"p{product}",
                     quantity=1 + (rng.random() < 0.1),
                 )
             )
@@ -309,7 +325,9 @@ class TrafficModel:
             * min(more_orders / max(more_carts, 1e-9), 1.0)
         )
         for _ in range(min(len(room.carted), self._count(paying))):
-            user = room.carted.pop(rng.randrange(len(room.carted)))
+            user, product = room.carted.pop(rng.randrange(len(room.carted)))
+            if product in mix.broken:
+                continue  # the link is broken: the viewer cannot pay, and gives up
             quantity = 1 + (rng.random() < 0.1)
             refunded = rng.random() < funnel.refund_share
             out[ORDERS].append(
@@ -317,7 +335,7 @@ class TrafficModel:
                     type="order",
                     user_id=user,
                     order_id=f"o{self._event_seq}",
-                    product_id=f"p{rng.randrange(12)}",
+                    product_id=f"p{product}",
                     quantity=quantity,
                     amount=round(order_price(rng) * quantity, 2),
                     status="refunded" if refunded else "paid",

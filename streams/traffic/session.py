@@ -3,8 +3,11 @@
 One model for the simulator (`liveroom demo`), the load test and the anomaly
 evaluation: a ramp-up, a plateau with product-launch bursts, announced flash sales,
 an end-of-session decay, and labelled incidents (a stream cut, checkout broken, a bot
-flood, a conversion collapse, a negative wave). `factors(t)` says how much of each
-series a room produces at second `t` of its session, relative to its plateau.
+flood, a conversion collapse, a negative wave, one product's link broken). `factors(t)`
+says how much of each series a room produces at second `t` of its session, relative to
+its plateau; `product_mix(t)` how its carts spread over its product links (商品链接):
+Zipf popularity over the products listed at the start, and a new, hot product listed at
+each launch.
 """
 
 from __future__ import annotations
@@ -18,7 +21,15 @@ CHECKOUT_BROKEN = "checkout_broken"
 BOT_FLOOD = "bot_flood"
 CONVERSION_COLLAPSE = "conversion_collapse"
 NEGATIVE_WAVE = "negative_wave"
-INCIDENT_KINDS = (STREAM_CUT, CHECKOUT_BROKEN, BOT_FLOOD, CONVERSION_COLLAPSE, NEGATIVE_WAVE)
+PRODUCT_LINK_BROKEN = "product_link_broken"  # one product's carts go on, its orders stop
+INCIDENT_KINDS = (
+    STREAM_CUT,
+    CHECKOUT_BROKEN,
+    BOT_FLOOD,
+    CONVERSION_COLLAPSE,
+    NEGATIVE_WAVE,
+    PRODUCT_LINK_BROKEN,
+)
 
 # The alert that must catch each incident, and others it may also (rightly) raise.
 EXPECTED_ALERT = {
@@ -27,12 +38,33 @@ EXPECTED_ALERT = {
     BOT_FLOOD: "TrafficSpike",
     CONVERSION_COLLAPSE: "ConversionDrop",
     NEGATIVE_WAVE: "NegativeCommentSurge",
+    PRODUCT_LINK_BROKEN: "ProductCheckoutStalled",
 }
 ALSO_EXPLAINED = {
-    CHECKOUT_BROKEN: {"ConversionDrop"},  # no orders is also no conversion
-    CONVERSION_COLLAPSE: {"CheckoutStalled"},
+    # No orders is also no conversion, and no orders of any product.
+    CHECKOUT_BROKEN: {"ConversionDrop", "ProductCheckoutStalled"},
+    CONVERSION_COLLAPSE: {"CheckoutStalled", "ProductCheckoutStalled"},
+    PRODUCT_LINK_BROKEN: {"CheckoutStalled", "ConversionDrop"},  # a room of one hot product
     BOT_FLOOD: {"NegativeCommentSurge", "KeywordHit"},
 }
+
+
+BASE_PRODUCTS = 8
+PRODUCT_ZIPF_S = 1.0  # product k of the start (0-based) sells 1 / (k + 1) of the first
+LAUNCHED_WEIGHT = 1.5  # a product listed at a launch sells 1.5x the start's best
+
+
+@dataclass(frozen=True, slots=True)
+class ProductMix:
+    """Which products are listed at one second, how carts spread over them, and which
+    of them cannot be paid for (a broken link)."""
+
+    weights: tuple[float, ...]  # per product number, 0 while not yet listed
+    broken: frozenset[int]
+
+    def shares(self) -> list[float]:
+        total = sum(self.weights)
+        return [w / total for w in self.weights]
 
 
 @dataclass(frozen=True)
@@ -40,6 +72,7 @@ class Incident:
     kind: str
     start_s: float
     end_s: float
+    product: int = -1  # the product whose link broke (PRODUCT_LINK_BROKEN)
 
     def covers(self, t: float) -> bool:
         return self.start_s <= t < self.end_s
@@ -66,6 +99,7 @@ class SessionShape:
     launches: list[tuple[float, float, float]] = field(default_factory=list)  # start, len, x
     flash_sales: list[tuple[float, float, float]] = field(default_factory=list)  # announced
     incidents: list[Incident] = field(default_factory=list)
+    products: int = BASE_PRODUCTS  # listed at the start; each launch lists one more
 
     def audience(self, t: float) -> float:
         """Share of the plateau audience present: ramp-up, plateau, decay to ~3 %."""
@@ -106,6 +140,17 @@ class SessionShape:
                 negative = 0.6
         return Factors(entries, comments, carts, orders, negative, announced)
 
+    def product_mix(self, t: float) -> ProductMix:
+        """The product links at second `t`: the start's, Zipf by rank, and one listed at
+        each launch that has begun (product numbers in launch order after the start's)."""
+        weights = [1.0 / (k + 1) ** PRODUCT_ZIPF_S for k in range(self.products)]
+        for start, _, _ in sorted(self.launches):
+            weights.append(LAUNCHED_WEIGHT if start <= t else 0.0)
+        broken = frozenset(
+            i.product for i in self.incidents if i.kind == PRODUCT_LINK_BROKEN and i.covers(t)
+        )
+        return ProductMix(tuple(weights), broken)
+
 
 def random_session(
     rng: random.Random,
@@ -116,7 +161,8 @@ def random_session(
     incident_after_s: float = 600.0,
 ) -> SessionShape:
     """A plausible session: 3-5 product launches (x2-x3 for 20-40 s), maybe one announced
-    flash sale (x10-x15 for a minute), maybe one incident of 2-5 minutes."""
+    flash sale (x10-x15 for a minute), maybe one incident of 2-5 minutes (a broken
+    product link: 4-8)."""
     shape = SessionShape(
         duration_s=duration_s,
         ramp_s=rng.uniform(120, 360),
@@ -131,7 +177,15 @@ def random_session(
             shape.launches.append((start, rng.uniform(20, 40), rng.uniform(2, 3)))
     if incident is not None:
         start = rng.uniform(max(incident_after_s, plateau[0]), plateau[1] - 300)
-        shape.incidents.append(Incident(incident, start, start + rng.uniform(120, 300)))
+        product = -1
+        if incident == PRODUCT_LINK_BROKEN:  # a link that sells: one of the two best then
+            weights = shape.product_mix(start).weights
+            best = sorted(range(len(weights)), key=lambda k: (-weights[k], -k))[:2]
+            product = best[rng.randrange(2)]
+        # A broken link lasts until someone notices it: 4-8 minutes, where the room's
+        # incidents last 2-5 (they show on the room's own charts).
+        length = rng.uniform(240, 480) if incident == PRODUCT_LINK_BROKEN else rng.uniform(120, 300)
+        shape.incidents.append(Incident(incident, start, start + length, product))
     if flash_sale:
         while True:  # an announced sale hides spikes by design: keep it off the incident
             start = rng.uniform(*plateau)

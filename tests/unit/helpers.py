@@ -25,12 +25,12 @@ def comment(user, text="hi", ts=T0, room="r", event_id=None):
     return (COMMENT, _id(event_id), user, ts, room, text)
 
 
-def cart(user, ts=T0, room="r", quantity=1, event_id=None):
-    return (CART, _id(event_id), user, ts, room, "p1", quantity)
+def cart(user, ts=T0, room="r", quantity=1, event_id=None, product="p1"):
+    return (CART, _id(event_id), user, ts, room, product, quantity)
 
 
-def order(user, amount, ts=T0, room="r", paid=True, event_id=None):
-    return (ORDER, _id(event_id), user, ts, room, f"o-{user}", "p1", 1, amount, paid)
+def order(user, amount, ts=T0, room="r", paid=True, event_id=None, product="p1"):
+    return (ORDER, _id(event_id), user, ts, room, f"o-{user}", product, 1, amount, paid)
 
 
 def group(offset, events, source=0):

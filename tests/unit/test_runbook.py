@@ -13,6 +13,7 @@ def test_every_room_alert_kind_has_a_runbook_section_and_anchor():
         "ViewerDrop",
         "TrafficSpike",
         "CheckoutStalled",
+        "ProductCheckoutStalled",
         "ConversionDrop",
         "NegativeCommentSurge",
         "KeywordHit",

@@ -8,6 +8,7 @@ from streams.anomaly.eval import evaluate, render
 from streams.traffic.session import (
     BOT_FLOOD,
     CHECKOUT_BROKEN,
+    PRODUCT_LINK_BROKEN,
     STREAM_CUT,
     Incident,
     SessionShape,
@@ -42,6 +43,26 @@ def test_incidents_change_exactly_their_series_in_their_window() -> None:
     assert (normal.entries, normal.comments, normal.orders) == (1, 1, 1)
 
 
+def test_products_follow_zipf_launches_list_new_ones_and_a_broken_link_is_one_product() -> None:
+    shape = SessionShape(
+        duration_s=3600,
+        launches=[(1000.0, 30.0, 2.5)],
+        incidents=[Incident(PRODUCT_LINK_BROKEN, 2000, 2300, product=8)],
+    )
+    before, after, broken = (shape.product_mix(t) for t in (999, 1000, 2100))
+    assert len(before.weights) == 9 and before.weights[8] == 0  # listed at its launch
+    assert before.weights[0] == 2 * before.weights[1] == 8 * before.weights[7]
+    assert after.weights[8] == max(after.weights) and abs(sum(after.shares()) - 1) < 1e-9
+    assert broken.broken == {8} and not after.broken
+    assert shape.factors(2100).orders == 1  # the room as a whole still pays
+    for seed in range(20):
+        s = random_session(random.Random(seed), 3600, incident=PRODUCT_LINK_BROKEN)
+        (incident,) = s.incidents
+        weights = s.product_mix(incident.start_s).weights
+        assert weights[incident.product] >= sorted(weights)[-2]  # one of the two best
+        assert 240 <= incident.end_s - incident.start_s <= 480
+
+
 def test_random_sessions_are_reproducible_and_keep_sales_off_incidents() -> None:
     a = random_session(random.Random(3), 3600, incident=STREAM_CUT, flash_sale=True)
     b = random_session(random.Random(3), 3600, incident=STREAM_CUT, flash_sale=True)
@@ -56,7 +77,7 @@ def test_random_sessions_are_reproducible_and_keep_sales_off_incidents() -> None
 
 def test_evaluation_of_a_small_run_finds_the_incidents() -> None:
     report = evaluate(rooms=12, hours=0.75, seed=4)
-    assert report["incidents"] == 10
+    assert report["incidents"] == 11  # one room in 7 has none
     assert report["overall"]["recall"] >= 0.9
     assert report["false_alarms_per_room_hour"] <= 0.5
     assert set(report["by_kind"]) == {
@@ -65,6 +86,7 @@ def test_evaluation_of_a_small_run_finds_the_incidents() -> None:
         "bot_flood",
         "conversion_collapse",
         "negative_wave",
+        "product_link_broken",
     }
     text = render(report)
     assert "| stream_cut |" in text and "false alarms" in text
