@@ -65,6 +65,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = _int(text, "a whole number >= 0")
+    if value < 0:
+        raise ValueError("a whole number >= 0")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -205,6 +212,13 @@ class Settings:
         "products each room's list shows (top by GMV over the session and the last 5 "
         "minutes); up to ten times as many, at least 200, are tracked a room",
         _positive_int,
+    )
+    product_series_per_room: int = _setting(
+        0,
+        "per-product Prometheus series (cart adds, orders, GMV, cart-to-order ratio) for "
+        "each room's top products by GMV: 0 (off) or how many; they count in the series "
+        "budget",
+        _count,
     )
     room_shards: str = _setting(
         "",

@@ -96,6 +96,18 @@ ROOM_FAMILIES = (
     ),
 )
 ROOM_FAMILY_NAMES = tuple(name for name, _, _ in ROOM_FAMILIES)
+# Per product, for each room's top products by session GMV: off unless
+# LIVEROOM_PRODUCT_SERIES_PER_ROOM says how many (each costs 4 series of the budget).
+PRODUCT_FAMILIES = (
+    ("liveroom_product_cart_adds_total", "Add-to-cart events of the product in the session."),
+    ("liveroom_product_orders_total", "Paid orders of the product in the session."),
+    ("liveroom_product_gmv_yuan_total", "GMV of the product in the session, yuan."),
+    (
+        "liveroom_product_cart_to_order_ratio",
+        "Distinct buyers / distinct carters of the product in the session.",
+    ),
+)
+PRODUCT_FIELDS = ("cart_adds", "orders", "gmv_yuan", "cart_to_order_ratio")
 # One worker's /metrics stays under this many series by default (SPEC: under 50,000).
 DEFAULT_SERIES_BUDGET = 45_000
 
@@ -310,8 +322,10 @@ class RoomExposition:
         firing_alerts: AlertSource = lambda: (),
         series_budget: int = DEFAULT_SERIES_BUDGET,
         families: Iterable[str] | None = None,
+        product_series: int = 0,
     ) -> None:
         self.snapshots = snapshots
+        self.product_series = product_series
         self.max_rooms = max_rooms
         self.firing_alerts = firing_alerts
         self.series_budget = series_budget
@@ -325,6 +339,12 @@ class RoomExposition:
             for i, (name, doc, kind) in enumerate(ROOM_FAMILIES)
             if i in self._chosen
         ]
+        if product_series:
+            self._families += [
+                f"# HELP {name} {doc} Top {product_series} products by GMV per room.\n"
+                f"# TYPE {name} {'counter' if name.endswith('_total') else 'gauge'}\n"
+                for name, doc in PRODUCT_FAMILIES
+            ]
         # room -> (snapshot, its lines of the chosen families, how many series they hold)
         self._cache: dict[str, tuple[dict[str, Any], list[str], int]] = {}
         self.exported_series = 0  # room series in the last render
@@ -364,11 +384,26 @@ class RoomExposition:
             )
         return lines
 
+    def _product_lines(self, snap: dict[str, Any]) -> list[str]:
+        """One string per PRODUCT_FAMILIES family: the room's top products by GMV."""
+        room = f'room_id="{_label(snap["room_id"])}"'
+        top = snap.get("products", {}).get("session", [])[: self.product_series]
+        return [
+            "".join(
+                f'{name}{{{room},product_id="{_label(row["product_id"])}"}} {_value(row[field])}\n'
+                for row in top
+                if row[field] is not None
+            )
+            for (name, _), field in zip(PRODUCT_FAMILIES, PRODUCT_FIELDS, strict=True)
+        ]
+
     def _rendered(self, snap: dict[str, Any]) -> tuple[dict[str, Any], list[str], int]:
         cached = self._cache.get(snap["room_id"])
         if cached is None or cached[0] is not snap:
             every = self._room_lines(snap)
             lines = [every[i] for i in self._chosen]
+            if self.product_series:
+                lines += self._product_lines(snap)
             cached = (snap, lines, sum(line.count("\n") for line in lines))
         return cached
 
@@ -450,10 +485,13 @@ def build_registry(
     series_budget: int = DEFAULT_SERIES_BUDGET,
     families: Iterable[str] | None = None,
     delivery_pending: Callable[[], dict[str, int]] = dict,
+    product_series: int = 0,
 ) -> tuple[Exposition, HealthMetrics]:
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # RSS and CPU for the processor dashboard
     registry.register(ConsumerLagCollector(lags))
     registry.register(DeliveryPendingCollector(delivery_pending))
-    rooms = RoomExposition(snapshots, max_rooms, firing_alerts, series_budget, families)
+    rooms = RoomExposition(
+        snapshots, max_rooms, firing_alerts, series_budget, families, product_series
+    )
     return Exposition(registry, rooms), HealthMetrics(registry)

@@ -188,6 +188,7 @@ class StreamWorker:
             series_budget=settings.metrics_series_budget,
             families=settings.room_families,
             delivery_pending=lambda: self.delivery.pending(),
+            product_series=settings.product_series_per_room,
         )
         self.health.sentiment_model.labels(self.model_info["name"], self.model_info["sha256"]).set(
             1

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_promtool_accepts_the_exposition(stack):
-    worker = stack.worker()
+    """With the opt-in per-product series too."""
+    worker = stack.worker(LIVEROOM_PRODUCT_SERIES_PER_ROOM="2")
     worker.wait_ready()
     now = int(time.time() * 1000)
     stack.produce(
@@ -22,12 +23,45 @@ def test_promtool_accepts_the_exposition(stack):
             for i in range(30)
         ],
     )
+    stack.produce(
+        "carts",
+        [
+            {
+                "event_id": f"c{i}",
+                "room_id": "r0",
+                "user_id": f"u{i}",
+                "ts": now,
+                "product_id": f"sku-{i % 3}",
+            }
+            for i in range(6)
+        ],
+    )
+    stack.produce(
+        "orders",
+        [
+            {
+                "event_id": f"o{i}",
+                "room_id": "r0",
+                "user_id": f"u{i}",
+                "ts": now,
+                "order_id": f"o{i}",
+                "product_id": f"sku-{i % 3}",
+                "amount": 10.0 * (i + 1),
+            }
+            for i in range(3)
+        ],
+    )
     stack.produce("orders", b"garbage")
     stack.flush()
     wait_until(
-        lambda: total(worker.scrape(), "liveroom_events_processed_total") == 30,
+        lambda: total(worker.scrape(), "liveroom_events_processed_total") == 39,
         30,
         "events processed",
+    )
+    wait_until(
+        lambda: total(worker.scrape(), "liveroom_product_gmv_yuan_total") == 50.0,
+        30,
+        "the top 2 products' GMV (sku-2 30 + sku-1 20) exported",
     )
     with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=5) as r:
         exposition = r.read()

@@ -61,7 +61,8 @@ def exported_families() -> set[str]:
         for make in (enter, comment, cart):
             room.apply(make(f"u{i}"))
         room.apply(order(f"u{i}", 5.0))
-    registry, _ = build_registry(lambda: [snapshot(room)], max_rooms=10)
+    # Opt-in families too (per-product series): the reference documents them.
+    registry, _ = build_registry(lambda: [snapshot(room)], max_rooms=10, product_series=3)
     names = set()
     for family in text_string_to_metric_families(registry.render().decode()):
         if family.name.endswith("_created") or family.name.startswith("process_"):

@@ -7,7 +7,7 @@ from streams.exporter import build_registry
 from streams.rooms.metrics import snapshot
 from streams.rooms.room import RoomSettings, RoomState
 
-from .helpers import comment, enter, order
+from .helpers import cart, comment, enter, order
 
 
 def samples(exposition):
@@ -120,6 +120,41 @@ def test_operators_choose_the_room_families():
     assert exposition.rooms.exported_series == 3 * (1 + 3)
     with pytest.raises(ValueError, match="liveroom_nonsense"):
         build_registry(lambda: snaps, max_rooms=10, families=["liveroom_nonsense"])
+
+
+def shop_snapshot(room_id: str) -> dict:
+    """A room selling three products: p3 the most GMV, then p2, then p1."""
+    room = RoomState(room_id, RoomSettings())
+    for rank, product in enumerate(("p1", "p2", "p3"), start=1):
+        for i in range(2 * rank):
+            room.apply(cart(f"{product}-{i}", room=room_id, product=product))
+        room.apply(order(f"{product}-0", 10.0 * rank, room=room_id, product=product))
+    return snapshot(room)
+
+
+def test_per_product_series_are_off_by_default_and_the_top_k_by_gmv_when_asked():
+    snaps = [shop_snapshot("shop")]
+    off, _ = build_registry(lambda: snaps, max_rooms=10)
+    assert "liveroom_product_" not in off.render().decode()
+    on, _ = build_registry(lambda: snaps, max_rooms=10, product_series=2)
+    got = samples(on)
+    products = {
+        (name, dict(labels)["product_id"]): value
+        for (name, labels), value in got.items()
+        if name.startswith("liveroom_product_")
+    }
+    assert products == {
+        ("liveroom_product_cart_adds_total", "p3"): 6,
+        ("liveroom_product_cart_adds_total", "p2"): 4,
+        ("liveroom_product_orders_total", "p3"): 1,
+        ("liveroom_product_orders_total", "p2"): 1,
+        ("liveroom_product_gmv_yuan_total", "p3"): 30.0,
+        ("liveroom_product_gmv_yuan_total", "p2"): 20.0,
+        ("liveroom_product_cart_to_order_ratio", "p3"): 1 / 6,
+        ("liveroom_product_cart_to_order_ratio", "p2"): 1 / 4,
+    }
+    # They count in the series budget: 8 more than the room's own.
+    assert on.rooms.exported_series == off.rooms.exported_series + 8
 
 
 def test_lag_histogram_buckets_each_event_as_prometheus_would():
