@@ -3,8 +3,9 @@ topic."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from streams.alerts.partition import PartitionAlerts
 from streams.alerts.rules import AlertRules
 from streams.rooms.partition import Room, RoomPartition
 from streams.rooms.room import RoomSettings, RoomState
+from streams.runtime.startup import until_connected
 from streams.state.log import LogReader
 from streams.state.restore import Restored, restore
 
@@ -103,3 +105,34 @@ async def sent_alerts(log: LogReader, alerts_topic: str, partition: int) -> list
     async for batch in log.read(alerts_topic, partition, max(0, end - SENT_ALERTS_TAIL), end):
         sent.extend(orjson.loads(record.value) for record in batch if record.value)
     return sent
+
+
+async def restore_when_answered(
+    log: LogReader,
+    topics: tuple[str, str],
+    partition: int,
+    settings: RoomSettings,
+    rules: AlertRules | None,
+    clock: Callable[[], float],
+    waiting: Callable[[str | None], None],
+    where: str,
+    stopping: Callable[[], bool] = lambda: False,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> RestoredPartition | None:
+    """The partition restored from its state log (`topics`: state, alerts), its alert
+    ledger rebuilt, once the broker answers: a broker that goes away during a restore
+    (the first one of a worker started beside a Kafka still starting, say) costs a
+    retry from the start with capped backoff, never a half-restored partition. None if
+    the worker stops first."""
+    state_topic, alerts_topic = topics
+    done: list[RestoredPartition] = []
+
+    async def attempt() -> None:
+        restored = await restore_partition(log, state_topic, partition, settings, rules, clock())
+        if restored.alerts is not None:
+            restored.alerts.ledger.load(await sent_alerts(log, alerts_topic, partition))
+        done.append(restored)
+
+    if await until_connected(attempt, waiting, where, stopping, sleep):
+        return done[0]
+    return None

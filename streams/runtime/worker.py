@@ -70,7 +70,7 @@ from streams.runtime.heap import release_free_memory, tune_malloc
 from streams.runtime.ingest import Routed, route
 from streams.runtime.lost_input import RECREATED, RETENTION, out_of_range
 from streams.runtime.pacing import InputPacer
-from streams.runtime.restore import restore_partition, sent_alerts
+from streams.runtime.restore import restore_when_answered
 from streams.runtime.startup import UNREACHABLE, TopicLayoutError, layout_problem, until_connected
 from streams.sentiment.scorer import RepeatedTexts
 from streams.state.log import KafkaLog, end_offsets
@@ -158,6 +158,7 @@ class StreamWorker:
         self.log: KafkaLog | None = None
         self.assigned_once = False
         self.start_problem: str | None = None  # why start() is still waiting
+        self.restore_problems: dict[int, str] = {}  # partition -> why its restore waits
         self.assignments = 0  # rebalances seen: a fetch that one overtook is read again
         self.restoring = 0  # room partitions being restored from the state log
         self.rebalancing = True
@@ -235,6 +236,8 @@ class StreamWorker:
         silent = self.clock() - self.broker_answered_at
         if silent >= BROKER_DOWN_S:
             return f"broker unreachable for {silent:.0f} s (processing resumes when it answers)"
+        for problem in self.restore_problems.values():  # the broker went away mid-restore
+            return problem
         if self.restoring:  # a big state takes a while (README: restore time)
             return f"restoring room partitions from the state log ({self.restoring} left)"
         if not self.assigned_once:
@@ -1088,8 +1091,11 @@ class StreamWorker:
             finally:
                 self.restoring = 0
             self.health.restore_seconds.set(time.perf_counter() - started)
+            if self.stopping:
+                return  # stopped while waiting for the broker: nothing to fold
             now = self.clock()
             for tp, owned in zip(mine, restored, strict=True):
+                assert owned is not None
                 owned.checkpoint_at = next_slot(
                     now,
                     self.settings.checkpoint_interval_seconds,
@@ -1112,21 +1118,32 @@ class StreamWorker:
                 self.assigned_once = True
                 log.info("Worker ready: %d partitions assigned", len(assigned))
 
-    async def _adopt(self, p: int) -> OwnedPartition:
+    async def _adopt(self, p: int) -> OwnedPartition | None:
+        """Partition `p` restored and ready to fold (None: the worker stopped first)."""
         log_ = self.log
         assert log_ is not None
-        restored = await restore_partition(
+
+        def waiting(reason: str | None) -> None:
+            if reason is None:
+                self.restore_problems.pop(p, None)
+            else:
+                self.restore_problems[p] = reason
+
+        restored = await restore_when_answered(
             log_,
-            self.settings.topic_room_state,
+            (self.settings.topic_room_state, self.settings.topic_alerts),
             p,
             self.room_settings,
             self.rules,
-            self.clock(),
+            self.clock,
+            waiting,
+            f"{self.settings.kafka_bootstrap} (restoring room partition {p})",
+            stopping=lambda: self.stopping,
         )
+        if restored is None:
+            return None
         restored.part.shards = self.shards or None
         restored.part.home_of = self.partition_of.home
-        if restored.alerts is not None:
-            restored.alerts.ledger.load(await sent_alerts(log_, self.settings.topic_alerts, p))
         self.restoring = max(self.restoring - 1, 0)
         r = restored.restored
         if restored.without_base:

@@ -11,13 +11,14 @@ import random
 
 import orjson
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from streams.rooms.flat import sorted_entries
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.room import RoomSettings
 from streams.runtime import checkpoint
 from streams.runtime.checkpoint import Checkpointer
-from streams.runtime.restore import restore_partition
+from streams.runtime.restore import restore_partition, restore_when_answered
 from streams.state.log import LogFailure, LogRecord, MemoryLog
 from streams.state.records import bytes_as_base64
 from streams.state.writer import EpochWriter
@@ -403,3 +404,80 @@ def test_a_restore_skips_the_pieces_a_later_base_of_their_room_replaces():
     assert everything.restored.superseded == 0
     assert everything.restored.pieces == skipping.restored.pieces
     assert fingerprint(everything.part) == fingerprint(part)
+
+
+class BrokerGoneMidRead(MemoryLog):
+    """A state log whose broker goes away in the middle of the first `outages` reads:
+    the read yields its first batch, then the connection drops."""
+
+    def __init__(self, log: MemoryLog, outages: int) -> None:
+        super().__init__()
+        self.partitions = log.partitions
+        self.outages = outages
+
+    async def read(self, topic, partition, start, end):
+        first = True
+        async for batch in super().read(topic, partition, start, end):
+            for record in batch:  # a batch a record: a read breaks after its first
+                if not first and self.outages:
+                    self.outages -= 1
+                    raise KafkaConnectionError("connection to the broker lost")
+                first = False
+                yield [record]
+
+
+def test_a_broker_gone_during_the_first_restore_is_waited_for_and_the_restore_is_whole():
+    records = make_records()
+    log = MemoryLog()
+    asyncio.run(run(records, log, None))
+    reasons: list[str | None] = []
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    restored = asyncio.run(
+        restore_when_answered(
+            BrokerGoneMidRead(log, outages=3),
+            (TOPIC, "alerts"),
+            0,
+            SETTINGS,
+            None,
+            lambda: NOW,
+            reasons.append,
+            "kafka:9092 (restoring room partition 0)",
+            sleep=sleep,
+        )
+    )
+    assert restored is not None
+    assert fingerprint(restored.part) == reference(records)  # not half of it, not twice
+    assert slept == [0.5, 1.0, 2.0]
+    assert reasons[0] == (
+        "waiting for the broker at kafka:9092 (restoring room partition 0): "
+        "KafkaConnectionError (attempt 1)"
+    )
+    assert reasons[-1] is None  # ready again
+
+
+def test_a_worker_stopping_while_the_broker_is_gone_stops_restoring():
+    log = MemoryLog()
+    asyncio.run(run(make_records(), log, None))
+
+    async def sleep(seconds: float) -> None:
+        pass
+
+    restored = asyncio.run(
+        restore_when_answered(
+            BrokerGoneMidRead(log, outages=10**6),
+            (TOPIC, "alerts"),
+            0,
+            SETTINGS,
+            None,
+            lambda: NOW,
+            lambda reason: None,
+            "kafka:9092",
+            stopping=iter([False, False, True]).__next__,
+            sleep=sleep,
+        )
+    )
+    assert restored is None
