@@ -311,7 +311,8 @@ class RoomPartition:
                 continue
             snap = snapshot(state)
             snap["emitted_at_ms"] = int(now * 1000)
-            room.snapshot, room.emitted_at, room.dirty_emit = snap, now, False
+            # A product list that leaves sales out keeps the room due (`Products.stale`).
+            room.snapshot, room.emitted_at, room.dirty_emit = snap, now, state.products.stale
             room.emitted_events = events
             out.append(snap)
         return out

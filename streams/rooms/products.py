@@ -84,10 +84,25 @@ class Product:
 
 
 LIST_EVERY_MS = 10_000  # a room's list is built again at most this often (event time)
+# ...or, while sales are left out of it, after this many listings, or at once when the
+# room's event time stood still since the last listing: a room whose event time stands
+# still (its last events late, a replay after a restart) would otherwise keep a list
+# without them.
+LIST_EVERY_CALLS = 10
 
 
 class Products:
-    __slots__ = ("cap", "changed", "items", "listed", "listed_at_ms", "other")
+    __slots__ = (
+        "calls",
+        "cap",
+        "changed",
+        "items",
+        "last_call_ms",
+        "listed",
+        "listed_at_ms",
+        "other",
+        "unlisted",
+    )
 
     def __init__(self, cap: int = 200) -> None:
         self.cap = cap
@@ -98,13 +113,32 @@ class Products:
         # it every second made a room's snapshot 5x dearer; a product list moves slower).
         self.listed: dict[str, list[dict[str, Any]]] | None = None
         self.listed_at_ms = -LIST_EVERY_MS
+        self.unlisted = False  # sales since the list was built
+        self.calls = 0  # listings since it was built
+        self.last_call_ms = -1  # the watermark at the last listing
 
     def listing(self, watermark_ms: int, top: int) -> dict[str, list[dict[str, Any]]]:
-        """The room's list (`product_list` of this table), at most LIST_EVERY_MS old."""
-        if self.listed is None or watermark_ms - self.listed_at_ms >= LIST_EVERY_MS:
+        """The room's list (`product_list` of this table): built again once the event
+        time moved LIST_EVERY_MS; while it leaves sales out, also after LIST_EVERY_CALLS
+        listings or when the event time stood still since the last one (`stale` says a
+        room needs another listing for that)."""
+        self.calls += 1
+        stood_still, self.last_call_ms = watermark_ms == self.last_call_ms, watermark_ms
+        if (
+            self.listed is None
+            or watermark_ms - self.listed_at_ms >= LIST_EVERY_MS
+            or (self.unlisted and (stood_still or self.calls >= LIST_EVERY_CALLS))
+        ):
             self.listed = product_list([self.partial()], watermark_ms, top)
             self.listed_at_ms = watermark_ms
+            self.unlisted, self.calls = False, 0
         return self.listed
+
+    @property
+    def stale(self) -> bool:
+        """The last list leaves sales out: the room's snapshots must go on until it
+        does not (a room that went quiet would keep it)."""
+        return self.unlisted
 
     def _product(self, product_id: str, ts_ms: int) -> Product | None:
         product = self.items.get(product_id)
@@ -115,6 +149,7 @@ class Products:
         elif ts_ms < product.first_seen_ms:
             product.first_seen_ms = ts_ms  # an earlier event arrived late
         self.changed.add(product_id)
+        self.unlisted = True
         return product
 
     def cart(self, product_id: str, user: str, ts_ms: int) -> None:

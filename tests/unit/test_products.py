@@ -8,11 +8,12 @@ import orjson
 
 from streams.events import CART, ORDER
 from streams.rooms.metrics import snapshot
+from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.products import Products, product_list
 from streams.rooms.room import RoomSettings, RoomState
 from streams.state.records import bytes_as_base64
 
-from .helpers import T0
+from .helpers import T0, group
 
 MIN = 60_000
 
@@ -95,3 +96,39 @@ def test_the_list_is_built_at_most_every_10_s_of_event_time():
     assert products.listing(T0 + 9_999, 20) is first  # reused
     later = products.listing(T0 + 10_000, 20)
     assert later is not first and later["session"][0]["orders"] == 1
+
+
+def test_a_list_that_leaves_sales_out_is_built_again_when_event_time_stands_still():
+    """A replay after a restart, or a room's last events arriving late: the watermark
+    does not move, and the list must still take them in. The room stays due for a
+    snapshot until it does."""
+    products = Products()
+    products.cart("p1", "u1", T0)
+    first = products.listing(T0, 20)
+    assert not products.stale
+    products.cart("p1", "u2", T0 - 3_000)  # late: the watermark stays at T0
+    assert products.stale
+    assert products.listing(T0, 20)["session"][0]["cart_adds"] == 2
+    assert not products.stale
+    # A busy room whose event time moves keeps reusing its list for up to 10 listings.
+    for second in range(1, 10):
+        products.cart("p1", f"v{second}", T0 + second * 1_000)
+        assert products.listing(T0 + second * 1_000, 20)["session"][0]["cart_adds"] == 2
+    products.cart("p1", "w", T0 + 9_500)
+    assert products.listing(T0 + 9_600, 20)["session"][0]["cart_adds"] == 12  # the 10th
+    assert first is not products.listed
+
+
+def test_a_room_whose_list_is_stale_stays_due_for_a_snapshot():
+    """Its last sales came with the event time moving (the list reused them), then the
+    room went quiet: its next snapshot, with nothing new folded, still comes, and takes
+    them in."""
+    part = RoomPartition(0, RoomSettings())
+    part.apply(0, [group(0, [cart("u1", "p1", T0, "k1")])], 10.0, Outcome())
+    assert len(part.due_snapshots(10.0)) == 1
+    part.apply(1, [group(1, [cart("u2", "p1", T0 + 1_000, "k2")])], 10.5, Outcome())
+    (reused,) = part.due_snapshots(16.0, quiet_interval=5.0)
+    assert reused["products"]["session"][0]["cart_adds"] == 1  # the list was reused
+    (fresh,) = part.due_snapshots(22.0, quiet_interval=5.0)  # nothing folded since
+    assert fresh["products"]["session"][0]["cart_adds"] == 2
+    assert part.due_snapshots(28.0, quiet_interval=5.0) == []  # nothing left out
