@@ -203,6 +203,57 @@ def core_rate(data: dict[str, list[bytes]], now_ms: int) -> dict[str, float]:
     }
 
 
+def fold_seconds(routed: list[Any], now_ms: int, partitions: int = 8) -> float:
+    """Seconds to fold `routed` (route's output) into fresh partitions with every
+    processor on, and each partition's alerts advanced after each fetch, as the worker."""
+    rules, score = AlertRules.load(), RepeatedTexts(sentiment.default_scorer().score)
+    parts = {}
+    for p in range(partitions):
+        alerts = PartitionAlerts(p, rules, 5000)
+        parts[p] = (RoomPartition(p, RoomSettings(), alerts), alerts)
+    offsets = dict.fromkeys(range(partitions), 0)
+    outcome, now = Outcome(), now_ms / 1000
+    started = time.perf_counter()
+    for r in routed:
+        for p, values in r.records.items():
+            part, _ = parts[p]
+            for value in values:
+                part.apply(offsets[p], orjson.loads(value), now, outcome, score)
+                offsets[p] += 1
+        for part, alerts in parts.values():
+            alerts.advance(now, part)
+            alerts.take()
+    return time.perf_counter() - started
+
+
+def bench_products(events: int = 200_000, rounds: int = 2) -> None:
+    """The product list's share of the fold (its per-product counts, distinct users,
+    steps for ProductCheckoutStalled, and the product watches): the fold timed with it
+    and with `RoomState.note_product` a no-op, alternated in the same run."""
+    now_ms = int(time.time() * 1000)
+    fetches = interleaved(records(events, 100))
+    partition_of = RoomPartitions(8)
+    routed = [route(fetches[i : i + 8], partition_of, now_ms) for i in range(0, len(fetches), 8)]
+    folded = sum(r.events for r in routed)
+    tracked = RoomState.note_product
+    on: list[float] = []
+    off: list[float] = []
+    try:
+        for _ in range(rounds):
+            RoomState.note_product = tracked
+            on.append(fold_seconds(routed, now_ms))
+            RoomState.note_product = lambda self, event: None
+            off.append(fold_seconds(routed, now_ms))
+    finally:
+        RoomState.note_product = tracked
+    with_, without = min(on), min(off)
+    print(
+        f"products: fold {rate_of(folded / with_).strip()} with the product list, "
+        f"{rate_of(folded / without).strip()} without: {1 - without / with_:.1%} of the fold "
+        f"({(with_ - without) / folded * 1e9:.0f} ns an event; best of {rounds} alternated)"
+    )
+
+
 def bench_core(events: int) -> float:
     now_ms = int(time.time() * 1000)
     arrays = core_rate(records(events, 100), now_ms)
@@ -689,6 +740,7 @@ def main() -> None:
     print(f"liveroom-streams bench — {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     tune_gc()  # as the worker does
     core = bench_core(args.core_events)
+    bench_products()
     bench_split()
     bench_sentiment()
     bench_detectors()

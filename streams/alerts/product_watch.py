@@ -12,8 +12,11 @@ configurable time" of the rule); it resolves when the detector sees orders back.
 
 Steps of 10 s, not seconds: a product sells a few times a minute where a room sells a
 few times a second, so finer steps add cost (20 products x 5,000 rooms) and no speed.
-At most `max_products` products of a room are watched; a product that sells more than
-the weakest watched one (and is not firing) takes its place.
+At most `max_products` products of a room are watched, and only those whose carts, at
+the room's orders per cart, promise at least half the orders a step its detector needs
+to judge (`min_success_rate`): a detector is ~1.5 kB, and most products of most rooms
+sell too little to be judged. A product that sells more than the weakest watched one
+(and is not firing) takes its place when the room is full.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ from streams.anomaly.stats import Ewma
 STEP_S = 10
 ROOM_HALF_LIFE_STEPS = 30.0  # the room's orders per cart, over ~5 minutes
 PRIOR_STEPS = 3  # a new product starts as if it had sold like the room for 30 s
+CANDIDATE_DECAY = 0.5 ** (1 / 6)  # a product's carts before it is watched, over ~1 minute
 
 
 class ProductWatch:
     """The watched products of one room, their detectors and silences."""
 
     __slots__ = (
+        "admit_at",
+        "candidates",
         "detector_args",
         "detectors",
         "max_products",
@@ -40,6 +46,7 @@ class ProductWatch:
         "room_carts",
         "room_orders",
         "silent",
+        "steps",
     )
 
     def __init__(self, section: dict[str, Any]) -> None:
@@ -52,17 +59,22 @@ class ProductWatch:
         # (a link broken at its launch has no history of its own).
         self.room_carts = Ewma(ROOM_HALF_LIFE_STEPS)
         self.room_orders = Ewma(ROOM_HALF_LIFE_STEPS)
+        # Products not watched yet: [their carts, decayed per step, the step last seen].
+        self.candidates: dict[str, list[float]] = {}
+        self.admit_at = 0.5 * self.detector_args.get("min_success_rate", 0.02)
+        self.steps = 0
 
     def step(self, rows: dict[str, tuple[float, float]], alerting: set[str]) -> set[str]:
         """Feed one step: `rows` maps product_id to (cart adds, orders) in it (products
         with neither may be absent). `alerting`: products whose alert fires now. Returns
         the products whose alert should fire after this step."""
         detectors = self.detectors
+        self.steps += 1
         total_carts = total_orders = 0.0
         for product_id, (carts, orders) in rows.items():
             total_carts += carts
             total_orders += orders
-            if product_id not in detectors and carts > 0:
+            if product_id not in detectors and carts > 0 and self._promising(product_id, carts):
                 self._admit(product_id, carts)
         self.room_carts.update(total_carts)
         self.room_orders.update(total_orders)
@@ -74,6 +86,26 @@ class ProductWatch:
             if detector.firing and (product_id in alerting or silent >= self.quiet_steps):
                 out.add(product_id)
         return out
+
+    def _promising(self, product_id: str, carts: float) -> bool:
+        """Whether the product's recent carts, at the room's orders per cart, promise
+        enough orders a step to be judged."""
+        candidates = self.candidates
+        held = candidates.get(product_id)
+        if held is None:
+            if len(candidates) >= 2 * self.max_products:  # bounded: the quietest go
+                for quiet in sorted(candidates, key=lambda p: candidates[p][0])[
+                    : len(candidates) // 2
+                ]:
+                    del candidates[quiet]
+            held = candidates[product_id] = [0.0, self.steps]
+        held[0] = held[0] * CANDIDATE_DECAY ** (self.steps - held[1]) + carts
+        held[1] = self.steps
+        q = self.room_orders.mean / self.room_carts.mean if self.room_carts.mean > 0 else 0.0
+        if held[0] * (1 - CANDIDATE_DECAY) * q < self.admit_at:
+            return False
+        del candidates[product_id]
+        return True
 
     def _admit(self, product_id: str, carts: float) -> None:
         detectors = self.detectors

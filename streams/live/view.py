@@ -22,6 +22,7 @@ MAX_LIMIT = 1000
 ALERT_FIELDS = (
     "alert_id",
     "kind",
+    "key",  # which series, keyword list or product (a product id is not a user's)
     "severity",
     "status",
     "starts_at_ms",

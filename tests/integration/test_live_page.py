@@ -182,6 +182,9 @@ def test_live_page_matches_metrics_changes_and_shows_alerts(stack):
     detail = get_json(port, f"/api/rooms/{ALERTED}")
     for body in (overview, detail):
         assert b"user-" not in orjson.dumps(body)
+    # A firing alert says which list (or product: the page marks it in its table).
+    keyword_lists = {a["key"] for a in detail["alerts_firing"] if a["kind"] == "KeywordHit"}
+    assert keyword_lists and keyword_lists <= {"fraud", "counterfeit", "regulator"}
     assert overview["rooms_total"] == len(ROOMS)
     assert overview["rooms"][0]["room_id"] == ROOMS[-1]
     # Conversion 2/15 after rooms 0 and 3 (1/10, 4/40), before 3/20, 5/30, 6/35: 2 of 0-5.

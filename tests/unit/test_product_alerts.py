@@ -114,3 +114,20 @@ def test_a_split_room_sums_its_shards_steps() -> None:
     merged.partials = {p["shard"]: p for p in shards}
     assert merged.product_step(step) == {"p1": (3, 2)}
     assert merged.product_step(step + 1) == {}
+
+
+def test_only_products_that_sell_enough_to_be_judged_get_a_detector() -> None:
+    """A detector is ~1.5 kB: a room's long tail of products that sell a few times an
+    hour gets none, and those waiting to be watched stay bounded."""
+    watch = ProductWatch(SECTION)
+    for step in range(60):
+        rows = {"hot": (10, 3)}  # ~0.3 orders per cart: 3 orders a step
+        rows |= {f"tail-{step}-{k}": (1, 0) for k in range(5)}  # one cart each, once
+        watch.step(rows, set())
+    assert set(watch.detectors) == {"hot"}
+    assert len(watch.candidates) <= 2 * SECTION["max_products"]
+    # A product broken at its launch (carts, never an order) is watched all the same:
+    # its carts at the room's orders per cart promise enough.
+    for _ in range(3):
+        watch.step({"hot": (10, 3), "launched": (8, 0)}, set())
+    assert "launched" in watch.detectors
