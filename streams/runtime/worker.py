@@ -55,11 +55,10 @@ from streams.live.view import LiveView, RateMeter
 from streams.logs import limit_repeats
 from streams.rooms.partition import SOURCE_RESET, Outcome, RoomPartition, source_id
 from streams.rooms.peers import PeerIndex
-from streams.rooms.room import RoomSettings
 from streams.rooms.shards import ShardMap, events_per_second, shards_needed
 from streams.runtime.broker_memory import (
     ENV_PID,
-    NOTE,
+    ENV_ROTATES_AT,
     MemoryForecast,
     default_cap,
     rss_bytes,
@@ -121,12 +120,7 @@ class StreamWorker:
         self.clock = clock
         self.app = create_app(settings)
         self.rules = AlertRules.load(settings.alert_rules)
-        self.room_settings = RoomSettings(
-            allowed_lateness_ms=int(settings.allowed_lateness_seconds * 1000),
-            session_timeout_s=settings.session_timeout_seconds,
-            dedup_horizon_s=settings.dedup_horizon_seconds,
-            products_per_room=settings.products_per_room,
-        )
+        self.room_settings = settings.room_settings()
         # The sentiment model: swapped without a restart when its file changes (or on
         # SIGHUP); one that fails to load is refused and the running one kept. Loaded
         # once here (the settings check already refused a bad file).
@@ -174,11 +168,16 @@ class StreamWorker:
         # every record in memory: watched, forecast, and said (streams.runtime.broker_memory).
         broker_pid = os.environ.get(ENV_PID, "")
         self.broker_pid = int(broker_pid) if broker_pid.isdigit() else None
-        self.broker_memory = MemoryForecast(default_cap()) if self.broker_pid else None
+        rotates_at = os.environ.get(ENV_ROTATES_AT, "")
+        self.broker_memory = (
+            MemoryForecast(default_cap(), rotates_at_mb=int(rotates_at or 0))
+            if self.broker_pid
+            else None
+        )
         self._last_broker_sample = 0.0
         self._broker_warned = False
         if self.broker_memory is not None:
-            log.warning("%s", NOTE)
+            log.warning("%s", self.broker_memory.summary()["note"])
         self.metrics_partition_of: RoomPartitions | None = None  # of the room-metrics topic
         self.broker_answered_at = clock()  # last metadata answer from the broker
         self.exposition, self.health = build_registry(

@@ -39,3 +39,11 @@ def test_a_flat_or_shrinking_broker_has_no_deadline():
 def test_rss_of_a_process_and_of_none():
     assert rss_bytes(os.getpid()) > 10 * MB
     assert rss_bytes(2**22 + 12345) is None
+
+
+def test_a_broker_the_demo_rotates_has_no_deadline_and_says_why():
+    forecast = MemoryForecast(cap_bytes=4_000 * MB, rotates_at_mb=512)
+    for t in range(0, 3_700, 60):
+        forecast.observe(t, 100 * MB + t * MB // 3)  # growing, until the next rotation
+    assert forecast.bytes_per_hour() and forecast.hours_left() is None
+    assert "fresh generation at 512 MB" in forecast.summary()["note"]
