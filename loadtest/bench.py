@@ -554,6 +554,33 @@ def bench_sentiment(comments: int = 5_000) -> None:
     sentiment.score_batch(texts)
     batch_us = (time.perf_counter() - started) / len(texts) * 1e6
     print(f"sentiment: score_batch of the simulator comments   {batch_us:.1f} µs a text")
+    bench_adapted_sentiment([t for t in texts if 10 <= len(t) <= 30])
+
+
+def bench_adapted_sentiment(texts: list[str], rows: int = 50_000) -> None:
+    """An adapted model's speed against the shipped one's (issue 41: within 10 %), on the
+    same comments, alternated: a model trained here on `rows` synthetic labelled rows
+    (loadtest.sentiment_scale's, a wide vocabulary)."""
+    try:
+        from streams.sentiment.adapt import scorer_of, train
+    except ImportError as exc:  # scikit-learn: the `train` extra
+        print(f"sentiment: adapted model skipped ({exc})")
+        return
+    from loadtest.sentiment_scale import labelled_rows
+
+    names = {"neg": "negative", "neu": "neutral", "pos": "positive"}
+    started = time.perf_counter()
+    model = train([(t, names[label]) for t, label in labelled_rows(rows, False)], sources=[])
+    trained_s = time.perf_counter() - started
+    adapted, shipped = scorer_of(model["ngrams"]), sentiment.default_scorer()
+    pairs = [(_time_texts(adapted, texts), _time_texts(shipped, texts)) for _ in range(2)]
+    (a_mean, a_p99, _), (s_mean, s_p99, _) = min(pairs, key=lambda pair: pair[0][0])
+    print(
+        f"sentiment: adapted model ({rows:,} rows, {len(model['ngrams']):,} n-grams, trained "
+        f"in {trained_s:.0f} s) 10-30 chars: mean {a_mean:.1f} µs, p99 {a_p99:.1f} µs; "
+        f"shipped {s_mean:.1f} µs, {s_p99:.1f} µs ({a_mean / s_mean:.2f}x; best of 2 "
+        "alternated)"
+    )
 
 
 def bench_detectors(steps: int = 200_000) -> None:

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 from streams.sentiment import default_scorer
@@ -40,25 +41,30 @@ POSITIVE = (*COMMENTS_POSITIVE, "太好看了", "太美了", "好看", "太划�
 POOLS = {"pos": POSITIVE, "neu": COMMENTS_NEUTRAL, "neg": COMMENTS_NEGATIVE}
 
 
-def write_rows(path: Path, rows: int, narrow: bool, seed: int = 11) -> None:
+def labelled_rows(rows: int, narrow: bool, seed: int = 11) -> Iterator[tuple[str, str]]:
+    """(text, label) rows: a labelled phrase, inside random characters unless `narrow`."""
     rng = random.Random(seed)
     chars = [chr(c) for c in range(0x4E00, 0x4E00 + 3500)]
     cumulative = list(itertools.accumulate(1 / (k + 1) for k in range(len(chars))))
+    for _ in range(rows):
+        label = rng.choice(tuple(POOLS))
+        phrase = rng.choice(POOLS[label])
+        if narrow:
+            yield phrase, label
+            continue
+        n = rng.randint(4, 24)
+        filler = "".join(
+            chars[bisect.bisect(cumulative, rng.random() * cumulative[-1])] for _ in range(n)
+        )
+        cut = rng.randint(0, n)
+        yield filler[:cut] + phrase + filler[cut:], label
+
+
+def write_rows(path: Path, rows: int, narrow: bool) -> None:
     with path.open("w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["text", "label"])
-        for _ in range(rows):
-            label = rng.choice(tuple(POOLS))
-            phrase = rng.choice(POOLS[label])
-            if narrow:
-                out.writerow([phrase, label])
-                continue
-            n = rng.randint(4, 24)
-            filler = "".join(
-                chars[bisect.bisect(cumulative, rng.random() * cumulative[-1])] for _ in range(n)
-            )
-            cut = rng.randint(0, n)
-            out.writerow([filler[:cut] + phrase + filler[cut:], label])
+        out.writerows(labelled_rows(rows, narrow))
 
 
 def scoring_us(score, texts: list[str]) -> tuple[float, float]:
