@@ -83,7 +83,9 @@ async def test_posts_retry_until_the_receiver_answers_and_count_outcomes() -> No
     try:
         delivery.submit(record())
         for _ in range(100):
-            if len(got) >= 2:
+            # Both received, and both answers seen by the sender (the outcome is counted
+            # after the response: waiting on the receiver alone raced it under load).
+            if len(got) >= 2 and sum(result == "sent" for _, result in outcomes) >= 2:
                 break
             await asyncio.sleep(0.05)
     finally:
