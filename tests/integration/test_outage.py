@@ -39,6 +39,7 @@ def readyz(port: int) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
+@pytest.mark.long  # 80 s: CI runs it in `make test-long`, keeping `make test` near 9 minutes
 def test_a_broker_hang_is_survived_exactly(tmp_path):
     with EmbeddedBroker(log_path=str(tmp_path / "broker.log")) as broker:
         assert broker.process is not None
