@@ -37,6 +37,7 @@ from streams.runtime.restore import restore_partition
 from streams.runtime.worker import tune_gc
 from streams.state.log import LogRecord, MemoryLog
 from streams.state.writer import EpochWriter
+from streams.traffic.model import KINDS
 
 STATE_TOPIC = "state"
 
@@ -67,7 +68,7 @@ def main() -> None:
     tune_malloc()
     scenario = load(args.scenario)
     model = scenario.model()
-    kinds = {name: i for i, name in enumerate(("views", "comments", "carts", "orders"))}
+    kinds = {name: i for i, name in enumerate(KINDS)}  # in the order of the input topics
     settings = RoomSettings()
     rules = AlertRules.load()
     worker = config.load()

@@ -162,6 +162,12 @@ class RoomPartition:
 
     # -- split rooms ---------------------------------------------------------------------
 
+    def mark_shards(self) -> None:
+        """After `shards` and `home_of` are set (a restore): the rooms that are shards of a
+        split room keep their presence samples (what their partials send)."""
+        for room_id, room in self.rooms.items():
+            room.state.presence.keep_samples = self.shard_of(room_id) is not None
+
     def shard_of(self, room_id: str) -> tuple[int, int, int] | None:
         """(home partition, shard, shards) of a split room's shard held here, else None."""
         shards = self.shards
@@ -225,6 +231,11 @@ class RoomPartition:
 
     def _new_room(self, room_id: str, ts_ms: int) -> Room:
         room = self.rooms[room_id] = Room(RoomState(room_id, self.settings))
+        # Presence samples are what a shard's partials send (the room's PCU): no one
+        # reads an unsplit room's.
+        room.state.presence.keep_samples = self.shards is not None and (
+            self.shard_of(room_id) is not None
+        )
         if self.observer is not None:
             self.observer.room_seen(room_id, ts_ms)
         return room

@@ -1143,6 +1143,7 @@ class StreamWorker:
             return None
         restored.part.shards = self.shards or None
         restored.part.home_of = self.partition_of.home
+        restored.part.mark_shards()
         self.restoring = max(self.restoring - 1, 0)
         r = restored.restored
         if restored.without_base:

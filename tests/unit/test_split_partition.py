@@ -159,6 +159,11 @@ def test_a_pinned_split_room_merges_to_the_unsplit_figures():
             assert merged["windows"][window][key] == want["windows"][window][key], (window, key)
     calm = parts[partition_of.home("calm")].rooms["calm"].snapshot
     assert calm is not None and "shards" not in calm
+    # Presence samples (a shard's partials carry them for the PCU) are kept by shards
+    # only: an unsplit room's would be memory no one reads.
+    calm_presence = parts[partition_of.home("calm")].rooms["calm"].state.presence
+    assert not calm_presence.keep_samples and not calm_presence.samples
+    assert all(parts[p].rooms["mega"].state.presence.samples for p in holders)
 
 
 def test_only_the_home_partition_judges_a_split_room():
@@ -175,3 +180,16 @@ def test_only_the_home_partition_judges_a_split_room():
             assert watch.last_closed > (T0 // 1000) + 60  # judged, on merged rows
         else:
             assert watch.last_closed <= T0 // 1000  # shards away from home never judge it
+
+
+def test_a_restored_partition_marks_which_of_its_rooms_keep_presence_samples():
+    shards = ShardMap({"mega": 4}, P)
+    partition_of = RoomPartitions(P, shards)
+    home = partition_of.home("mega")
+    part = RoomPartition(home, SETTINGS)  # as restore_partition builds it: no shards yet
+    for room_id in ("mega", "calm"):
+        part.rooms[room_id] = part._new_room(room_id, T0)
+    part.shards, part.home_of = shards, partition_of.home  # what the worker then sets
+    part.mark_shards()
+    assert part.rooms["mega"].state.presence.keep_samples
+    assert not part.rooms["calm"].state.presence.keep_samples
