@@ -17,6 +17,7 @@ of the last RING_STEPS steps: what ProductCheckoutStalled judges
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 from streams.rooms.distinct import DistinctCount
@@ -39,6 +40,13 @@ def step_counts(ring: list[int], step: int) -> tuple[int, int]:
     return ring[at + R_CARTS], ring[at + R_ORDERS]
 
 
+# A product's minutes: KEPT_MINUTES slots of [minute, carts, orders, GMV], minute %
+# KEPT_MINUTES, in one array of doubles (a dict of lists took ~1 kB a product, and the
+# `memory` scenario's 5,000 rooms list ~40,000 products).
+SLOT = 4
+NO_MINUTES = array("d", [-1.0, 0.0, 0.0, 0.0] * KEPT_MINUTES)
+
+
 class Product:
     __slots__ = (
         "buyers",
@@ -47,6 +55,7 @@ class Product:
         "first_seen_ms",
         "gmv",
         "minutes",
+        "newest_minute",
         "orders",
         "ring",
     )
@@ -56,9 +65,11 @@ class Product:
         self.orders = 0
         self.gmv = 0.0
         self.first_seen_ms = first_seen_ms
-        self.carters = DistinctCount()
-        self.buyers = DistinctCount()
-        self.minutes: dict[int, list[float]] = {}  # minute -> [carts, orders, gmv]
+        # Made at the first cart add and the first order: many products never sell.
+        self.carters: DistinctCount | None = None
+        self.buyers: DistinctCount | None = None
+        self.minutes = array("d", NO_MINUTES)
+        self.newest_minute = -1
         self.ring = [-1, 0, 0] * RING_STEPS
 
     def _count_step(self, ts_ms: int, column: int) -> None:
@@ -72,15 +83,34 @@ class Product:
             ring[at], ring[at + R_CARTS], ring[at + R_ORDERS] = step, 0, 0
         ring[at + column] += 1
 
-    def _minute(self, ts_ms: int) -> list[float]:
+    def _minute(self, ts_ms: int) -> int:
+        """The array index of the minute's slot (its carts; -1: older than those kept)."""
         minute = ts_ms // 60_000
-        row = self.minutes.get(minute)
-        if row is None:
-            row = self.minutes[minute] = [0, 0, 0.0]
-            newest = max(self.minutes)
-            for old in [m for m in self.minutes if m <= newest - KEPT_MINUTES]:
-                del self.minutes[old]
-        return row
+        if minute <= self.newest_minute - KEPT_MINUTES:
+            return -1
+        if minute > self.newest_minute:
+            self.newest_minute = minute
+        minutes = self.minutes
+        at = (minute % KEPT_MINUTES) * SLOT
+        if minutes[at] != minute:  # an older minute's slot (a newer one is excluded above)
+            minutes[at : at + SLOT] = array("d", (minute, 0.0, 0.0, 0.0))
+        return at + 1
+
+    def minute_rows(self) -> dict[int, list[float]]:
+        """minute -> [carts, orders, GMV] for the minutes kept."""
+        minutes, oldest = self.minutes, self.newest_minute - KEPT_MINUTES
+        return {
+            int(minutes[at]): minutes[at + 1 : at + SLOT].tolist()
+            for at in range(0, len(minutes), SLOT)
+            if minutes[at] > oldest and minutes[at] >= 0
+        }
+
+    def load_minutes(self, rows: list[list[Any]]) -> None:
+        self.minutes, self.newest_minute = array("d", NO_MINUTES), -1
+        for minute, row in sorted(rows):
+            at = self._minute(minute * 60_000)
+            if at >= 0:
+                self.minutes[at : at + 3] = array("d", row)
 
 
 LIST_EVERY_MS = 10_000  # a room's list is built again at most this often (event time)
@@ -158,8 +188,12 @@ class Products:
             self.other[M_CARTS] += 1
             return
         product.cart_adds += 1
+        if product.carters is None:
+            product.carters = DistinctCount()
         product.carters.add(user)
-        product._minute(ts_ms)[M_CARTS] += 1
+        at = product._minute(ts_ms)
+        if at >= 0:
+            product.minutes[at + M_CARTS] += 1
         product._count_step(ts_ms, R_CARTS)
 
     def order(self, product_id: str, user: str, ts_ms: int, amount: float) -> None:
@@ -171,10 +205,13 @@ class Products:
             return
         product.orders += 1
         product.gmv += amount
+        if product.buyers is None:
+            product.buyers = DistinctCount()
         product.buyers.add(user)
-        row = product._minute(ts_ms)
-        row[M_ORDERS] += 1
-        row[M_GMV] += amount
+        at = product._minute(ts_ms)
+        if at >= 0:
+            product.minutes[at + M_ORDERS] += 1
+            product.minutes[at + M_GMV] += amount
         product._count_step(ts_ms, R_ORDERS)
 
     def step_rows(self, step: int) -> dict[str, tuple[int, int]]:
@@ -194,12 +231,12 @@ class Products:
         return {
             pid: {
                 "cart_adds": p.cart_adds,
-                "carters": len(p.carters),
+                "carters": len(p.carters) if p.carters is not None else 0,
                 "orders": p.orders,
-                "buyers": len(p.buyers),
+                "buyers": len(p.buyers) if p.buyers is not None else 0,
                 "gmv": p.gmv,
                 "first_seen_ms": p.first_seen_ms,
-                "minutes": {str(m): row for m, row in p.minutes.items()},
+                "minutes": {str(m): row for m, row in p.minute_rows().items()},
                 "ring": list(p.ring),
             }
             for pid, p in self.items.items()
@@ -217,10 +254,10 @@ class Products:
             p = self.items[pid]
             out[pid] = {
                 "s": [p.cart_adds, p.orders, p.gmv, p.first_seen_ms],
-                "m": [[m, row] for m, row in p.minutes.items()],
+                "m": [[m, row] for m, row in p.minute_rows().items()],
                 "r": list(p.ring),
-                "c": p.carters.snapshot() if base else p.carters.take_changes(),
-                "b": p.buyers.snapshot() if base else p.buyers.take_changes(),
+                "c": _users(p.carters, base),
+                "b": _users(p.buyers, base),
             }
         return {"items": out, "other": list(self.other)}
 
@@ -230,14 +267,26 @@ class Products:
             if p is None:
                 p = self.items[pid] = Product(entry["s"][3])
             p.cart_adds, p.orders, p.gmv, p.first_seen_ms = entry["s"]
-            p.minutes = {m: row for m, row in entry["m"]}
+            p.load_minutes(entry["m"])
             if "r" in entry:  # since 2026-12-07
                 p.ring = list(entry["r"])
-            for count, change in ((p.carters, entry["c"]), (p.buyers, entry["b"])):
-                if change:
-                    count.load(change)
+            if entry["c"]:
+                if p.carters is None:
+                    p.carters = DistinctCount()
+                p.carters.load(entry["c"])
+            if entry["b"]:
+                if p.buyers is None:
+                    p.buyers = DistinctCount()
+                p.buyers.load(entry["b"])
         if "other" in piece:
             self.other = list(piece["other"])
+
+
+def _users(count: DistinctCount | None, base: bool) -> Any:
+    """A product's distinct users for a checkpoint: all of them, or those added since."""
+    if count is None:
+        return None
+    return count.snapshot() if base else count.take_changes()
 
 
 def product_list(
