@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -98,24 +99,42 @@ def reference(records) -> dict:
 async def run(records, log: MemoryLog, crash_after: int | None) -> tuple[RoomPartition, int]:
     """Apply the records with a checkpoint every few; the log fails after
     `crash_after` appended records (once): the worker 'dies' and a new one restores."""
-    part = RoomPartition(0, SETTINGS)
+    return await replay_with_crashes(records, log, crash_after, RoomPartition(0, SETTINGS), NOW)
+
+
+async def replay_with_crashes(
+    records,
+    log: MemoryLog,
+    crash_after: int | None,
+    part: RoomPartition,
+    now: float,
+    every: int = CHECKPOINT_EVERY,
+    before_write: Callable[[RoomPartition, int], object] = lambda part, offset: None,
+    adopt: Callable[[RoomPartition], None] = lambda part: None,
+) -> tuple[RoomPartition, int]:
+    """`part` applies the records with a checkpoint every `every` (after `before_write`);
+    the log fails after `crash_after` appended records (once): the worker 'dies', a new
+    one restores the partition (`adopt` does what the worker does to it then) and
+    replays from its checkpoint. The partition at the end, and the crashes."""
     checkpointer = Checkpointer(
         EpochWriter(log, TOPIC, 0, "w1", None, chunk_bytes=700, payload_bytes=2000), part, None
     )
     log.fail_after = crash_after
     crashes, offset = 0, 0
     while offset < len(records):
-        part.apply(offset, records[offset], NOW, Outcome())
+        part.apply(offset, records[offset], now, Outcome())
         offset += 1
-        if offset % CHECKPOINT_EVERY and offset != len(records):
+        if offset % every and offset != len(records):
             continue
+        before_write(part, offset)
         try:
-            await checkpointer.write(checkpointer.capture(NOW, room_ttl=3600))
+            await checkpointer.write(checkpointer.capture(now, room_ttl=3600))
         except LogFailure:
             crashes += 1
             log.fail_after = None
-            restored = await restore_partition(log, TOPIC, 0, SETTINGS, None, NOW)
+            restored = await restore_partition(log, TOPIC, 0, part.settings, None, now)
             part = restored.part
+            adopt(part)
             writer = EpochWriter(
                 log, TOPIC, 0, f"w{crashes + 1}", restored.restored.epoch, 700, 2000
             )

@@ -13,16 +13,14 @@ import pytest
 
 from streams.rooms.flat import hash64
 from streams.rooms.merge import MergedRoom, shard_partial
-from streams.rooms.partition import PARTIAL_SOURCE, Outcome, RoomPartition
+from streams.rooms.partition import PARTIAL_SOURCE, RoomPartition
 from streams.rooms.room import RoomSettings, RoomState
 from streams.rooms.shards import ShardMap
 from streams.runtime import checkpoint
-from streams.runtime.checkpoint import Checkpointer
-from streams.runtime.restore import restore_partition
-from streams.state.log import LogFailure, MemoryLog
-from streams.state.writer import EpochWriter
+from streams.state.log import MemoryLog
 
 from .helpers import T0, comment, enter, group, leave
+from .test_checkpoint_restore import replay_with_crashes
 
 SETTINGS = RoomSettings(session_timeout_s=120)
 SHARDS = ShardMap({"mega": 3}, 8)
@@ -71,30 +69,22 @@ def figures(part: RoomPartition) -> dict:
 
 
 async def run(records, log: MemoryLog, crash_after: int | None) -> tuple[RoomPartition, int]:
-    part = RoomPartition(0, SETTINGS, None, SHARDS, home_of)
-    cp = Checkpointer(EpochWriter(log, TOPIC, 0, "w1", None, 700, 2000), part, None)
-    log.fail_after = crash_after
-    crashes, offset = 0, 0
-    while offset < len(records):
-        part.apply(offset, records[offset], NOW, Outcome())
-        offset += 1
-        if offset % 25 and offset != len(records):
-            continue
-        part.due_snapshots(NOW + offset, quiet_interval=0)  # the merger's own partial
-        try:
-            await cp.write(cp.capture(NOW, room_ttl=3600))
-        except LogFailure:
-            crashes += 1
-            log.fail_after = None
-            restored = await restore_partition(log, TOPIC, 0, SETTINGS, None, NOW)
-            part = restored.part
-            part.shards, part.home_of = SHARDS, home_of  # as the worker sets them
-            writer = EpochWriter(
-                log, TOPIC, 0, f"w{crashes + 1}", restored.restored.epoch, 700, 2000
-            )
-            cp = Checkpointer(writer, part, None)
-            offset = part.applied_offset + 1
-    return part, crashes
+    """The merger's partition, crashing once (test_checkpoint_restore's replay): its own
+    partial made before each checkpoint, the shard map set again after a restore."""
+
+    def adopt(part: RoomPartition) -> None:
+        part.shards, part.home_of = SHARDS, home_of  # as the worker sets them
+
+    return await replay_with_crashes(
+        records,
+        log,
+        crash_after,
+        RoomPartition(0, SETTINGS, None, SHARDS, home_of),
+        NOW,
+        every=25,
+        before_write=lambda part, offset: part.due_snapshots(NOW + offset, quiet_interval=0),
+        adopt=adopt,
+    )
 
 
 @pytest.fixture(autouse=True)
