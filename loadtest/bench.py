@@ -554,10 +554,11 @@ def bench_adapted_sentiment(texts: list[str], rows: int = 50_000) -> None:
         print(f"sentiment: adapted model skipped ({exc})")
         return
     from loadtest.sentiment_scale import labelled_rows
+    from streams.sentiment.labels import label_of
 
-    names = {"neg": "negative", "neu": "neutral", "pos": "positive"}
     started = time.perf_counter()
-    model = train([(t, names[label]) for t, label in labelled_rows(rows, False)], sources=[])
+    labelled = [(t, label_of(label, stars=False)) for t, label in labelled_rows(rows, False)]
+    model = train(labelled, sources=[])
     trained_s = time.perf_counter() - started
     adapted, shipped = scorer_of(model["ngrams"]), sentiment.default_scorer()
     pairs = [(_time_texts(adapted, texts), _time_texts(shipped, texts)) for _ in range(2)]

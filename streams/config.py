@@ -375,13 +375,17 @@ def describe() -> list[tuple[str, Any, str]]:
     return [(env_name(f.name), f.default, f.metadata["doc"]) for f in dataclasses.fields(Settings)]
 
 
+def topic_fields() -> list[str]:
+    """The names of the topic settings (`topic_views`, ...)."""
+    return [f.name for f in dataclasses.fields(Settings) if f.name.startswith("topic_")]
+
+
 def namespaced(prefix: str) -> dict[str, str]:
     """Environment for a deployment whose app id and topics all start with `prefix`:
     several of them (tests, benchmarks, load tests) can share one broker."""
     env = {env_name("app_id"): f"{prefix}-app"}
-    for f in dataclasses.fields(Settings):
-        if f.name.startswith("topic_"):
-            env[env_name(f.name)] = f"{prefix}.{f.name.removeprefix('topic_').replace('_', '-')}"
+    for name in topic_fields():
+        env[env_name(name)] = f"{prefix}.{name.removeprefix('topic_').replace('_', '-')}"
     return env
 
 

@@ -9,7 +9,6 @@ on the embedded broker fed by outside producers cannot stop them, and only warns
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import signal
 import subprocess
 import time
@@ -23,10 +22,10 @@ from rich.console import Console
 
 from streams.alerts.rules import AlertRules
 from streams.broker import all_topics, create_topics
-from streams.config import Settings, env_name
+from streams.config import Settings, env_name, topic_fields
 from streams.kafka import aiokafka_options
 from streams.runtime.broker_memory import rss_bytes
-from streams.runtime.rotation import carry_state, drained, generation, topics_of
+from streams.runtime.rotation import carry_state, drained, generation
 from streams.state.log import KafkaLog, end_offsets
 
 DRAIN_S = 3.0  # after the simulator pauses, before the worker is stopped
@@ -50,11 +49,7 @@ class Generation:
 
     def worker_env(self) -> dict[str, str]:
         """The topic names of this generation, for the worker's environment."""
-        return {
-            env_name(f.name): getattr(self.settings, f.name)
-            for f in dataclasses.fields(Settings)
-            if f.name.startswith("topic_")
-        }
+        return {env_name(name): getattr(self.settings, name) for name in topic_fields()}
 
 
 async def committed_offsets(
@@ -125,7 +120,7 @@ async def rotate(
         admin = AIOKafkaAdminClient(**options)
         await admin.start()
         try:
-            await admin.delete_topics(topics_of(old))
+            await admin.delete_topics(all_topics(old))
         finally:
             await admin.close()
         gen.number, gen.settings = gen.number + 1, new

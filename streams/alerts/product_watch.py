@@ -26,8 +26,9 @@ from typing import Any
 
 from streams.anomaly import ConditionalDrop
 from streams.anomaly.stats import Ewma
+from streams.rooms.products import STEP_MS
 
-STEP_S = 10
+STEP_S = STEP_MS // 1000  # the fold counts each product per step (streams.rooms.products)
 ROOM_HALF_LIFE_STEPS = 30.0  # the room's orders per cart, over ~5 minutes
 PRIOR_STEPS = 3  # a new product starts as if it had sold like the room for 30 s
 CANDIDATE_DECAY = 0.5 ** (1 / 6)  # a product's carts before it is watched, over ~1 minute

@@ -26,6 +26,7 @@ from streams.anomaly.detectors import Detector
 
 Record = dict[str, Any]
 RECOVERY_S = 60  # after a ViewerDrop, spikes stay quiet this long
+PRODUCT_SLOT = "ProductCheckoutStalled/"  # `active` slots of product alerts: kind/product_id
 
 
 def _rate(x: float) -> str:
@@ -133,26 +134,22 @@ class RoomWatch:
         While the whole room is down (ViewerDrop) or cannot pay (CheckoutStalled), that
         alert says it all: no product alert starts."""
         active = self.active
-        alerting = {slot[23:] for slot in active if slot.startswith("ProductCheckoutStalled/")}
+        alerting = {
+            slot.removeprefix(PRODUCT_SLOT) for slot in active if slot.startswith(PRODUCT_SLOT)
+        }
         stalled = self.products.step(rows, alerting)
         if "ViewerDrop/" in active or "CheckoutStalled/" in active:
             stalled = set()
         out: list[Record] = []
         at_ms = (step + 1) * STEP_S * 1000
-        section = "product_checkout_stalled"
+        kind, text, section = (
+            "ProductCheckoutStalled",
+            self._product_text,
+            "product_checkout_stalled",
+        )
         for product_id in sorted(stalled | alerting):
-            follow = self._follow
-            text = self._product_text
-            follow(
-                out,
-                "ProductCheckoutStalled",
-                product_id,
-                at_ms,
-                product_id in stalled,
-                text,
-                section,
-                product_id,
-            )
+            firing = product_id in stalled
+            self._follow(out, kind, product_id, at_ms, firing, text, section, product_id)
         return out
 
     def close_all(self, at_ms: int, why: str) -> list[Record]:

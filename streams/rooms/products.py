@@ -25,7 +25,7 @@ from streams.rooms.distinct import DistinctCount
 RECENT_MINUTES = 5
 KEPT_MINUTES = 10  # the sparkline's
 M_CARTS, M_ORDERS, M_GMV = range(3)
-STEP_MS = 10_000  # the product alert's step (streams.alerts.product_watch.STEP_S)
+STEP_MS = 10_000  # the step of the product alert (streams.alerts.product_watch)
 # Steps kept: the one being judged (a lateness behind the watermark), the open one, and
 # spares for a split room's shards running apart.
 RING_STEPS = 4

@@ -26,7 +26,6 @@ Outside producers cannot be rotated: with them the worker only warns
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ import orjson
 
 from streams.alerts.ledger import AlertLedger
 from streams.alerts.rules import AlertRules
-from streams.config import Settings
+from streams.config import Settings, topic_fields
 from streams.rooms.room import RoomSettings
 from streams.runtime.checkpoint import Checkpointer
 from streams.runtime.restore import restore_partition, sent_alerts
@@ -50,20 +49,8 @@ def generation(settings: Settings, number: int, base: Settings | None = None) ->
     """`settings` with every topic of generation `number`: the base names, then
     `.g<number>` (generation 0 is the base names themselves)."""
     base = base or settings
-    names = {
-        f.name: getattr(base, f.name) + (f".g{number}" if number else "")
-        for f in dataclasses.fields(Settings)
-        if f.name.startswith("topic_")
-    }
-    return settings.with_overrides(**names)
-
-
-def topics_of(settings: Settings) -> list[str]:
-    return [
-        getattr(settings, f.name)
-        for f in dataclasses.fields(Settings)
-        if f.name.startswith("topic_")
-    ]
+    suffix = f".g{number}" if number else ""
+    return settings.with_overrides(**{n: getattr(base, n) + suffix for n in topic_fields()})
 
 
 def drained(

@@ -8,9 +8,10 @@ import asyncio
 
 import orjson
 
+from streams.broker import all_topics
 from streams.config import Settings
 from streams.runtime.restore import restore_partition, sent_alerts
-from streams.runtime.rotation import carry_state, drained, generation, topics_of
+from streams.runtime.rotation import carry_state, drained, generation
 from streams.state.log import MemoryLog
 
 from .test_checkpoint_restore import NOW, SETTINGS, TOPIC, fingerprint, make_records, run
@@ -34,11 +35,11 @@ def alert(alert_id: str, status: str, room: str = "r1") -> tuple[bytes, bytes]:
 
 def test_generations_name_every_topic_and_the_first_keeps_the_names():
     base = Settings()
-    assert topics_of(generation(base, 0)) == topics_of(base)
+    assert all_topics(generation(base, 0)) == all_topics(base)
     second = generation(base, 2)
     assert second.topic_views == "liveroom.views.g2"
     assert second.topic_room_state == "liveroom.room-state.g2"
-    assert set(topics_of(second)).isdisjoint(topics_of(base))
+    assert set(all_topics(second)).isdisjoint(all_topics(base))
 
 
 def test_a_carried_partition_restores_the_same_rooms_with_its_inputs_at_zero():
