@@ -46,6 +46,14 @@ class DistinctCount:
         self._changed: set[int] | None = None
         self._converted = False  # became a sketch
 
+    @classmethod
+    def sketch(cls) -> DistinctCount:
+        """An empty count that is a sketch from the start (16 KB)."""
+        count = cls()
+        count._to_sketch()
+        count._converted = False
+        return count
+
     def add(self, key: str) -> None:
         exact = self.exact
         if exact is not None:

@@ -6,9 +6,16 @@ Plain Python, fed by the fold for each cart add and order it applied (never a
 duplicate). Bounded: at most `cap` products a room (LIVEROOM_PRODUCTS_PER_ROOM x 10,
 at least 200); a product past the cap counts in `other` only (totals, no distinct
 users). The last 5 minutes are the 5 whole minutes of event time up to the
-watermark's, kept per minute (also the sparkline of orders per minute). Distinct users
-are exact up to 10,000 a product, a sketch within 2 % above (streams.rooms.distinct).
-Shards of a split room hold disjoint users, so the merge adds products up.
+watermark's, kept per minute (also the sparkline of orders per minute). Shards of a
+split room hold disjoint users, so the merge adds products up.
+
+Distinct carters and buyers: two room-wide flat tables of (product, user) pairs, one
+for carts and one for orders, each product counting the pairs it added. Two tables a
+room, not two a product: at 5,000 rooms and ~22,000 products with carts, a product's own
+two tables (objects, a minimum size, change lists) cost ~1.5 kB before their first user.
+A product is exact up to EXACT_LIMIT users of a kind; past it, its new users go into a
+HyperLogLog of its own (within 2 %, SPEC), so a room's pairs stay bounded at EXACT_LIMIT
+a product and kind.
 
 Each product also counts its cart adds and orders per STEP_MS of event time, in a ring
 of the last RING_STEPS steps: what ProductCheckoutStalled judges
@@ -18,9 +25,11 @@ of the last RING_STEPS steps: what ProductCheckoutStalled judges
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from typing import Any
 
-from streams.rooms.distinct import DistinctCount
+from streams.rooms.distinct import EXACT_LIMIT, DistinctCount
+from streams.rooms.flat import MODE_SET, FlatMap, packed
 
 RECENT_MINUTES = 5
 KEPT_MINUTES = 10  # the sparkline's
@@ -32,7 +41,7 @@ RING_STEPS = 4
 R_CARTS, R_ORDERS = 1, 2  # a ring slot: [step, carts, orders]
 
 
-def step_counts(ring: list[int], step: int) -> tuple[int, int]:
+def step_counts(ring: Sequence[int], step: int) -> tuple[int, int]:
     """(cart adds, orders) of `step` in a product's ring ((0, 0) if it has none)."""
     at = (step % RING_STEPS) * 3
     if ring[at] != step:
@@ -45,19 +54,21 @@ def step_counts(ring: list[int], step: int) -> tuple[int, int]:
 # `memory` scenario's 5,000 rooms list ~40,000 products).
 SLOT = 4
 NO_MINUTES = array("d", [-1.0, 0.0, 0.0, 0.0] * KEPT_MINUTES)
+NO_RING = array("q", [-1, 0, 0] * RING_STEPS)
+CARTERS, BUYERS = 0, 1  # Product.users and .sketches
 
 
 class Product:
     __slots__ = (
-        "buyers",
         "cart_adds",
-        "carters",
         "first_seen_ms",
         "gmv",
         "minutes",
         "newest_minute",
         "orders",
         "ring",
+        "sketches",
+        "users",
     )
 
     def __init__(self, first_seen_ms: int) -> None:
@@ -65,12 +76,25 @@ class Product:
         self.orders = 0
         self.gmv = 0.0
         self.first_seen_ms = first_seen_ms
-        # Made at the first cart add and the first order: many products never sell.
-        self.carters: DistinctCount | None = None
-        self.buyers: DistinctCount | None = None
+        # Distinct carters and buyers held exactly (their pairs are in the room's tables),
+        # and the sketches of those past EXACT_LIMIT (made when first needed).
+        self.users = [0, 0]
+        self.sketches: list[DistinctCount | None] | None = None
         self.minutes = array("d", NO_MINUTES)
         self.newest_minute = -1
-        self.ring = [-1, 0, 0] * RING_STEPS
+        self.ring = array("q", NO_RING)
+
+    @property
+    def carters(self) -> int:
+        return self._distinct(CARTERS)
+
+    @property
+    def buyers(self) -> int:
+        return self._distinct(BUYERS)
+
+    def _distinct(self, which: int) -> int:
+        sketch = self.sketches[which] if self.sketches is not None else None
+        return self.users[which] + (len(sketch) if sketch is not None else 0)
 
     def _count_step(self, ts_ms: int, column: int) -> None:
         step = ts_ms // STEP_MS
@@ -123,8 +147,10 @@ LIST_EVERY_CALLS = 10
 
 class Products:
     __slots__ = (
+        "bought",
         "calls",
         "cap",
+        "carted",
         "changed",
         "items",
         "last_call_ms",
@@ -137,6 +163,9 @@ class Products:
     def __init__(self, cap: int = 200) -> None:
         self.cap = cap
         self.items: dict[str, Product] = {}
+        # (product, user) pairs: who carted and who bought each product (see the module).
+        self.carted = FlatMap()
+        self.bought = FlatMap()
         self.other = [0, 0, 0.0]  # carts, orders, GMV of products past the cap
         self.changed: set[str] = set()
         # The last list built, and when: snapshots reuse it for LIST_EVERY_MS (building
@@ -188,9 +217,7 @@ class Products:
             self.other[M_CARTS] += 1
             return
         product.cart_adds += 1
-        if product.carters is None:
-            product.carters = DistinctCount()
-        product.carters.add(user)
+        _count_user(self.carted, product, CARTERS, product_id, user)
         at = product._minute(ts_ms)
         if at >= 0:
             product.minutes[at + M_CARTS] += 1
@@ -205,9 +232,7 @@ class Products:
             return
         product.orders += 1
         product.gmv += amount
-        if product.buyers is None:
-            product.buyers = DistinctCount()
-        product.buyers.add(user)
+        _count_user(self.bought, product, BUYERS, product_id, user)
         at = product._minute(ts_ms)
         if at >= 0:
             product.minutes[at + M_ORDERS] += 1
@@ -231,13 +256,13 @@ class Products:
         return {
             pid: {
                 "cart_adds": p.cart_adds,
-                "carters": len(p.carters) if p.carters is not None else 0,
+                "carters": p.carters,
                 "orders": p.orders,
-                "buyers": len(p.buyers) if p.buyers is not None else 0,
+                "buyers": p.buyers,
                 "gmv": p.gmv,
                 "first_seen_ms": p.first_seen_ms,
                 "minutes": {str(m): row for m, row in p.minute_rows().items()},
-                "ring": list(p.ring),
+                "ring": p.ring.tolist(),
             }
             for pid, p in self.items.items()
         }
@@ -245,48 +270,86 @@ class Products:
     # -- checkpoints ---------------------------------------------------------------------
 
     def capture(self, base: bool) -> dict[str, Any]:
-        """Touched products (all of them for a base): absolute figures, and the distinct
-        users added (all of them for a base)."""
+        """Touched products (all of them for a base) with absolute figures, and the
+        (product, user) pairs added (all of them for a base)."""
         pids = list(self.items) if base else sorted(self.changed)
         self.changed = set()
         out = {}
         for pid in pids:
             p = self.items[pid]
-            out[pid] = {
-                "s": [p.cart_adds, p.orders, p.gmv, p.first_seen_ms],
+            entry = out[pid] = {
+                "s": [p.cart_adds, p.orders, p.gmv, p.first_seen_ms, *p.users],
                 "m": [[m, row] for m, row in p.minute_rows().items()],
-                "r": list(p.ring),
-                "c": _users(p.carters, base),
-                "b": _users(p.buyers, base),
+                "r": p.ring.tolist(),
             }
-        return {"items": out, "other": list(self.other)}
+            if p.sketches is not None:
+                entry["k"] = [_sketch_piece(sketch, base) for sketch in p.sketches]
+        pairs = {
+            name: table.snapshot() if base else table.take_changes()
+            for name, table in (("carted", self.carted), ("bought", self.bought))
+        }
+        return {"items": out, "other": list(self.other), **pairs}
 
     def load(self, piece: dict[str, Any]) -> None:
         for pid, entry in piece.get("items", {}).items():
             p = self.items.get(pid)
             if p is None:
                 p = self.items[pid] = Product(entry["s"][3])
-            p.cart_adds, p.orders, p.gmv, p.first_seen_ms = entry["s"]
+            p.cart_adds, p.orders, p.gmv, p.first_seen_ms = entry["s"][:4]
+            if len(entry["s"]) > 4:
+                p.users = list(entry["s"][4:])
+            else:
+                _load_legacy_users(p, entry)
             p.load_minutes(entry["m"])
             if "r" in entry:  # since 2026-12-07
-                p.ring = list(entry["r"])
-            if entry["c"]:
-                if p.carters is None:
-                    p.carters = DistinctCount()
-                p.carters.load(entry["c"])
-            if entry["b"]:
-                if p.buyers is None:
-                    p.buyers = DistinctCount()
-                p.buyers.load(entry["b"])
+                p.ring = array("q", entry["r"])
+            for which, change in enumerate(entry.get("k") or ()):
+                if change:
+                    if p.sketches is None:
+                        p.sketches = [None, None]
+                    sketch = p.sketches[which]
+                    if sketch is None:
+                        sketch = p.sketches[which] = DistinctCount.sketch()
+                    sketch.load(change)
+        for name, table in (("carted", self.carted), ("bought", self.bought)):
+            if piece.get(name):
+                table.load(packed(piece[name]), MODE_SET)
         if "other" in piece:
             self.other = list(piece["other"])
 
 
-def _users(count: DistinctCount | None, base: bool) -> Any:
-    """A product's distinct users for a checkpoint: all of them, or those added since."""
-    if count is None:
+def _count_user(pairs: FlatMap, product: Product, which: int, product_id: str, user: str) -> None:
+    """Count `user` among the product's carters or buyers (`which`) if new to it."""
+    pair = f"{product_id}\x1f{user}"
+    sketches = product.sketches
+    sketch = sketches[which] if sketches is not None else None
+    if sketch is not None:  # past EXACT_LIMIT: users not among the exact ones
+        if pair not in pairs:
+            sketch.add(pair)
+    elif pairs.add(pair):
+        product.users[which] += 1
+        if product.users[which] >= EXACT_LIMIT:
+            if sketches is None:
+                sketches = product.sketches = [None, None]
+            sketches[which] = DistinctCount.sketch()
+
+
+def _sketch_piece(sketch: DistinctCount | None, base: bool) -> Any:
+    """A product's sketch for a checkpoint: all of it, or the registers raised since."""
+    if sketch is None:
         return None
-    return count.snapshot() if base else count.take_changes()
+    return sketch.snapshot() if base else sketch.take_changes()
+
+
+def _load_legacy_users(product: Product, entry: dict[str, Any]) -> None:
+    """State written before the pair tables (2026-12-07) held a product's users in its own
+    tables: a base all of them, a delta those added. Their counts carry on; the users
+    themselves are not pairs, so one who comes back to the product counts again."""
+    for which, key in ((CARTERS, "c"), (BUYERS, "b")):
+        if entry.get(key):
+            users = DistinctCount()
+            users.load(entry[key])
+            product.users[which] += len(users)
 
 
 def product_list(

@@ -76,10 +76,9 @@ def fingerprint(part: RoomPartition) -> dict:
         base["presence"] = sorted_entries(base["presence"])
         base["settled"]["at"] = sorted_entries(base["settled"]["at"])
         base["settled"]["pending"] = sorted_entries(base["settled"]["pending"])
-        for product in base.get("products", {}).get("items", {}).values():
-            for users in (product["c"], product["b"]):
-                if "add" in users:
-                    users["add"] = sorted_entries(users["add"])
+        for pairs in ("carted", "bought"):
+            if pairs in base.get("products", {}):
+                base["products"][pairs] = sorted_entries(base["products"][pairs])
         for change in base["counts"].values():
             if "add" in change:
                 change["add"] = sorted_entries(change["add"])

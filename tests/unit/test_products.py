@@ -7,6 +7,7 @@ from __future__ import annotations
 import orjson
 
 from streams.events import CART, ORDER
+from streams.rooms.distinct import EXACT_LIMIT, DistinctCount
 from streams.rooms.metrics import snapshot
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.products import Products, product_list
@@ -132,3 +133,56 @@ def test_a_room_whose_list_is_stale_stays_due_for_a_snapshot():
     (fresh,) = part.due_snapshots(22.0, quiet_interval=5.0)  # nothing folded since
     assert fresh["products"]["session"][0]["cart_adds"] == 2
     assert part.due_snapshots(28.0, quiet_interval=5.0) == []  # nothing left out
+
+
+def test_a_user_counts_once_a_product_and_in_every_product_they_cart():
+    """Distinct users are (product, user) pairs in two room-wide tables."""
+    products = Products()
+    for ts in (T0, T0 + 1, T0 + 2):
+        products.cart("p1", "u1", ts)
+    products.cart("p2", "u1", T0)
+    products.cart("p1", "u2", T0)
+    products.order("p1", "u1", T0 + 3, 5.0)
+    products.order("p1", "u1", T0 + 4, 5.0)
+    partial = products.partial()
+    assert (partial["p1"]["carters"], partial["p1"]["buyers"]) == (2, 1)
+    assert (partial["p2"]["carters"], partial["p2"]["buyers"]) == (1, 0)
+    assert (len(products.carted), len(products.bought)) == (3, 1)
+
+
+def test_a_product_past_the_exact_limit_is_a_sketch_within_2_percent_and_restores():
+    products = Products()
+    users = 3 * EXACT_LIMIT // 2
+    for i in range(users):
+        products.cart("p1", f"u{i}", T0 + i)
+        products.cart("p1", f"u{i // 2}", T0 + i)  # again: counted once
+    base = orjson.loads(orjson.dumps(products.capture(base=True), default=bytes_as_base64))
+    for i in range(users, 2 * users):
+        products.cart("p1", f"u{i}", T0 + i)
+    delta = orjson.loads(orjson.dumps(products.capture(base=False), default=bytes_as_base64))
+    assert products.items["p1"].users[0] == EXACT_LIMIT  # the pairs stop there
+    assert len(products.carted) == EXACT_LIMIT
+    assert abs(products.items["p1"].carters - 2 * users) <= 0.02 * 2 * users
+    restored = Products()
+    restored.load(base)
+    restored.load(delta)
+    assert restored.partial() == products.partial()
+    counted = products.items["p1"].carters
+    for i in range(EXACT_LIMIT):  # the exact ones: not again in the sketch
+        products.cart("p1", f"u{i}", T0)
+    assert products.items["p1"].carters == counted
+
+
+def test_state_written_with_a_table_per_product_keeps_its_counts():
+    """Before 2026-12-07 a product held its carters and buyers in tables of its own."""
+    old = DistinctCount()
+    old.update(["u1", "u2", "u3"])
+    piece = {
+        "items": {"p1": {"s": [4, 1, 9.5, T0], "m": [], "c": old.snapshot(), "b": None}},
+        "other": [0, 0, 0.0],
+    }
+    products = Products()
+    products.load(orjson.loads(orjson.dumps(piece, default=bytes_as_base64)))
+    assert (products.items["p1"].carters, products.items["p1"].buyers) == (3, 0)
+    products.cart("p1", "u9", T0 + 1)
+    assert products.items["p1"].carters == 4
