@@ -66,7 +66,7 @@ def shard_partial(
             "spend": [row[0] for row in state.spend_sums.window_sums(spans)],
             "counts": [[getattr(state, name).count_since(f) for name in RECENT] for _, f in spans],
         }
-    samples = [sample for sample in state.presence.samples if sample[0] > since]
+    samples = [sample for sample in state.presence.samples or () if sample[0] > since]
     return {
         "room_id": state.room_id,
         "shard": shard,

@@ -45,7 +45,6 @@ class Presence:
         "_oldest",
         "at",
         "horizon_s",
-        "keep_samples",
         "online",
         "pending",
         "sampled_through",
@@ -73,13 +72,23 @@ class Presence:
         # checkpointed: a restored shard's replay settles and samples those seconds again.
         # A partition keeps them for the shards of split rooms only (`RoomPartition`
         # clears this for the others): ~40 kB a busy room, and 5,000 unsplit rooms held
-        # ~150 MB of samples no one read (the `memory` harness).
-        self.samples: deque[tuple[int, int]] = deque(maxlen=SAMPLES_KEPT)
-        self.keep_samples = True
+        # ~150 MB of samples no one read (the `memory` harness). None: not kept.
+        self.samples: deque[tuple[int, int]] | None = deque(maxlen=SAMPLES_KEPT)
         self.sampled_through = 0  # the last second sampled
 
     def __len__(self) -> int:
         return self.online
+
+    @property
+    def keep_samples(self) -> bool:
+        return self.samples is not None
+
+    @keep_samples.setter
+    def keep_samples(self, keep: bool) -> None:
+        if not keep:
+            self.samples = None  # an empty deque is ~600 bytes, 5,000 rooms 3 MB
+        elif self.samples is None:
+            self.samples = deque(maxlen=SAMPLES_KEPT)
 
     def __contains__(self, user: str) -> bool:
         value = self.at.get(user)
@@ -126,8 +135,8 @@ class Presence:
         self.pending = bytearray(rest)
         if samples:
             self.sampled_through = samples[-2]
-            if self.keep_samples:
-                kept = self.samples
+            kept = self.samples
+            if kept is not None:
                 for second, online in zip(samples[::2], samples[1::2], strict=True):
                     if not kept or kept[-1][1] != online:  # change points: one left out repeats
                         kept.append((second, online))
