@@ -9,6 +9,10 @@ partition is restored from that log, timed, and checked against the live state: 
 long a restart after a SIGKILL spends rebuilding this much state, less the reading.
 
     python -m loadtest.memory --scenario memory --seconds 420 --rss-only --restore
+
+With --outputs, the partitions also do each second what the worker's timers do: the
+rooms' snapshots (with their product lists) and the alert detectors, so what they hold
+is measured too (the worker holds more still: fetches, producer buffers, the live page).
 """
 
 from __future__ import annotations
@@ -63,6 +67,11 @@ def main() -> None:
     parser.add_argument(
         "--restore", action="store_true", help="checkpoint as the worker does, then time a restore"
     )
+    parser.add_argument(
+        "--outputs",
+        action="store_true",
+        help="snapshots and alert detectors each second, as the worker's timers run them",
+    )
     args = parser.parse_args()
     tune_gc()  # as the worker does: its collections are part of what is measured
     tune_malloc()
@@ -77,11 +86,13 @@ def main() -> None:
     # rooms would cycle its bases 8x slower than the worker does.
     partition_of = RoomPartitions(worker.partitions)
     parts: dict[int, RoomPartition] = {}
+    alerts_of: dict[int, PartitionAlerts] = {}
     checkpointers: dict[int, Checkpointer] = {}
     log = MemoryLog()
     for p in range(worker.partitions):
         alerts = PartitionAlerts(p, rules, settings.allowed_lateness_ms)
         parts[p] = RoomPartition(p, settings, alerts)
+        alerts_of[p] = alerts
         writer = EpochWriter(log, STATE_TOPIC, p, "memory", None)
         checkpointers[p] = Checkpointer(writer, parts[p], alerts)
     score = sentiment.default_scorer().score
@@ -114,6 +125,11 @@ def main() -> None:
                         room_offsets[p], orjson.loads(value), now_ms / 1000, outcome, score
                     )
                     room_offsets[p] += 1
+        if args.outputs:  # the worker's timers, once a second of the run
+            for p, part in parts.items():
+                part.due_snapshots(now_ms / 1000 + 1)
+                alerts_of[p].advance(now_ms / 1000 + 1, part)
+                alerts_of[p].take()
         if t % checkpoint_every_s == 0:  # as the worker does: change tracking is reset
             if args.restore:
                 for p, checkpointer in checkpointers.items():
