@@ -25,7 +25,6 @@ from prometheus_client.utils import floatToGoString
 
 from streams.rooms.metrics import WINDOWED_GAUGES, WINDOWS
 from streams.rooms.peers import PEER_METRICS
-from streams.rooms.products import decoded_list
 from streams.rooms.trend import CHANGE_METRICS
 
 ROOM_COUNTERS = (
@@ -388,7 +387,7 @@ class RoomExposition:
     def _product_lines(self, snap: dict[str, Any]) -> list[str]:
         """One string per PRODUCT_FAMILIES family: the room's top products by GMV."""
         room = f'room_id="{_label(snap["room_id"])}"'
-        top = decoded_list(snap.get("products", {})).get("session", [])[: self.product_series]
+        top = snap.get("products", {}).get("session", [])[: self.product_series]
         return [
             "".join(
                 f'{name}{{{room},product_id="{_label(row["product_id"])}"}} {_value(row[field])}\n'

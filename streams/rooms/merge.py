@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.rooms.metrics import WINDOW_SECONDS, funnel, window_funnel
-from streams.rooms.products import encoded_list, product_list, step_counts
+from streams.rooms.products import product_list, step_counts
 from streams.rooms.room import RoomState
 from streams.rooms.trend import MinuteMarks
 
@@ -244,12 +244,10 @@ class MergedRoom:
             "shards": self.shards,
             **(
                 {
-                    "products": encoded_list(
-                        product_list(
-                            [p["products"] for p in parts],
-                            watermark_ms,
-                            parts[0].get("products_per_room", 20),
-                        )
+                    "products": product_list(
+                        [p["products"] for p in parts],
+                        watermark_ms,
+                        parts[0].get("products_per_room", 20),
                     )
                 }
                 if any(p.get("products") for p in parts)

@@ -28,8 +28,6 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from streams.rooms.distinct import EXACT_LIMIT, DistinctCount
 from streams.rooms.flat import MODE_SET, FlatMap, packed
 
@@ -172,17 +170,17 @@ class Products:
         self.changed: set[str] = set()
         # The last list built, and when: snapshots reuse it for LIST_EVERY_MS (building
         # it every second made a room's snapshot 5x dearer; a product list moves slower).
-        self.listed: orjson.Fragment | None = None
+        self.listed: dict[str, list[dict[str, Any]]] | None = None
         self.listed_at_ms = -LIST_EVERY_MS
         self.unlisted = False  # sales since the list was built
         self.calls = 0  # listings since it was built
         self.last_call_ms = -1  # the watermark at the last listing
 
-    def listing(self, watermark_ms: int, top: int) -> orjson.Fragment:
-        """The room's list (this table's `product_list`, encoded): built again once the
-        event time moved LIST_EVERY_MS; while it leaves sales out, also after
-        LIST_EVERY_CALLS listings or when the event time stood still since the last one
-        (`stale` says a room needs another listing for that)."""
+    def listing(self, watermark_ms: int, top: int) -> dict[str, list[dict[str, Any]]]:
+        """The room's list (`product_list` of this table): built again once the event
+        time moved LIST_EVERY_MS; while it leaves sales out, also after LIST_EVERY_CALLS
+        listings or when the event time stood still since the last one (`stale` says a
+        room needs another listing for that)."""
         self.calls += 1
         stood_still, self.last_call_ms = watermark_ms == self.last_call_ms, watermark_ms
         if (
@@ -190,7 +188,7 @@ class Products:
             or watermark_ms - self.listed_at_ms >= LIST_EVERY_MS
             or (self.unlisted and (stood_still or self.calls >= LIST_EVERY_CALLS))
         ):
-            self.listed = encoded_list(product_list([self.partial()], watermark_ms, top))
+            self.listed = product_list([self.partial()], watermark_ms, top)
             self.listed_at_ms = watermark_ms
             self.unlisted, self.calls = False, 0
         return self.listed
@@ -352,19 +350,6 @@ def _load_legacy_users(product: Product, entry: dict[str, Any]) -> None:
             users = DistinctCount()
             users.load(entry[key])
             product.users[which] += len(users)
-
-
-def encoded_list(listed: dict[str, list[dict[str, Any]]]) -> orjson.Fragment:
-    """A product list as the snapshot holds it: its JSON, which orjson writes as it is.
-    As Python objects a room's list of ~10 products took ~11 kB (a dict, its numbers and
-    the sparkline a row), kept for the 10 s it is reused and in the room's last snapshot:
-    ~50 MB at 5,000 rooms (the `memory` harness); its JSON is a quarter of that."""
-    return orjson.Fragment(orjson.dumps(listed))
-
-
-def decoded_list(listed: Any) -> dict[str, list[dict[str, Any]]]:
-    """A snapshot's product list as Python objects (an `encoded_list`, or one decoded)."""
-    return orjson.loads(orjson.dumps(listed)) if isinstance(listed, orjson.Fragment) else listed
 
 
 def product_list(

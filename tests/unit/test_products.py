@@ -10,7 +10,7 @@ from streams.events import CART, ORDER
 from streams.rooms.distinct import EXACT_LIMIT, DistinctCount
 from streams.rooms.metrics import snapshot
 from streams.rooms.partition import Outcome, RoomPartition
-from streams.rooms.products import Products, decoded_list, product_list
+from streams.rooms.products import Products, product_list
 from streams.rooms.room import RoomSettings, RoomState
 from streams.state.records import bytes_as_base64
 
@@ -45,7 +45,7 @@ def test_the_product_list_from_the_fold_in_c_and_in_python():
     for e in events():
         rooms[0].apply(list(e))
         rooms[1].apply_python(list(e))
-    lists = [decoded_list(snapshot(room)["products"]) for room in rooms]
+    lists = [snapshot(room)["products"] for room in rooms]
     assert lists[0] == lists[1]
     session = {p["product_id"]: p for p in lists[0]["session"]}
     assert set(session) == {"p1", "p2"}
@@ -71,7 +71,7 @@ def test_the_list_restores_from_checkpoints_exactly():
     restored = RoomState("r", RoomSettings())
     restored.load(base)
     restored.load(delta)
-    assert decoded_list(snapshot(restored)["products"]) == decoded_list(snapshot(room)["products"])
+    assert snapshot(restored)["products"] == snapshot(room)["products"]
 
 
 def test_memory_is_bounded_however_many_products_a_room_lists():
@@ -96,7 +96,7 @@ def test_the_list_is_built_at_most_every_10_s_of_event_time():
     products.order("p1", "u1", T0 + 1_000, 5.0)
     assert products.listing(T0 + 9_999, 20) is first  # reused
     later = products.listing(T0 + 10_000, 20)
-    assert later is not first and decoded_list(later)["session"][0]["orders"] == 1
+    assert later is not first and later["session"][0]["orders"] == 1
 
 
 def test_a_list_that_leaves_sales_out_is_built_again_when_event_time_stands_still():
@@ -109,18 +109,14 @@ def test_a_list_that_leaves_sales_out_is_built_again_when_event_time_stands_stil
     assert not products.stale
     products.cart("p1", "u2", T0 - 3_000)  # late: the watermark stays at T0
     assert products.stale
-    assert decoded_list(products.listing(T0, 20))["session"][0]["cart_adds"] == 2
+    assert products.listing(T0, 20)["session"][0]["cart_adds"] == 2
     assert not products.stale
     # A busy room whose event time moves keeps reusing its list for up to 10 listings.
     for second in range(1, 10):
         products.cart("p1", f"v{second}", T0 + second * 1_000)
-        assert (
-            decoded_list(products.listing(T0 + second * 1_000, 20))["session"][0]["cart_adds"] == 2
-        )
+        assert products.listing(T0 + second * 1_000, 20)["session"][0]["cart_adds"] == 2
     products.cart("p1", "w", T0 + 9_500)
-    assert (
-        decoded_list(products.listing(T0 + 9_600, 20))["session"][0]["cart_adds"] == 12
-    )  # the 10th
+    assert products.listing(T0 + 9_600, 20)["session"][0]["cart_adds"] == 12  # the 10th
     assert first is not products.listed
 
 
@@ -133,9 +129,9 @@ def test_a_room_whose_list_is_stale_stays_due_for_a_snapshot():
     assert len(part.due_snapshots(10.0)) == 1
     part.apply(1, [group(1, [cart("u2", "p1", T0 + 1_000, "k2")])], 10.5, Outcome())
     (reused,) = part.due_snapshots(16.0, quiet_interval=5.0)
-    assert decoded_list(reused["products"])["session"][0]["cart_adds"] == 1  # the list was reused
+    assert reused["products"]["session"][0]["cart_adds"] == 1  # the list was reused
     (fresh,) = part.due_snapshots(22.0, quiet_interval=5.0)  # nothing folded since
-    assert decoded_list(fresh["products"])["session"][0]["cart_adds"] == 2
+    assert fresh["products"]["session"][0]["cart_adds"] == 2
     assert part.due_snapshots(28.0, quiet_interval=5.0) == []  # nothing left out
 
 
