@@ -352,6 +352,9 @@ def _load_legacy_users(product: Product, entry: dict[str, Any]) -> None:
             product.users[which] += len(users)
 
 
+NO_SALES = (0, 0, 0.0)  # a minute's carts, orders, GMV when it has none
+
+
 def product_list(
     partials: list[dict[str, Any]], watermark_ms: int, top: int
 ) -> dict[str, list[dict[str, Any]]]:
@@ -375,7 +378,7 @@ def product_list(
     now_minute = watermark_ms // 60_000
     rows = []
     for pid, m in merged.items():
-        recent = [m["minutes"].get(str(now_minute - k), [0, 0, 0.0]) for k in range(RECENT_MINUTES)]
+        recent = [m["minutes"].get(str(now_minute - k), NO_SALES) for k in range(RECENT_MINUTES)]
         rows.append(
             {
                 "product_id": pid,
@@ -388,11 +391,13 @@ def product_list(
                 if m["carters"]
                 else None,
                 "first_seen_minute": m["first_seen_ms"] // 60_000,
-                "cart_adds_5m": sum(r[M_CARTS] for r in recent),
-                "orders_5m": sum(r[M_ORDERS] for r in recent),
+                # Counts as ints (the minutes hold doubles): 3, not 3.0, in the JSON, and
+                # small ints are shared objects where floats take 24 bytes each.
+                "cart_adds_5m": int(sum(r[M_CARTS] for r in recent)),
+                "orders_5m": int(sum(r[M_ORDERS] for r in recent)),
                 "gmv_yuan_5m": sum(r[M_GMV] for r in recent),
                 "orders_per_minute": [
-                    m["minutes"].get(str(now_minute - k), [0, 0, 0.0])[M_ORDERS]
+                    int(m["minutes"].get(str(now_minute - k), NO_SALES)[M_ORDERS])
                     for k in range(KEPT_MINUTES - 1, -1, -1)
                 ],
             }

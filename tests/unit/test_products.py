@@ -57,6 +57,8 @@ def test_the_product_list_from_the_fold_in_c_and_in_python():
     recent = {p["product_id"]: p for p in lists[0]["5m"]}
     assert recent["p2"]["orders_5m"] == 0 and recent["p2"]["cart_adds_5m"] > 0  # stalled
     assert recent["p1"]["orders_5m"] > 0 and len(session["p1"]["orders_per_minute"]) == 10
+    counts = [recent["p1"]["orders_5m"], recent["p1"]["cart_adds_5m"]]
+    assert all(type(n) is int for n in counts + session["p1"]["orders_per_minute"])  # not 3.0
 
 
 def test_the_list_restores_from_checkpoints_exactly():
