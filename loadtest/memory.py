@@ -239,14 +239,21 @@ def time_restore(
         f"({json_bytes / 2**20:,.0f} MB of JSON, {pieces:,} pieces, {superseded:,} of them "
         f"skipped as superseded by a later base) in {seconds:.1f} s of "
         f"CPU; {'equal to' if same else 'DIFFERENT from'} the live state (rooms, views, "
-        "GMV, distinct viewers, online)"
+        "GMV, distinct viewers, online, every product's figures and user pairs)"
     )
 
 
 def _same_rooms(live: RoomPartition, restored: RoomPartition) -> bool:
     def key(part: RoomPartition) -> dict[str, tuple]:
         return {
-            room_id: (r.state.views, r.state.gmv, len(r.state.viewers), r.state.online)
+            room_id: (
+                r.state.views,
+                r.state.gmv,
+                len(r.state.viewers),
+                r.state.online,
+                r.state.products.partial(),
+                (len(r.state.products.carted), len(r.state.products.bought)),
+            )
             for room_id, r in part.rooms.items()
         }
 
