@@ -233,9 +233,7 @@ class RoomPartition:
         room = self.rooms[room_id] = Room(RoomState(room_id, self.settings))
         # Presence samples are what a shard's partials send (the room's PCU): no one
         # reads an unsplit room's.
-        room.state.presence.keep_samples = self.shards is not None and (
-            self.shard_of(room_id) is not None
-        )
+        room.state.presence.keep_samples = self.shard_of(room_id) is not None
         if self.observer is not None:
             self.observer.room_seen(room_id, ts_ms)
         return room

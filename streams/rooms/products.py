@@ -93,8 +93,21 @@ class Product:
         return self._distinct(BUYERS)
 
     def _distinct(self, which: int) -> int:
-        sketch = self.sketches[which] if self.sketches is not None else None
+        sketch = self.sketch(which)
         return self.users[which] + (len(sketch) if sketch is not None else 0)
+
+    def sketch(self, which: int) -> DistinctCount | None:
+        """The sketch of the carters or buyers (`which`) past EXACT_LIMIT, if any."""
+        return self.sketches[which] if self.sketches is not None else None
+
+    def start_sketch(self, which: int) -> DistinctCount:
+        """The sketch of `which`, made empty if there is none yet."""
+        if self.sketches is None:
+            self.sketches = [None, None]
+        sketch = self.sketches[which]
+        if sketch is None:
+            sketch = self.sketches[which] = DistinctCount.sketch()
+        return sketch
 
     def _count_step(self, ts_ms: int, column: int) -> None:
         step = ts_ms // STEP_MS
@@ -305,12 +318,7 @@ class Products:
                 p.ring = array("q", entry["r"])
             for which, change in enumerate(entry.get("k") or ()):
                 if change:
-                    if p.sketches is None:
-                        p.sketches = [None, None]
-                    sketch = p.sketches[which]
-                    if sketch is None:
-                        sketch = p.sketches[which] = DistinctCount.sketch()
-                    sketch.load(change)
+                    p.start_sketch(which).load(change)
         for name, table in (("carted", self.carted), ("bought", self.bought)):
             if piece.get(name):
                 table.load(packed(piece[name]), MODE_SET)
@@ -321,17 +329,14 @@ class Products:
 def _count_user(pairs: FlatMap, product: Product, which: int, product_id: str, user: str) -> None:
     """Count `user` among the product's carters or buyers (`which`) if new to it."""
     pair = f"{product_id}\x1f{user}"
-    sketches = product.sketches
-    sketch = sketches[which] if sketches is not None else None
+    sketch = product.sketch(which)
     if sketch is not None:  # past EXACT_LIMIT: users not among the exact ones
         if pair not in pairs:
             sketch.add(pair)
     elif pairs.add(pair):
         product.users[which] += 1
         if product.users[which] >= EXACT_LIMIT:
-            if sketches is None:
-                sketches = product.sketches = [None, None]
-            sketches[which] = DistinctCount.sketch()
+            product.start_sketch(which)
 
 
 def _sketch_piece(sketch: DistinctCount | None, base: bool) -> Any:
