@@ -45,6 +45,7 @@ KEPT_WINDOWS = (60, 300)  # the snapshot's 1m and 5m, kept summed as the waterma
 )
 SUM_COLUMNS = 9
 COUNT_COLUMNS = (S_VIEWS, S_COMMENTS, S_CARTS, S_ORDERS, S_NEGATIVE, S_SCORED)  # whole numbers
+MONEY_COLUMNS = (S_GMV, S_REFUNDS)  # yuan, held as whole fen
 
 # What `apply` did with an event.
 APPLIED, LATE, DUPLICATE = 0, 1, 2
@@ -159,10 +160,12 @@ class RoomState:
         self.carters = DistinctCount()
         self.buyers = DistinctCount()
         # Sliding windows: sums per second, and distinct users by last-seen second.
-        self.sums = SecondSums(SUM_COLUMNS, WINDOW_HORIZON_S, KEPT_WINDOWS, COUNT_COLUMNS)
+        self.sums = SecondSums(
+            SUM_COLUMNS, WINDOW_HORIZON_S, KEPT_WINDOWS, COUNT_COLUMNS, MONEY_COLUMNS
+        )
         # Spend per second, apart: a few events a minute, folded in Python, so the rows
         # every other event touches (and their checkpoints) keep their width.
-        self.spend_sums = SecondSums(1, WINDOW_HORIZON_S, KEPT_WINDOWS, ())
+        self.spend_sums = SecondSums(1, WINDOW_HORIZON_S, KEPT_WINDOWS, (), (0,))
         self.recent_viewers = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
         self.recent_commenters = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)
         self.recent_carters = LastSeen(WINDOW_HORIZON_S, KEPT_WINDOWS)

@@ -119,23 +119,24 @@ def test_kept_windows_equal_a_full_recount_under_disorder_jumps_and_restores():
 
 
 @pytest.mark.parametrize(
-    ("count_columns", "lateness"),
-    [((), 6), ((0, 2), 6), ((), 12)],  # 12: hot rows inside the 10 s window's settled span
+    ("count_columns", "money_columns", "lateness"),
+    # 12: hot rows inside the 10 s window's settled span
+    [((), (), 6), ((0, 2), (), 6), ((), (), 12), ((0, 2), (1,), 6)],
 )
 def test_second_sums_ring_equals_a_dict_of_rows_through_growth_jumps_and_reloads(
-    count_columns: tuple[int, ...], lateness: int
+    count_columns: tuple[int, ...], money_columns: tuple[int, ...], lateness: int
 ) -> None:
     """The ring against the plain model it replaced (a dict of rows, expired by the
     watermark): late rows below the oldest, growth from 8 rows to the horizon, jumps
     past the horizon, full expiry, and a copy rebuilt from a base plus deltas. With
     count columns too: 8-bit counts in the ring, widened by a second past 255 (to 16
-    bits), then past 65,535 (to 32)."""
+    bits), then past 65,535 (to 32); and a column of yuan held as fen."""
     import random
 
     rng = random.Random(5)
     horizon, width = 40, 3
-    sums = SecondSums(width, horizon, (10, 40), count_columns)
-    copy = SecondSums(width, horizon, (10, 40), count_columns)
+    sums = SecondSums(width, horizon, (10, 40), count_columns, money_columns)
+    copy = SecondSums(width, horizon, (10, 40), count_columns, money_columns)
     copy.load(sums.snapshot())
     model: dict[int, list[float]] = {}
     watermark = 1_000
@@ -171,7 +172,9 @@ def test_second_sums_ring_equals_a_dict_of_rows_through_growth_jumps_and_reloads
     # It grew through the powers of two to the horizon (less the hot seconds).
     assert ring_sizes >= ({8, 16, 32, 41} if lateness < 10 else {8, 16, 32})
     if count_columns:  # 8-bit counts until a second held more, then 16, then 32
-        assert typecodes == {"B", "H", "i"} and [p.typecode for p in sums._planes] == ["i", "d"]
+        assert typecodes == {"B", "H", "i"} and sums._planes[0].typecode == "i"
+    if money_columns:  # 0.25 yuan a step: 25 fen, 16 bits once a second holds 11 of them
+        assert sums._planes[1].typecode == "H"
     copy.load(sums.take_changes())
     copy.advance(watermark, watermark - lateness)
     assert sorted(copy.snapshot()) == sorted(sums.snapshot())
@@ -199,3 +202,48 @@ def test_second_sums_count_columns_take_rows_written_as_doubles():
     assert sums.get(420) == [2, 0.5] and sums.get(430) == [70_000, 1.25]
     assert sums.sum_since(0) == [70_002.0, 1.75]
     assert sums.ring_bytes == 16 * 4 + 16 * 8  # 16 rows (11 seconds): 32-bit counts, doubles
+
+
+def _money_sums() -> SecondSums:
+    return SecondSums(width=3, horizon_s=40, windows=(10,), money_columns=(0, 1))
+
+
+def test_yuan_columns_hold_whole_fen_in_the_narrowest_type_and_sum_exactly():
+    """GMV and refunds as whole fen: a column of zeros stays 8-bit, GMV widens as a
+    second needs it, and a window of 0.1 + 0.2 a second is 0.3 a second, not the
+    doubles' 0.30000000000000004 (the third column stays doubles)."""
+    sums = _money_sums()
+    for second in range(100, 110):
+        row = sums.row(second)
+        row[0] += 0.1
+        row[0] += 0.2
+        row[2] += 0.1
+        row[2] += 0.2
+    sums.advance(115, 110)  # all ten settle
+    assert [p.typecode for p in sums._planes] == ["B", "B", "d"]
+    assert sums.get(105) == [0.3, 0.0, 0.30000000000000004]
+    assert sums.sum_since(100)[0] == 3.0
+    sums.row(112)[0] += 1_234.56  # 123,456 fen: 32 bits
+    sums.row(113)[0] += 3e8  # 3e10 fen: 64 bits
+    sums.advance(120, 115)
+    assert [p.typecode for p in sums._planes] == ["q", "B", "d"]
+    assert sums.get(112) == [1_234.56, 0.0, 0.0] and sums.get(113) == [3e8, 0.0, 0.0]
+    assert sums.window_sum(10, 111)[0] == 300_001_234.56 == sums.sum_since(111)[0]
+    assert sums.ring_bytes == 16 * (8 + 1 + 8)  # 16 rows: 64-bit fen, 8-bit fen, doubles
+
+
+def test_a_yuan_amount_that_is_not_whole_fen_turns_its_column_into_doubles():
+    """Nothing is rounded away: 0.001 yuan makes GMV doubles of yuan for good, with the
+    fen already held converted; refunds stay fen."""
+    sums = _money_sums()
+    sums.row(100)[0] += 19.9
+    sums.advance(110, 105)
+    sums.row(106)[0] += 0.001
+    sums.row(106)[1] += 5.5
+    sums.advance(115, 110)
+    assert [p.typecode for p in sums._planes] == ["d", "H", "d"]  # 550 fen: 16 bits
+    assert sums.get(100) == [19.9, 0.0, 0.0] and sums.get(106) == [0.001, 5.5, 0.0]
+    assert sums.sum_since(0)[:2] == [19.901, 5.5]
+    copy = _money_sums()
+    copy.load(sums.snapshot(), settled_before=110)
+    assert copy.get(106) == [0.001, 5.5, 0.0] and copy.sum_since(0) == sums.sum_since(0)
