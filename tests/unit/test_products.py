@@ -188,3 +188,33 @@ def test_state_written_with_a_table_per_product_keeps_its_counts():
     assert (products.items["p1"].carters, products.items["p1"].buyers) == (3, 0)
     products.cart("p1", "u9", T0 + 1)
     assert products.items["p1"].carters == 4
+
+
+def test_a_listed_product_is_written_as_the_object_a_dict_was():
+    """The snapshot holds rows as slotted dataclasses (a third of a dict's bytes): the
+    room-metrics topic and the JSON API get the same object, keys in the same order."""
+    room = RoomState("r", RoomSettings())
+    for e in events():
+        room.apply(list(e))
+    listed = orjson.loads(orjson.dumps(snapshot(room)["products"]))
+    assert list(listed["session"][0]) == [
+        "product_id",
+        "cart_adds",
+        "carters",
+        "orders",
+        "buyers",
+        "gmv_yuan",
+        "cart_to_order_ratio",
+        "first_seen_minute",
+        "cart_adds_5m",
+        "orders_5m",
+        "gmv_yuan_5m",
+        "orders_per_minute",
+    ]
+    assert list(listed["5m"][0]) == ["product_id", "cart_adds_5m", "orders_5m", "gmv_yuan_5m"]
+    row = snapshot(room)["products"]["session"][0]
+    assert listed["session"][0] == {name: row[name] for name in listed["session"][0]}
+    assert [(r["product_id"], r["gmv_yuan"]) for r in listed["session"]] == [
+        ("p2", 990.0),
+        ("p1", 300.0),
+    ]
