@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.rooms.metrics import WINDOW_SECONDS, funnel, window_funnel
+from streams.rooms.metrics import WINDOW_SECONDS, WindowFigures, funnel, window_funnel
 from streams.rooms.products import product_list, step_counts
 from streams.rooms.room import RoomState
 from streams.rooms.trend import MinuteMarks
@@ -193,7 +193,7 @@ class MergedRoom:
         totals = [sum(p["totals"][i] for p in parts) for i in range(len(TOTALS))]
         t = dict(zip(TOTALS, totals, strict=True))
         distinct = [sum(p["distinct"][i] for p in parts) for i in range(len(DISTINCT))]
-        windows: dict[str, dict[str, Any]] = {}
+        windows: dict[str, WindowFigures] = {}
         for name, length in WINDOW_SECONDS.items():
             sums = [0.0] * 9
             counts = [0] * len(RECENT)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from streams.rooms.figures import Figures
 from streams.rooms.room import (
     S_CARTS,
     S_COMMENTS,
@@ -55,6 +57,35 @@ def _per(numerator: float, denominator: float, scale: float = 1.0) -> float | No
     return numerator / denominator * scale
 
 
+@dataclass(slots=True)
+class WindowFigures(Figures):
+    """A window's figures, as the snapshot's `windows` holds them (README: the
+    room-metrics topic)."""
+
+    views: int
+    comments: int
+    cart_adds: int
+    orders: int
+    gmv_yuan: float
+    refunds_yuan: float
+    unique_viewers: int
+    commenters: int
+    cart_users: int
+    buyers: int
+    interaction_ratio: float | None
+    cart_ratio: float | None
+    conversion_ratio: float | None
+    cart_to_order_ratio: float | None
+    gpm_yuan: float | None
+    uv_value_yuan: float | None
+    average_order_value_yuan: float | None
+    negative_comment_ratio: float | None
+    comment_sentiment_score: float | None
+    spend_yuan: float
+    roi: float | None  # 投产比: not a 0-1 share; absent while nothing was spent (SPEC)
+    net_roi: float | None  # refunds taken off (README)
+
+
 def funnel(
     *,
     views: int,
@@ -71,36 +102,35 @@ def funnel(
     scored: int,
     score_sum: float = 0.0,
     spend: float = 0.0,
-) -> dict[str, Any]:
+) -> WindowFigures:
     """Every windowed metric from the raw counts of one window."""
-    return {
-        "views": views,
-        "comments": comments,
-        "cart_adds": cart_adds,
-        "orders": orders,
-        "gmv_yuan": gmv,
-        "refunds_yuan": refunds_yuan,
-        "unique_viewers": unique_viewers,
-        "commenters": commenters,
-        "cart_users": carters,
-        "buyers": buyers,
-        "interaction_ratio": _ratio(commenters, unique_viewers),
-        "cart_ratio": _ratio(carters, unique_viewers),
-        "conversion_ratio": _ratio(buyers, unique_viewers),
-        "cart_to_order_ratio": _ratio(buyers, carters),
-        "gpm_yuan": _per(gmv, views, 1000.0),
-        "uv_value_yuan": _per(gmv, unique_viewers),
-        "average_order_value_yuan": _per(gmv, buyers),
-        "negative_comment_ratio": _ratio(negative, scored),
-        "comment_sentiment_score": _per(score_sum, scored),
-        "spend_yuan": spend,
-        # 投产比: not a 0-1 share; absent while nothing was spent (SPEC)
-        "roi": _per(gmv, spend),
-        "net_roi": _per(gmv - refunds_yuan, spend),  # refunds taken off (README)
-    }
+    return WindowFigures(
+        views,
+        comments,
+        cart_adds,
+        orders,
+        gmv,
+        refunds_yuan,
+        unique_viewers,
+        commenters,
+        carters,
+        buyers,
+        _ratio(commenters, unique_viewers),
+        _ratio(carters, unique_viewers),
+        _ratio(buyers, unique_viewers),
+        _ratio(buyers, carters),
+        _per(gmv, views, 1000.0),
+        _per(gmv, unique_viewers),
+        _per(gmv, buyers),
+        _ratio(negative, scored),
+        _per(score_sum, scored),
+        spend,
+        _per(gmv, spend),
+        _per(gmv - refunds_yuan, spend),
+    )
 
 
-def window_funnel(sums: Sequence[float], users: Sequence[int], spend: float) -> dict[str, Any]:
+def window_funnel(sums: Sequence[float], users: Sequence[int], spend: float) -> WindowFigures:
     """A window's funnel from its summed per-second row (the S_ columns) and its distinct
     viewers, commenters, carters and buyers (also how a split room's merge builds it)."""
     return funnel(
@@ -123,7 +153,7 @@ def window_funnel(sums: Sequence[float], users: Sequence[int], spend: float) -> 
 
 def snapshot(room: RoomState) -> dict[str, Any]:
     """The room's metric snapshot: what goes to `liveroom.room-metrics` and /metrics."""
-    windows: dict[str, dict[str, Any]] = {}
+    windows: dict[str, WindowFigures] = {}
     watermark_s = room.watermark_ms // 1000
     spans = [(length, watermark_s - length + 1) for length in WINDOW_SECONDS.values()]
     all_sums = room.sums.window_sums(spans)  # the two share their unsettled rows

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.rooms.distinct import EXACT_LIMIT, DistinctCount
+from streams.rooms.figures import Figures
 from streams.rooms.flat import MODE_SET, FlatMap, packed
 
 RECENT_MINUTES = 5
@@ -361,20 +362,8 @@ def _load_legacy_users(product: Product, entry: dict[str, Any]) -> None:
 NO_SALES = (0, 0, 0.0)  # a minute's carts, orders, GMV when it has none
 
 
-class _Row:
-    """A listed product: what the snapshot holds until the next listing, for 5,000 rooms
-    (~30 MB as dicts of 13 keys at 420 s of the `memory` scenario). orjson writes a
-    dataclass as the object a dict of these fields in this order was; `row["gmv_yuan"]`
-    reads it as it read the dict."""
-
-    __slots__ = ()
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
-
 @dataclass(slots=True)
-class ListedProduct(_Row):
+class ListedProduct(Figures):
     """A row of the session list (README: the room-metrics topic's `products`)."""
 
     product_id: str
@@ -392,7 +381,7 @@ class ListedProduct(_Row):
 
 
 @dataclass(slots=True)
-class RecentProduct(_Row):
+class RecentProduct(Figures):
     """A row of the 5-minute list: its product and its 5-minute figures only (the rest
     is in the session list or the room's totals)."""
 

@@ -1,3 +1,4 @@
+import orjson
 import pytest
 
 from streams.rooms.metrics import snapshot
@@ -40,6 +41,36 @@ def test_funnel_formulas_against_hand_computed_values():
     assert s["uv_value_yuan"] == pytest.approx(20.0)
     assert snap["windows"]["1m"] == s  # everything happened within the last minute
     assert snap["entries_per_minute"] == 11
+    # The snapshot holds each window as a slotted record; the room-metrics topic and the
+    # JSON API get the object the dict was, keys in the same order.
+    written = orjson.loads(orjson.dumps(snap))["windows"]["session"]
+    assert list(written) == [
+        "views",
+        "comments",
+        "cart_adds",
+        "orders",
+        "gmv_yuan",
+        "refunds_yuan",
+        "unique_viewers",
+        "commenters",
+        "cart_users",
+        "buyers",
+        "interaction_ratio",
+        "cart_ratio",
+        "conversion_ratio",
+        "cart_to_order_ratio",
+        "gpm_yuan",
+        "uv_value_yuan",
+        "average_order_value_yuan",
+        "negative_comment_ratio",
+        "comment_sentiment_score",
+        "spend_yuan",
+        "roi",
+        "net_roi",
+    ]
+    assert written == s.as_dict() and written["roi"] is None and s.get("roi", 1) is None
+    with pytest.raises(KeyError):
+        s["no_such_figure"]
 
 
 def test_zero_denominators_are_none_not_nan():
