@@ -349,9 +349,11 @@ class _Plane:
             itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
         )
 
-    def read(self, at: int) -> list[float]:
-        """One row's values at `at`, in the row's units."""
-        return self.data[at : at + self.width].tolist()
+    def add(self, at: int, values: Sequence[float]) -> Sequence[float]:
+        """Add one row's values to those at `at`; the values held now, in the row's units."""
+        total = tuple(map(add, self.data[at : at + self.width], values))
+        self.store(at, total)
+        return total
 
     def store(self, at: int, values: Sequence[float]) -> None:
         """Write one row's values at `at`: counts written as doubles (2.0, by the ring
@@ -392,10 +394,11 @@ class _MoneyPlane(_Plane):
         super().__init__("B", (column,))
         self.scale = 100
 
-    def read(self, at: int) -> list[float]:
-        if self.scale == 1:
-            return self.data[at : at + 1].tolist()
-        return [self.data[at] / 100]
+    def add(self, at: int, values: Sequence[float]) -> Sequence[float]:
+        yuan = values[0]
+        if yuan:  # most room-seconds have no refund, and many no order: nothing to write
+            self.store(at, (self.data[at] / self.scale + yuan,))
+        return (self.data[at] / self.scale,)
 
     def store(self, at: int, values: Sequence[float]) -> None:
         if self.scale == 1:
@@ -713,11 +716,8 @@ class SecondSums:
         what the windows add now is what they take away as it leaves them)."""
         slot = self._slot(second)
         laid: list[float] = []
-        for plane in self._planes:
-            at = slot * plane.width
-            held = plane.read(at)  # zeros, or what a restore put there
-            plane.store(at, tuple(map(add, held, plane.pick(row))))
-            laid += plane.read(at) if plane.scale != 1 else plane.data[at : at + plane.width]
+        for plane in self._planes:  # onto zeros, or what a restore put there
+            laid += plane.add(slot * plane.width, plane.pick(row))
         in_order = self._in_order
         return laid if in_order is None else list(in_order(laid))
 
