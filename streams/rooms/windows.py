@@ -355,6 +355,12 @@ class _Plane:
         self.store(at, total)
         return total
 
+    def load_rows(self, rows: list[tuple[int, Sequence[float]]]) -> None:
+        """Write whole rows, (slot, row) each, over what their slots hold."""
+        width, pick = self.width, self.pick
+        for slot, row in rows:
+            self.store(slot * width, pick(row))
+
     def store(self, at: int, values: Sequence[float]) -> None:
         """Write one row's values at `at`: counts written as doubles (2.0, by the ring
         before the count planes) made whole, a count past the plane's type widening it."""
@@ -399,6 +405,13 @@ class _MoneyPlane(_Plane):
         if yuan:  # most room-seconds have no refund, and many no order: nothing to write
             self.store(at, (self.data[at] / self.scale + yuan,))
         return (self.data[at] / self.scale,)
+
+    def load_rows(self, rows: list[tuple[int, Sequence[float]]]) -> None:
+        column = self.columns[0]
+        for slot, row in rows:
+            yuan = row[column]
+            if yuan or self.data[slot]:  # a zero onto a zero (most refunds) writes nothing
+                self.store(slot, (yuan,))
 
     def store(self, at: int, values: Sequence[float]) -> None:
         if self.scale == 1:
@@ -699,12 +712,16 @@ class SecondSums:
                 frozen.append((second, row))
         if frozen:  # the ring sized for them at once, not doubled row by row
             self._slot(max(second for second, _ in frozen))
-            self._slot(min(second for second, _ in frozen))
-        planes = self._planes
-        for second, row in frozen:
-            slot = self._slot(second)
-            for plane in planes:
-                plane.store(slot * plane.width, plane.pick(row))
+            first = min(second for second, _ in frozen)
+            self._slot(first)
+            if self._at(first) < 0:  # more than a horizon apart: placing one may move or
+                for second, _ in frozen:  # drop the others, so all are placed first
+                    self._slot(second)
+        # Then written plane by plane where they are (one a horizon older than the newest
+        # counts nowhere: it is not written).
+        slots = [(at, row) for second, row in frozen if (at := self._at(second)) >= 0]
+        for plane in self._planes:
+            plane.load_rows(slots)
         self.changed = set()
         for window in self._windows:  # totalled again when the watermark next moves
             window[1] = window[2] = window[3] = None

@@ -247,3 +247,16 @@ def test_a_yuan_amount_that_is_not_whole_fen_turns_its_column_into_doubles():
     copy = _money_sums()
     copy.load(sums.snapshot(), settled_before=110)
     assert copy.get(106) == [0.001, 5.5, 0.0] and copy.sum_since(0) == sums.sum_since(0)
+
+
+def test_rows_loaded_more_than_a_horizon_apart_land_where_they_belong():
+    """A piece whose settled rows span more than the horizon: the ring cannot be sized for
+    all at once, so placing the middle ones grows it (8 -> 16 -> 32 rows); each row
+    still lands in its own second, and the one a horizon older than the newest counts
+    nowhere."""
+    sums = SecondSums(width=2, horizon_s=40, money_columns=(1,))
+    rows = [[500, [1, 0.5]], [455, [2, 0.25]], [490, [4, 1.0]], [470, [8, 2.0]]]
+    sums.load(rows, settled_before=501)
+    sums.advance(505, 501)
+    assert [sums.get(s) for s in (470, 490, 500)] == [[8.0, 2.0], [4.0, 1.0], [1.0, 0.5]]
+    assert sums.get(455) is None and sums.sum_since(0) == [13.0, 3.5]
