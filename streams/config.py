@@ -178,7 +178,7 @@ class Settings:
         600, "a viewer silent this long counts as left", _positive_int
     )
     dedup_horizon_seconds: int = _setting(
-        60,
+        600,
         "a repeated event_id within this much event time is a duplicate (memory grows with "
         "events/s x this)",
         _positive_int,

@@ -56,9 +56,9 @@ class RoomSettings:
     allowed_lateness_ms: int = 5_000
     session_timeout_s: int = 600
     # A repeated event_id within this much event time of the room's watermark is a
-    # duplicate. Re-sends (client retries, our ingest after a crash) come within seconds
-    # of event time; the memory it costs grows with events/s x horizon.
-    dedup_horizon_s: int = 60
+    # duplicate: SPEC's 10 minutes (a client that retries for minutes is still caught).
+    # The memory it costs grows with events/s x horizon (docs/performance.md).
+    dedup_horizon_s: int = 600
     # The room's product list shows this many products (LIVEROOM_PRODUCTS_PER_ROOM); it
     # tracks up to ten times as many, at least 200 (streams.rooms.products).
     products_per_room: int = 20

@@ -108,14 +108,18 @@ def test_duplicate_event_id_counts_once():
 
 
 def test_duplicate_horizon_is_ten_minutes_of_event_time():
+    """SPEC: a repeat within 10 minutes of event time is a duplicate (a client retrying
+    for minutes); one past them counts again."""
     _, results = room_with(
         [
             enter("u1", event_id="x"),
+            enter("u3", ts=T0 + 599 * S),  # the watermark moves 9 min 59 s past x
+            enter("u1", ts=T0 + 599 * S, event_id="x"),  # the same event, retried
             enter("u2", ts=T0 + 601 * S),  # the watermark moves 10 min past x
             enter("u1", ts=T0 + 602 * S, event_id="x"),
         ]
     )
-    assert results == [APPLIED, APPLIED, APPLIED]
+    assert results == [APPLIED, APPLIED, DUPLICATE, APPLIED, APPLIED]
 
 
 def test_late_events_count_in_session_not_in_windows():
