@@ -6,11 +6,9 @@
  * missed the CPU cache in dicts of hundreds of thousands of keys. Here a user or event
  * id is hashed once (MurmurHash64A of its UTF-8 bytes, seed fixed: stable across
  * processes, so a restored table keeps counting the same users as the same) and lives
- * in one open-addressing table of keys and values at 58-87.5 % load (linear probing:
+ * in one open-addressing table of keys and values at 44-87.5 % load (linear probing:
  * the keys are uniform hashes, and a busy table's probes stay within a cache line or
- * two). A table of any multiple of 8 slots: a key's probe starts at its hash scaled to
- * the table (the high bits of hash x slots), so a table grows by half, not double
- * (see OVERFULL).
+ * two; at 37-75 % the tables held more memory, see OVERFULL).
  *
  * A slot holds its 8-byte key, its value in the fewest bytes every value so far fits
  * (0: all zero, as a distinct count's set; 4: int32, as a second of epoch time; 8:
@@ -43,11 +41,10 @@
 #define MODE_MAX 1
 #define MODE_ADD 2
 #define ENTRY_BYTES 16
-#define MIN_CAP 8 /* every table a multiple of 8: the changed bits fill whole bytes */
-/* A table grows when an insert would fill more than 7/8 of its slots, by half (to
- * 58 %). Until 2026-12-07 it grew at 3/4 and doubled (37-75 %): the `memory` harness's
- * tables held 215 MB at 7/8 and doubling, 248 MB at 3/4, at the same fold speed
- * (docs/measurements.md). */
+#define MIN_CAP 8 /* a multiple of 8: the changed bits fill whole bytes */
+/* A table grows when an insert would fill more than 7/8 of its slots (to 44 %: twice
+ * the slots). 3/4 before 2026-12-07: 7/8 cut the `memory` harness's tables by ~15 %
+ * at the same fold speed (docs/measurements.md). */
 #define OVERFULL(used, cap) ((used) * 8 > (cap) * 7)
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -206,19 +203,10 @@ static inline int fit_value(FlatMap *t, int64_t v) {
     return need > t->vbytes ? rehold(t, need, t->bias) : 0;
 }
 
-/* Where `key`'s probe starts: its hash scaled to the table (a multiply, no power of two
- * needed). */
-static inline Py_ssize_t home_of(const FlatMap *t, uint64_t key) {
-    return (Py_ssize_t)(((unsigned __int128)key * (uint64_t)t->cap) >> 64);
-}
-
-static inline Py_ssize_t next_slot(const FlatMap *t, Py_ssize_t i) {
-    return i + 1 == t->cap ? 0 : i + 1;
-}
-
 static inline Py_ssize_t slot_of(const FlatMap *t, uint64_t key) {
-    Py_ssize_t i = home_of(t, key);
-    while (t->keys[i] != 0 && t->keys[i] != key) i = next_slot(t, i);
+    Py_ssize_t mask = t->cap - 1;
+    Py_ssize_t i = (Py_ssize_t)(key & (uint64_t)mask);
+    while (t->keys[i] != 0 && t->keys[i] != key) i = (i + 1) & mask;
     return i;
 }
 
@@ -240,12 +228,11 @@ static int alloc_arrays(FlatMap *t, Py_ssize_t cap) {
     return 0;
 }
 
-/* Slots for n entries with room to grow by half again before the next resize: n at
- * 7/12 full (7/8 / 1.5), a multiple of 8. */
 static Py_ssize_t cap_for(Py_ssize_t n) {
-    Py_ssize_t cap = (n * 12 / 7 + 8) & ~(Py_ssize_t)7;
-    if (cap < MIN_CAP) cap = MIN_CAP;
-    while (OVERFULL(n + 1, cap)) cap += 8;
+    Py_ssize_t cap = MIN_CAP;
+    while (OVERFULL(n + 1, cap)) cap <<= 1;
+    /* Room to grow by half again before the next resize. */
+    if (cap / 2 < n) cap <<= 1;
     return cap;
 }
 
@@ -550,9 +537,10 @@ static inline int64_t llabs_i64(int64_t v) { return v < 0 ? -v : v; }
 /* Empty slot `hole` by shifting back the entries of its cluster that may live there
  * (linear probing's deletion, no tombstones). The hole ends where the cluster does. */
 static void delete_at(FlatMap *t, Py_ssize_t hole) {
+    Py_ssize_t mask = t->cap - 1;
     if (is_dirty(t, hole)) t->ndirty--;
-    for (Py_ssize_t j = next_slot(t, hole); t->keys[j] != 0; j = next_slot(t, j)) {
-        Py_ssize_t home = home_of(t, t->keys[j]);
+    for (Py_ssize_t j = (hole + 1) & mask; t->keys[j] != 0; j = (j + 1) & mask) {
+        Py_ssize_t home = (Py_ssize_t)(t->keys[j] & (uint64_t)mask);
         /* The entry at j stays if its home is cyclically within (hole, j]. */
         int stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
         if (stays) continue;
@@ -576,11 +564,11 @@ static void delete_at(FlatMap *t, Py_ssize_t hole) {
  * removed; counts and the least value kept (INT64_MAX when none). -1 on error. */
 static int drop_pass(FlatMap *t, int64_t cutoff, int absolute, Py_ssize_t *removed_out,
                      Py_ssize_t *removed_nonneg_out, int64_t *least_out) {
-    Py_ssize_t removed = 0, removed_nonneg = 0, start = 0;
+    Py_ssize_t removed = 0, removed_nonneg = 0, mask = t->cap - 1, start = 0;
     int64_t least = INT64_MAX;
     while (t->keys[start] != 0) start++; /* the load factor leaves an eighth empty */
     for (Py_ssize_t n = 0; n < t->cap; n++) {
-        Py_ssize_t i = start + n < t->cap ? start + n : start + n - t->cap;
+        Py_ssize_t i = (start + n) & mask;
         while (t->keys[i] != 0) { /* a deletion shifts the next entry here: look again */
             int64_t v = val_at(t, i), a = absolute ? llabs_i64(v) : v;
             if (a > cutoff) {
