@@ -43,7 +43,7 @@
 #define ENTRY_BYTES 16
 #define MIN_CAP 8 /* a multiple of 8: the changed bits fill whole bytes */
 /* A table grows when an insert would fill more than 7/8 of its slots (to 44 %: twice
- * the slots). 3/4 before 2026-12-07: 7/8 cut the `memory` harness's tables by ~15 %
+ * the slots). 3/4 before 2026-12-07: 7/8 cut the `memory` harness's tables by ~13 %
  * at the same fold speed (docs/measurements.md). */
 #define OVERFULL(used, cap) ((used) * 8 > (cap) * 7)
 
