@@ -2,6 +2,7 @@ import pytest
 
 from streams import config
 from streams.config import ConfigError
+from streams.rooms.room import RoomSettings
 
 
 def test_defaults_match_the_spec():
@@ -17,6 +18,9 @@ def test_defaults_match_the_spec():
         "liveroom.spend",
     )
     assert s.output_topics == ("liveroom.room-metrics", "liveroom.alerts", "liveroom.deadletter")
+    assert s.dedup_horizon_seconds == 600  # a repeated event_id within 10 minutes
+    # The worker's room settings by default are RoomSettings' own, which the room tests use.
+    assert s.room_settings() == RoomSettings()
 
 
 def test_environment_and_overrides():
