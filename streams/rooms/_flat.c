@@ -6,9 +6,11 @@
  * missed the CPU cache in dicts of hundreds of thousands of keys. Here a user or event
  * id is hashed once (MurmurHash64A of its UTF-8 bytes, seed fixed: stable across
  * processes, so a restored table keeps counting the same users as the same) and lives
- * in one open-addressing table of keys and values at 44-87.5 % load (linear probing:
+ * in one open-addressing table of keys and values at 58-87.5 % load (linear probing:
  * the keys are uniform hashes, and a busy table's probes stay within a cache line or
- * two; at 37-75 % the tables held more memory, see OVERFULL).
+ * two). A table of any multiple of 8 slots: a key's probe starts at its hash scaled to
+ * the table (the high bits of hash x salt x slots, see home_of), so a table grows by
+ * half, not double (see OVERFULL).
  *
  * A slot holds its 8-byte key, its value in the fewest bytes every value so far fits
  * (0: all zero, as a distinct count's set; 4: int32, as a second of epoch time; 8:
@@ -34,6 +36,8 @@
  * Keys are str (hashed here) or int (a hash already). Not thread-safe; the GIL is held.
  */
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "_flat.h"
 
@@ -41,10 +45,11 @@
 #define MODE_MAX 1
 #define MODE_ADD 2
 #define ENTRY_BYTES 16
-#define MIN_CAP 8 /* a multiple of 8: the changed bits fill whole bytes */
-/* A table grows when an insert would fill more than 7/8 of its slots (to 44 %: twice
- * the slots). 3/4 before 2026-12-07: 7/8 cut the `memory` harness's tables by ~13 %
- * at the same fold speed (docs/measurements.md). */
+#define MIN_CAP 8 /* every table a multiple of 8: the changed bits fill whole bytes */
+/* A table grows when an insert would fill more than 7/8 of its slots, by half (to
+ * 58 %). Until 2026-12-07 it grew at 3/4 and doubled (37-75 %): the `memory` harness's
+ * tables held 215 MB at 7/8 and doubling, 248 MB at 3/4, at the same fold speed
+ * (docs/measurements.md). */
 #define OVERFULL(used, cap) ((used) * 8 > (cap) * 7)
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -203,10 +208,34 @@ static inline int fit_value(FlatMap *t, int64_t v) {
     return need > t->vbytes ? rehold(t, need, t->bias) : 0;
 }
 
+/* Where `key`'s probe starts: its hash times the table's salt, scaled to the table (a
+ * multiply, no power of two needed). The salt keeps two tables' slot orders apart: a
+ * base is written in slot order and loaded in runs, and without it each run's keys
+ * would share one stretch of the table loading them (linear probing turned quadratic: a
+ * restore at 5,000 rooms took 191 s, docs/measurements.md). */
+static inline Py_ssize_t home_of(const FlatMap *t, uint64_t key) {
+    return (Py_ssize_t)(((unsigned __int128)(key * t->salt) * (uint64_t)t->cap) >> 64);
+}
+
+/* A table's salt: odd (a multiply by it permutes the keys), different for every table
+ * of a process and between processes (a restored table must not order its keys as the
+ * table that wrote the base did). SplitMix64 over a counter seeded at import. */
+static uint64_t salt_state;
+
+static uint64_t next_salt(void) {
+    uint64_t z = (salt_state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return (z ^ (z >> 31)) | 1;
+}
+
+static inline Py_ssize_t next_slot(const FlatMap *t, Py_ssize_t i) {
+    return i + 1 == t->cap ? 0 : i + 1;
+}
+
 static inline Py_ssize_t slot_of(const FlatMap *t, uint64_t key) {
-    Py_ssize_t mask = t->cap - 1;
-    Py_ssize_t i = (Py_ssize_t)(key & (uint64_t)mask);
-    while (t->keys[i] != 0 && t->keys[i] != key) i = (i + 1) & mask;
+    Py_ssize_t i = home_of(t, key);
+    while (t->keys[i] != 0 && t->keys[i] != key) i = next_slot(t, i);
     return i;
 }
 
@@ -228,11 +257,12 @@ static int alloc_arrays(FlatMap *t, Py_ssize_t cap) {
     return 0;
 }
 
+/* Slots for n entries with room to grow by half again before the next resize: n at
+ * 7/12 full (7/8 / 1.5), a multiple of 8. */
 static Py_ssize_t cap_for(Py_ssize_t n) {
-    Py_ssize_t cap = MIN_CAP;
-    while (OVERFULL(n + 1, cap)) cap <<= 1;
-    /* Room to grow by half again before the next resize. */
-    if (cap / 2 < n) cap <<= 1;
+    Py_ssize_t cap = (n * 12 / 7 + 8) & ~(Py_ssize_t)7;
+    if (cap < MIN_CAP) cap = MIN_CAP;
+    while (OVERFULL(n + 1, cap)) cap += 8;
     return cap;
 }
 
@@ -325,6 +355,7 @@ static PyObject *FlatMap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     FlatMap *t = (FlatMap *)type->tp_alloc(type, 0);
     if (t == NULL) return NULL;
     t->bias_slack = slack;
+    t->salt = next_salt();
     if (alloc_arrays(t, MIN_CAP) < 0) {
         Py_DECREF(t);
         return NULL;
@@ -537,10 +568,9 @@ static inline int64_t llabs_i64(int64_t v) { return v < 0 ? -v : v; }
 /* Empty slot `hole` by shifting back the entries of its cluster that may live there
  * (linear probing's deletion, no tombstones). The hole ends where the cluster does. */
 static void delete_at(FlatMap *t, Py_ssize_t hole) {
-    Py_ssize_t mask = t->cap - 1;
     if (is_dirty(t, hole)) t->ndirty--;
-    for (Py_ssize_t j = (hole + 1) & mask; t->keys[j] != 0; j = (j + 1) & mask) {
-        Py_ssize_t home = (Py_ssize_t)(t->keys[j] & (uint64_t)mask);
+    for (Py_ssize_t j = next_slot(t, hole); t->keys[j] != 0; j = next_slot(t, j)) {
+        Py_ssize_t home = home_of(t, t->keys[j]);
         /* The entry at j stays if its home is cyclically within (hole, j]. */
         int stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
         if (stays) continue;
@@ -564,11 +594,11 @@ static void delete_at(FlatMap *t, Py_ssize_t hole) {
  * removed; counts and the least value kept (INT64_MAX when none). -1 on error. */
 static int drop_pass(FlatMap *t, int64_t cutoff, int absolute, Py_ssize_t *removed_out,
                      Py_ssize_t *removed_nonneg_out, int64_t *least_out) {
-    Py_ssize_t removed = 0, removed_nonneg = 0, mask = t->cap - 1, start = 0;
+    Py_ssize_t removed = 0, removed_nonneg = 0, start = 0;
     int64_t least = INT64_MAX;
     while (t->keys[start] != 0) start++; /* the load factor leaves an eighth empty */
     for (Py_ssize_t n = 0; n < t->cap; n++) {
-        Py_ssize_t i = (start + n) & mask;
+        Py_ssize_t i = start + n < t->cap ? start + n : start + n - t->cap;
         while (t->keys[i] != 0) { /* a deletion shifts the next entry here: look again */
             int64_t v = val_at(t, i), a = absolute ? llabs_i64(v) : v;
             if (a > cutoff) {
@@ -942,6 +972,7 @@ static FlatAPI flat_api = {
 
 PyMODINIT_FUNC PyInit__flat(void) {
     if (PyType_Ready(&FlatMapType) < 0) return NULL;
+    salt_state = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)&salt_state;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     PyObject *api = PyCapsule_New(&flat_api, FLAT_CAPSULE, NULL);

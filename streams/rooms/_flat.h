@@ -18,7 +18,8 @@ typedef struct {
      * epoch milliseconds within bias_slack of it fit 4 bytes. A value at or below the
      * bias in magnitude (far older) drops it: every value held as itself again. */
     int64_t bias, bias_slack;
-    Py_ssize_t cap; /* a power of two */
+    Py_ssize_t cap; /* slots: a multiple of 8 */
+    uint64_t salt;  /* odd, the table's own: see home_of */
     Py_ssize_t used;
     Py_ssize_t ndirty;
     /* Keys marked dirty since the last take, in order (a key deleted since, or listed

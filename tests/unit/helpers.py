@@ -3,7 +3,7 @@
 from array import array
 
 from streams.events import CART, COMMENT, ORDER, VIEW
-from streams.rooms.flat import FlatMap
+from streams.rooms.flat import ENTRY_BYTES, FlatMap, sorted_entries
 
 T0 = 1_763_000_000_000  # ms, a whole second
 _seq = iter(range(10**9))
@@ -92,3 +92,20 @@ def everything(obj):
     if not names:
         return obj
     return {name: everything(value) for name, value in sorted(dict(names).items())}
+
+
+# Packed fields that are not a table's entries: their order is their meaning.
+ORDERED_BYTES = frozenset({"pending", "registers"})
+
+
+def in_key_order(piece, name=""):
+    """A checkpoint piece with each table's packed entries in key order: tables of the
+    same entries order their slots by their own salts (`_flat.c`, home_of)."""
+    if isinstance(piece, dict):
+        return {key: in_key_order(value, key) for key, value in piece.items()}
+    if isinstance(piece, list | tuple):
+        return [in_key_order(item, name) for item in piece]
+    if isinstance(piece, bytes | bytearray) and name not in ORDERED_BYTES:
+        assert len(piece) % ENTRY_BYTES == 0, name
+        return sorted_entries(piece)
+    return piece
