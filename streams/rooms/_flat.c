@@ -13,14 +13,16 @@
  * half, not double (see OVERFULL).
  *
  * A slot holds its 8-byte key, its value in the fewest bytes every value so far fits
- * (0: all zero, as a distinct count's set; 4: int32, as a second of epoch time; 8:
- * int64), and a bit for "changed since the last delta": 8.1 to 16.1 bytes a slot where
- * 8 + 8 + 1 took 17. A table made with bias_slack holds values less a bias set by its
- * first value (presence's epoch milliseconds, signed: 4 bytes within ~12 days of it).
- * The width only grows, when a value first needs it (one pass over the table, at most
- * twice in its life; a dropped bias is one more). Entries leave and return as raw bytes
- * whatever the width (little-endian key, int64 value pairs: 16 bytes), so a checkpoint
- * copies memory and a restore copies it back.
+ * (0: all zero, as a distinct count's set; 2: int16; 4: int32; 8: int64), and a bit for
+ * "changed since the last delta": 8.1 to 16.1 bytes a slot where 8 + 8 + 1 took 17. A
+ * table made with bias_slack holds values less a bias set by its first value: epoch
+ * seconds within ~4.5 h of it in 2 bytes (the dedup index and the last-seen windows,
+ * slack 2**14), presence's epoch milliseconds within ~12 days in 4. A value first
+ * needing more widens the table (one pass); a drop that leaves every value within the
+ * slack of the newest narrows it again with a new bias (narrow_after_drop), so a table
+ * of the last minutes' seconds stays at 2 bytes however long the room lives. Entries
+ * leave and return as raw bytes whatever the width (little-endian key, int64 value
+ * pairs: 16 bytes), so a checkpoint copies memory and a restore copies it back.
  *
  * A 64-bit hash stands for the id: two of the 2M users of a busy night share one with
  * probability ~1e-7 (birthday bound), far inside SPEC's 2 % for distinct counts.
@@ -128,6 +130,7 @@ static int key_of(PyObject *obj, uint64_t *out) {
 
 /* The value as held (less the bias), and as given. */
 static inline int64_t held_at(const FlatMap *t, Py_ssize_t i) {
+    if (t->vbytes == 2) return ((const int16_t *)t->vals)[i];
     if (t->vbytes == 4) return ((const int32_t *)t->vals)[i];
     if (t->vbytes == 8) return ((const int64_t *)t->vals)[i];
     return 0;
@@ -145,7 +148,8 @@ static inline int64_t val_at(const FlatMap *t, Py_ssize_t i) {
 }
 
 static inline void put_held(void *vals, int vbytes, Py_ssize_t i, int64_t h) {
-    if (vbytes == 4) ((int32_t *)vals)[i] = (int32_t)h;
+    if (vbytes == 2) ((int16_t *)vals)[i] = (int16_t)h;
+    else if (vbytes == 4) ((int32_t *)vals)[i] = (int32_t)h;
     else if (vbytes == 8) ((int64_t *)vals)[i] = h;
 }
 
@@ -168,6 +172,7 @@ static inline void unmark_dirty(FlatMap *t, Py_ssize_t i) {
 
 static inline int width_of(int64_t v) {
     if (v == 0) return 0;
+    if (v >= INT16_MIN && v <= INT16_MAX) return 2;
     return v >= INT32_MIN && v <= INT32_MAX ? 4 : 8;
 }
 
@@ -175,8 +180,9 @@ static void *alloc_vals(Py_ssize_t cap, int vbytes) {
     return vbytes ? PyMem_Calloc((size_t)cap, (size_t)vbytes) : NULL;
 }
 
-/* Hold every value anew, in `vbytes` bytes (no fewer than now) less `bias`: a wider
- * width, or the bias dropped (0) when a value too old for it came. */
+/* Hold every value anew, in `vbytes` bytes less `bias`: a wider width, the bias dropped
+ * (0) when a value too old for it came, or a narrower width and a later bias once the
+ * values that needed more have been dropped (narrow_after_drop). */
 static int rehold(FlatMap *t, int vbytes, int64_t bias) {
     void *vals = alloc_vals(t->cap, vbytes);
     if (vals == NULL) {
@@ -592,17 +598,34 @@ static void delete_at(FlatMap *t, Py_ssize_t hole) {
  * busiest rooms drop entries every second. */
 /* The pass of drop_upto: entries at or below `cutoff` (by magnitude when `absolute`)
  * removed; counts and the least value kept (INT64_MAX when none). -1 on error. */
+/* After a drop, hold the values kept (magnitudes from `lo`, the least non-zero, to `hi`)
+ * in fewer bytes if a new bias fits them all: set from the newest as the first value
+ * sets it (room for later values), or just below the least if they span more than the
+ * slack (no held value may reach 0 or change sign). A table of seconds widens to 4
+ * bytes when a value comes more than ~4.5 h after its bias, and narrows back here once
+ * the older values have expired. */
+static int narrow_after_drop(FlatMap *t, int64_t lo, int64_t hi) {
+    if (!t->bias_slack || t->vbytes == 0 || hi == 0) return 0;
+    int64_t bias = hi > t->bias_slack ? hi - t->bias_slack : 0;
+    if (bias >= lo) bias = lo - 1;
+    int need = width_of(hi - bias);
+    return need < t->vbytes ? rehold(t, need, bias) : 0;
+}
+
 static int drop_pass(FlatMap *t, int64_t cutoff, int absolute, Py_ssize_t *removed_out,
                      Py_ssize_t *removed_nonneg_out, int64_t *least_out) {
     Py_ssize_t removed = 0, removed_nonneg = 0, start = 0;
-    int64_t least = INT64_MAX;
+    int64_t least = INT64_MAX, lo = INT64_MAX, hi = 0; /* magnitudes kept, for narrowing */
     while (t->keys[start] != 0) start++; /* the load factor leaves an eighth empty */
     for (Py_ssize_t n = 0; n < t->cap; n++) {
         Py_ssize_t i = start + n < t->cap ? start + n : start + n - t->cap;
         while (t->keys[i] != 0) { /* a deletion shifts the next entry here: look again */
             int64_t v = val_at(t, i), a = absolute ? llabs_i64(v) : v;
             if (a > cutoff) {
+                int64_t size = llabs_i64(v);
                 if (a < least) least = a;
+                if (size && size < lo) lo = size;
+                if (size > hi) hi = size;
                 break;
             }
             removed++;
@@ -611,6 +634,7 @@ static int drop_pass(FlatMap *t, int64_t cutoff, int absolute, Py_ssize_t *remov
         }
     }
     if (t->cap > MIN_CAP && t->used * 8 < t->cap && rebuild(t, t->used) < 0) return -1;
+    if (narrow_after_drop(t, lo, hi) < 0) return -1;
     *removed_out = removed;
     *removed_nonneg_out = removed_nonneg;
     *least_out = least;
@@ -916,7 +940,7 @@ static PyMethodDef FlatMap_methods[] = {
 
 static PyGetSetDef FlatMap_getset[] = {
     {"nbytes", (getter)FlatMap_nbytes, NULL, "bytes the table's arrays hold", NULL},
-    {"value_bytes", (getter)FlatMap_value_bytes, NULL, "bytes a value takes: 0, 4 or 8", NULL},
+    {"value_bytes", (getter)FlatMap_value_bytes, NULL, "bytes a value takes: 0, 2, 4 or 8", NULL},
     {"bias", (getter)FlatMap_bias, NULL, "what values are held less, in magnitude", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

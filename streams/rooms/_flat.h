@@ -12,7 +12,7 @@ typedef struct {
     uint64_t *keys; /* 0: empty */
     void *vals;     /* cap values of vbytes each (NULL when 0: every value is 0) */
     uint8_t *dirty; /* a bit a slot: set since the last take_changes() */
-    int vbytes;     /* 0, 4 or 8 */
+    int vbytes;     /* 0, 2, 4 or 8 */
     /* A value v is held as v - bias (v > 0) or v + bias (v < 0): with bias_slack set,
      * the first value into an empty table sets bias = |v| - bias_slack, so values of
      * epoch milliseconds within bias_slack of it fit 4 bytes. A value at or below the

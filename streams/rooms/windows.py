@@ -20,6 +20,10 @@ from typing import Any
 
 from streams.rooms.flat import MODE_ADD, MODE_MAX, FlatMap, packed
 
+# Tables of epoch seconds hold them less a bias (`_flat.c`): 2 bytes a value while the
+# values held span less than this (~4.5 h; the windows hold minutes).
+SECONDS_BIAS_SLACK = 1 << 14
+
 
 class LastSeen:
     """Distinct keys by the second they were last seen, for a bounded horizon.
@@ -42,7 +46,7 @@ class LastSeen:
 
     def __init__(self, horizon_s: int, windows: tuple[int, ...] = ()) -> None:
         self.horizon = horizon_s
-        self.last = FlatMap()
+        self.last = FlatMap(bias_slack=SECONDS_BIAS_SLACK)
         self._live = _ring(horizon_s)  # second % len -> keys whose latest second it is
         self._span = len(self._live)
         self._oldest: int | None = None  # the ring's first second: no key is older
@@ -166,7 +170,7 @@ class RecentIds:
 
     def __init__(self, horizon_s: int) -> None:
         self.horizon = horizon_s
-        self.first_seen = FlatMap()
+        self.first_seen = FlatMap(bias_slack=SECONDS_BIAS_SLACK)
         self._counts = _ring(horizon_s)  # second % len -> ids first seen then
         self._span = len(self._counts)
         self._oldest: int | None = None  # the ring's first second

@@ -17,10 +17,16 @@ T = 1_763_900_000_000  # epoch ms
 TIMES = st.one_of(
     st.integers(T - 5_000, T + 5_000), st.integers(-T - 5_000, -T + 5_000), st.just(T // 2)
 )
-# Zeros, 32-bit and wider values: a table stores values in the fewest bytes they fit (0,
-# 4 or 8) and widens when one does not, so every op must meet every width.
+# The dedup index's and the windows' values: epoch seconds, some hours apart.
+S = 1_763_900_000
+SECONDS = st.integers(S - 40_000, S + 40_000)
+# Zeros, 16-bit, 32-bit and wider values: a table stores values in the fewest bytes they
+# fit (0, 2, 4 or 8), widens when one does not and may narrow after a drop, so every op
+# must meet every width.
 VALUES = st.one_of(
     st.just(0),
+    st.integers(-(2**15) - 2, 2**15 + 1),
+    SECONDS,
     st.integers(-(2**31), 2**31 - 1),
     st.sampled_from([2**31 - 1, -(2**31), 2**31, -(2**31) - 1]),
     st.integers(-(2**40), 2**40),
@@ -44,7 +50,7 @@ def unpack(data: bytes) -> dict[int, int]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(OPS, st.sampled_from([0, 1_000]), st.lists(TIMES, max_size=5))
+@given(OPS, st.sampled_from([0, 1_000, 1 << 14]), st.lists(st.one_of(TIMES, SECONDS), max_size=5))
 def test_flat_map_does_what_a_dict_does(ops: list[tuple], slack: int, times: list[int]) -> None:
     """Every op, at every value width, and with a bias (bias_slack): values near the first
     held, in either sign, and ones at or below the bias that drop it."""
@@ -115,14 +121,20 @@ def test_values_take_the_fewest_bytes_they_fit_and_widen_keeping_every_entry() -
     slots = 64_720  # 50,000 keys: grown by half at the 37,752nd (7/8 of 43,144 slots)
     assert table.value_bytes == 0 and table.nbytes == slots * 8 + slots // 8  # key + a bit
     table.take_changes()
-    table.raise_to("u7", 1_763_900_000)  # a second of epoch time
+    table.raise_to("u6", 30_000)  # a count
+    assert table.value_bytes == 2 and table.nbytes == slots * 10 + slots // 8
+    table.raise_to("u7", 1_763_900_000)  # a second of epoch time, no bias
     assert table.value_bytes == 4 and table.nbytes == slots * 12 + slots // 8
     table.set("u8", -1_763_900_000_123)  # presence's milliseconds (a leave)
     assert table.value_bytes == 8
     assert table.get("u7") == 1_763_900_000 and table.get("u8") == -1_763_900_000_123
     assert table.get("u9") == 0 and len(table) == 50_000
     # The entries marked before the widening stay marked, and only they.
-    assert sorted(unpack(table.take_changes()).values()) == [-1_763_900_000_123, 1_763_900_000]
+    assert sorted(unpack(table.take_changes()).values()) == [
+        -1_763_900_000_123,
+        30_000,
+        1_763_900_000,
+    ]
     copy = FlatMap()
     copy.load(table.snapshot())  # a restore widens as it meets the values
     assert copy == table and copy.value_bytes == 8
@@ -163,6 +175,36 @@ def test_each_table_orders_its_slots_by_its_own_salt() -> None:
     for start in range(0, len(snapshots[0]), 500 * 16):  # in runs, as a restore reads pieces
         restored.load(snapshots[0][start : start + 500 * 16], MODE_SET)
     assert restored == tables[0] and restored.snapshot() != snapshots[0]
+
+
+def test_epoch_seconds_take_2_bytes_and_narrow_back_after_a_drop() -> None:
+    """The dedup index and the last-seen windows: seconds within 2**14 of the bias (set
+    by the first value) in 2 bytes. One ~5 h later widens the table; once the older ones
+    are dropped it narrows again with a bias set from the newest, every value intact."""
+    t0 = 1_763_900_000
+    table = FlatMap(bias_slack=1 << 14)
+    for i in range(1_000):
+        table.set(f"e{i}", t0 + i % 600)  # ten minutes of ids
+    assert table.value_bytes == 2 and table.bias == t0 - (1 << 14)
+    late = t0 + 5 * 3600
+    table.set("late", late)  # 18,000 s after the first: more than 2**15 - 2**14
+    assert table.value_bytes == 4 and table.get("late") == late
+    table.set("early", t0 - 20_000)  # older than the bias: held as itself
+    assert table.value_bytes == 8 and table.bias == 0
+    assert table.drop_upto(t0 + 299) == (601, 601, t0 + 300)  # keeps 300..599 and "late"
+    # more than the slack apart, less than 2**15: a bias just below the least kept
+    assert table.value_bytes == 2 and table.bias == t0 + 299
+    assert table.drop_upto(t0 + 599) == (400, 400, late)
+    assert table.value_bytes == 2 and table.bias == t0 + 299  # no narrower: no new bias
+    later = late + 20_000
+    table.set("later", later)  # 37,701 s past the bias: 4 bytes
+    assert table.value_bytes == 4
+    assert table.drop_upto(late) == (1, 1, later)
+    assert table.value_bytes == 2 and table.bias == later - (1 << 14)
+    assert dict(table.items()) == {hash64("later"): later} and table.get("later") == later
+    copy = FlatMap(bias_slack=1 << 14)
+    copy.load(table.snapshot(), MODE_SET)
+    assert copy == table and copy.value_bytes == 2
 
 
 def test_epoch_milliseconds_are_held_in_4_bytes_less_a_bias_until_one_is_far_older() -> None:
