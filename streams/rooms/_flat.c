@@ -27,7 +27,8 @@
  * A 64-bit hash stands for the id: two of the 2M users of a busy night share one with
  * probability ~1e-7 (birthday bound), far inside SPEC's 2 % for distinct counts.
  *
- * FlatMap: get, set, add (insert if absent), raise_to (set if absent or greater),
+ * FlatMap: get, set, add (insert if absent), raise_to (set if absent or greater), renew
+ * (insert if absent or at or below a cutoff),
  * __len__, __contains__, ==; take_changes() -> bytes of the entries set since the last
  * call; snapshot() -> bytes of every entry; load(bytes, mode) applies entries (MODE_SET
  * overwrites, MODE_MAX keeps the greater, MODE_ADD keeps what is there); drop_upto(
@@ -444,6 +445,27 @@ static PyObject *FlatMap_add(FlatMap *t, PyObject *const *args, Py_ssize_t nargs
     if (t->keys[i] != 0) Py_RETURN_FALSE;
     if (put(t, i, key, value) < 0) return NULL;
     Py_RETURN_TRUE;
+}
+
+/* renew(key, value, cutoff) -> 0 held with a value above cutoff (kept), 1 inserted, 2
+ * held at or below cutoff (expired, not yet dropped) and set to value: the dedup
+ * index's lookup while some of its ids have expired (streams.rooms.windows.RecentIds). */
+static PyObject *FlatMap_renew(FlatMap *t, PyObject *const *args, Py_ssize_t nargs) {
+    uint64_t key;
+    int64_t value, cutoff;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "renew(key, value, cutoff)");
+        return NULL;
+    }
+    if (parse_key_value(args, 2, "renew(key, value, cutoff)", &key, &value, 0) < 0) return NULL;
+    cutoff = as_int64(args[2]);
+    if (cutoff == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t i = slot_for_insert(t, key);
+    if (i < 0) return NULL;
+    int held = t->keys[i] != 0;
+    if (held && val_at(t, i) > cutoff) return PyLong_FromLong(0);
+    if (put(t, i, key, value) < 0) return NULL;
+    return PyLong_FromLong(held ? 2 : 1);
 }
 
 /* raise_to(key, value) -> the previous value or None: sets it if absent or lower. */
@@ -926,6 +948,7 @@ static PyMethodDef FlatMap_methods[] = {
     {"set", (PyCFunction)(void (*)(void))FlatMap_set, METH_FASTCALL, NULL},
     {"add", (PyCFunction)(void (*)(void))FlatMap_add, METH_FASTCALL, NULL},
     {"raise_to", (PyCFunction)(void (*)(void))FlatMap_raise_to, METH_FASTCALL, NULL},
+    {"renew", (PyCFunction)(void (*)(void))FlatMap_renew, METH_FASTCALL, NULL},
     {"take_changes", (PyCFunction)FlatMap_take_changes, METH_NOARGS, NULL},
     {"snapshot", (PyCFunction)FlatMap_snapshot, METH_NOARGS, NULL},
     {"load", (PyCFunction)(void (*)(void))FlatMap_load, METH_FASTCALL, NULL},

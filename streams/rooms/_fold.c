@@ -47,8 +47,9 @@ static const char *room_names[N_ROOM] = {
     "recent_commenters", "recent_carters", "recent_buyers", "presence", "seen_event_ids",
     "_lateness_ms",
 };
-enum { I_TABLE, I_COUNTS, I_SPAN, I_OLDEST, I_STALE, N_IDS };
-static const char *ids_names[N_IDS] = {"first_seen", "_counts", "_span", "_oldest", "_stale"};
+enum { I_TABLE, I_COUNTS, I_SPAN, I_OLDEST, I_STALE, I_CUTOFF, I_EXPIRED, N_IDS };
+static const char *ids_names[N_IDS] = {"first_seen", "_counts", "_span", "_oldest", "_stale",
+                                       "_cutoff",    "_expired"};
 enum { L_TABLE, L_LIVE, L_SPAN, L_OLDEST, L_STALE, L_WINDOWS, N_SEEN };
 static const char *seen_names[N_SEEN] = {"last", "_live", "_span", "_oldest", "_stale", "_windows"};
 enum { S_HOT, S_CHANGED, S_WIDTH, N_SUMS };
@@ -77,7 +78,7 @@ static int rest_bits;        /* DistinctCount: the hash bits after the register 
 static PyObject *widened_plus_one; /* streams.rooms.windows._widened_plus_one */
 
 static PyObject *one, *zero;
-static PyObject *s_touch, *s_place, *s_to_sketch, *s_advance, *s_apply_python, *s_note_product;
+static PyObject *s_touch, *s_sweep, *s_place, *s_to_sketch, *s_advance, *s_apply_python, *s_note_product;
 
 /* -- slots at their offsets ------------------------------------------------------------ */
 
@@ -216,16 +217,28 @@ static int lower_oldest(PyObject *obj, Py_ssize_t off, long long second, PyObjec
 
 /* -- the room's parts ------------------------------------------------------------------ */
 
-/* RecentIds.touch: 1 a new id, 0 a repeat, -1 an error. */
+/* RecentIds.touch: 1 a new id, 0 a repeat, -1 an error. An id held at or before the
+ * last expiry's cutoff has expired (lazily: not yet swept) and is held anew. */
 static int ids_touch(PyObject *ids, PyObject *id, uint64_t key, long long second,
                      PyObject *second_obj) {
     int fresh, stale = touch_if_stale(ids, ids_off[I_STALE], id, second_obj, &fresh);
     if (stale != 0) return stale < 0 ? -1 : fresh;
     FlatMap *t = table(ids, ids_off[I_TABLE]);
-    if (t == NULL) return -1;
+    long long expired, cutoff = 0;
+    if (t == NULL || as_ll(slot(ids, ids_off[I_EXPIRED]), &expired) < 0) return -1;
+    if (expired && as_ll(slot(ids, ids_off[I_CUTOFF]), &cutoff) < 0) return -1;
+    if (expired && second <= cutoff) { /* a very late id: sweep first, as Python does */
+        if (call_for_effect(ids, s_sweep, NULL) < 0) return -1;
+        expired = 0;
+    }
     Py_ssize_t i = flat->slot_for_insert(t, key);
     if (i < 0) return -1;
-    if (t->keys[i] != 0) return 0;
+    if (t->keys[i] != 0) {
+        if (!expired || flat->val_at(t, i) > cutoff) return 0;
+        PyObject *fewer = PyLong_FromLongLong(expired - 1);
+        if (fewer == NULL) return -1;
+        slot_put(ids, ids_off[I_EXPIRED], fewer);
+    }
     if (flat->put(t, i, key, second) < 0) return -1;
     PyObject *oldest_obj = slot(ids, ids_off[I_OLDEST]);
     long long span, oldest;
@@ -892,6 +905,7 @@ PyMODINIT_FUNC PyInit__fold(void) {
     if (flat == NULL) return NULL;
     one = PyLong_FromLong(1), zero = PyLong_FromLong(0);
     s_touch = PyUnicode_InternFromString("touch");
+    s_sweep = PyUnicode_InternFromString("_sweep");
     s_place = PyUnicode_InternFromString("_place");
     s_to_sketch = PyUnicode_InternFromString("_to_sketch");
     s_advance = PyUnicode_InternFromString("_advance");
@@ -909,7 +923,7 @@ PyMODINIT_FUNC PyInit__fold(void) {
     if (!s_rooms || !s_observer || !s_watermark_ms || !s_new_room || !s_comment || !s_applied ||
         !s_late || !s_duplicates || !s_event_ts)
         return NULL;
-    if (!one || !zero || !s_touch || !s_place || !s_to_sketch || !s_advance || !s_apply_python ||
+    if (!one || !zero || !s_touch || !s_sweep || !s_place || !s_to_sketch || !s_advance || !s_apply_python ||
         !s_note_product)
         return NULL;
     return PyModule_Create(&module);

@@ -18,7 +18,11 @@ from collections.abc import Callable, Iterable, Sequence
 from operator import add, itemgetter, sub
 from typing import Any
 
-from streams.rooms.flat import MODE_ADD, MODE_MAX, FlatMap, packed
+from streams.rooms.flat import MODE_MAX, FlatMap, packed
+
+# The dedup index sweeps its expired ids when they are this share of it (1/16).
+SWEEP_SHARE = 16
+RENEWED = 2  # FlatMap.renew: an expired id held again
 
 # Tables of epoch seconds hold them less a bias (`_flat.c`): 2 bytes a value while the
 # values held span less than this (~4.5 h; the windows hold minutes).
@@ -164,9 +168,26 @@ class RecentIds:
     Unlike `LastSeen`, an id is touched before the room moves its watermark, and a late
     event's id at any age: an id ahead of the ring moves it (the watermark follows), an
     id too old for it is counted apart and dropped at the next expiry.
+
+    Expiry is lazy: ids at or before the last expiry's cutoff stay in the table, counted
+    in `_expired`, and a lookup that finds one takes it as absent (`FlatMap.renew`). The
+    table is swept when they are a sixteenth of it: with SPEC's 10 minutes a busy room
+    holds 600,000 ids, and sweeping them every second cost ~7 ms a room-second. An id at
+    or before that cutoff (a very late event) sweeps first, so an id is taken as expired
+    exactly when an eager sweep at each expiry would have dropped it.
     """
 
-    __slots__ = ("_counts", "_older", "_oldest", "_span", "_stale", "first_seen", "horizon")
+    __slots__ = (
+        "_counts",
+        "_cutoff",
+        "_expired",
+        "_older",
+        "_oldest",
+        "_span",
+        "_stale",
+        "first_seen",
+        "horizon",
+    )
 
     def __init__(self, horizon_s: int) -> None:
         self.horizon = horizon_s
@@ -176,9 +197,11 @@ class RecentIds:
         self._oldest: int | None = None  # the ring's first second
         self._older = 0  # ids held at seconds before the ring (expired at the next move)
         self._stale = False  # loaded since `_counts` was counted
+        self._cutoff: int | None = None  # the last expiry's: ids at or before it are gone
+        self._expired = 0  # ids at or before `_cutoff` still in the table
 
     def __len__(self) -> int:
-        return len(self.first_seen)
+        return len(self.first_seen) - self._expired
 
     @property
     def table_bytes(self) -> int:
@@ -189,14 +212,27 @@ class RecentIds:
         return self._counts.itemsize * len(self._counts)
 
     def __contains__(self, key: str) -> bool:
-        return key in self.first_seen
+        second = self.first_seen.get(key)
+        if second is None:
+            return False
+        return not self._expired or second > (self._cutoff or 0)
 
     def touch(self, key: str, second: int) -> bool:
         """Remember `key` as first seen at `second`; False if it is already held (it
         stays put)."""
         if self._stale:
             self._recount()
-        if not self.first_seen.add(key, second):
+        expired = self._expired
+        if expired and second <= (self._cutoff or 0):
+            self._sweep()  # a very late id: no lookup may take an id it adds as expired
+            expired = 0
+        if expired:
+            fresh = self.first_seen.renew(key, second, self._cutoff)
+            if not fresh:
+                return False
+            if fresh == RENEWED:
+                self._expired -= 1
+        elif not self.first_seen.add(key, second):
             return False
         oldest, span = self._oldest, self._span
         if oldest is not None and oldest <= second < oldest + span:  # almost always
@@ -233,6 +269,12 @@ class RecentIds:
         self._older = 0
         self._stale = False
 
+    def _sweep(self) -> None:
+        """Drop the expired ids still held (one pass in C)."""
+        if self._expired:
+            self.first_seen.drop_upto(self._cutoff)
+            self._expired = 0
+
     def expire(self, watermark_s: int) -> None:
         """Forget ids first seen at or before `watermark_s - horizon`."""
         if self._stale:
@@ -242,21 +284,28 @@ class RecentIds:
         if (oldest is None or oldest > cutoff) and not self._older:
             return
         held = self._older + (0 if oldest is None else _ring_drain(self._counts, oldest, cutoff))
-        if held:
-            self.first_seen.drop_upto(cutoff)
         self._older = 0
         if oldest is not None:
             self._oldest = max(oldest, cutoff + 1)
+        if held:
+            self._cutoff = cutoff
+            self._expired += held
+            if self._expired * SWEEP_SHARE >= len(self.first_seen):
+                self._sweep()
 
     def take_changes(self) -> bytes:
         return self.first_seen.take_changes()
 
     def snapshot(self) -> bytes:
-        """Packed (id, second) of every id (a base); resets the changes."""
+        """Packed (id, second) of every id held (a base); resets the changes."""
+        self._sweep()  # a base carries no expired ids
         return self.first_seen.snapshot()
 
     def load(self, entries: Any) -> None:
-        self.first_seen.load(packed(entries), MODE_ADD)
+        """Apply a base or a delta: the later second wins (an expired id seen again is
+        held anew at its new second)."""
+        self._sweep()
+        self.first_seen.load(packed(entries), MODE_MAX)
         self._stale = True
 
 

@@ -97,7 +97,10 @@ def test_recent_ids_remember_ids_for_the_horizon_and_round_trip() -> None:
             watermark = max(second, watermark + (90 if rng.random() < 0.02 else rng.choice((1, 2))))
             ids.expire(watermark)
             model = {k: s for k, s in model.items() if s > watermark - 60}
-            assert dict(ids.first_seen.items()) == hashed(model), step
+            held = dict(ids.first_seen.items())
+            live = {k: s for k, s in held.items() if not ids._expired or s > ids._cutoff}
+            assert live == hashed(model) and len(ids) == len(model), step
+            assert len(held) - len(live) == ids._expired, step  # expired, not yet swept
             assert sum(ids._counts) + ids._older == len(model), step  # each id counted once
     assert sorted_entries(ids.snapshot()) == sorted(hashed(model).items())
     restored = RecentIds(60)
@@ -106,6 +109,28 @@ def test_recent_ids_remember_ids_for_the_horizon_and_round_trip() -> None:
     assert restored.take_changes() == b""
     restored.expire(watermark + 60)  # the per-second counts, recounted, expire them all
     assert len(restored) == 0
+
+
+def test_the_dedup_index_sweeps_expired_ids_only_when_they_are_a_sixteenth_of_it() -> None:
+    """A busy room's 10 minutes of ids: each second some expire, and sweeping the whole
+    table each second cost ~7 ms. They stay held (taken as absent) until they are a
+    sixteenth of the table; an expired id seen again counts as new."""
+    ids = RecentIds(600)
+    sweeps = 0
+    for second in range(1_000, 2_190):
+        for i in range(10):
+            assert ids.touch(f"e{second}-{i}", second)
+        before = len(ids.first_seen)
+        ids.expire(second)
+        sweeps += len(ids.first_seen) < before
+        assert len(ids) == 10 * min(600, second - 999), second  # (second - 600, second]
+        assert ids._expired * 16 < len(ids.first_seen), second
+    assert 10 <= sweeps <= 20  # one in ~40 seconds once ids expire (from 1,600), not 600
+    assert ids._expired == 300  # swept at 2,159; cutoff now 1,589
+    assert "e1589-9" not in ids and ids.first_seen.get("e1589-9") == 1_589 and "e1590-0" in ids
+    assert ids.touch("e1589-9", 2_189) and "e1589-9" in ids  # expired: new again
+    assert ids._expired == 299 and len(ids) == 6_001
+    assert not ids.touch("e1590-0", 2_189)  # within 10 minutes: a repeat
 
 
 def hashed(model: dict[str, int]) -> dict[int, int]:

@@ -109,6 +109,27 @@ def test_c_and_python_agree_after_a_restore_and_on_tuples():
     assert c_room.apply(list(events[0])) == DUPLICATE or events[0][3] < c_room.watermark_ms - 60 * S
 
 
+def test_c_and_python_agree_on_ids_that_expired_but_are_not_yet_swept():
+    """The dedup index drops expired ids lazily (a sixteenth of it at a time): a retry
+    past 10 minutes finds its id still held, expired, and counts as new; one within them
+    is a duplicate. Every second's id of the first 100 s is retried at 700-720 s."""
+    events = [
+        enter(f"u{s}", ts=T0 + s * S + i, event_id=f"e{s}-{i}")
+        for s in range(721)
+        for i in range(5)
+    ]
+    retries = [enter("u", ts=T0 + (700 + s) * S + 999, event_id=f"e{s * 5}-1") for s in range(21)]
+    c_room, py_room = fold_both(sorted(events + retries, key=lambda e: e[3]))
+    ids = c_room.seen_event_ids
+    assert ids._expired and ids._cutoff == 720 + T0 // S - 600  # some expired ids still held
+    held = [s for s in range(121) if s % 5 and ids.first_seen.get(f"e{s}-1") is not None]
+    assert held  # expired (at or before second 120), not yet swept
+    retry = [list(enter("u", ts=T0 + 721 * S, event_id=f"e{s}-1")) for s in (held[0], 125)]
+    assert [c_room.apply(e) for e in retry] == [py_room.apply_python(e) for e in retry]
+    assert py_room.apply_python(list(enter("u", ts=T0 + 721 * S, event_id="e125-2"))) == DUPLICATE
+    assert c_room.views == py_room.views == 721 * 5 + 21 + 1  # every retry past 10 minutes counted
+
+
 def test_an_event_of_an_unexpected_shape_is_folded_by_python():
     c_room, py_room = RoomState("r", RoomSettings()), RoomState("r", RoomSettings())
     for event, score in ((comment("u1"), -1), (enter("u1"), None)):  # an int score
