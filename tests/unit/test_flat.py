@@ -37,6 +37,7 @@ OPS = st.lists(
         st.tuples(st.just("set"), KEYS, VALUES),
         st.tuples(st.just("add"), KEYS, VALUES),
         st.tuples(st.just("raise_to"), KEYS, VALUES),
+        st.tuples(st.just("renew"), KEYS, st.tuples(VALUES, VALUES)),
         st.tuples(st.just("drop"), VALUES, st.booleans()),
         st.tuples(st.just("take"), st.none(), st.none()),
         st.tuples(st.just("reload"), st.sampled_from([MODE_SET, MODE_MAX, MODE_ADD]), VALUES),
@@ -75,6 +76,13 @@ def test_flat_map_does_what_a_dict_does(ops: list[tuple], slack: int, times: lis
             assert prev == model.get(hash64(a))
             if prev is None or b > prev:
                 model[hash64(a)] = changed[hash64(a)] = b
+        elif op == "renew":  # the dedup index's lookup: an entry at or below cutoff is gone
+            value, cutoff = b
+            held = model.get(hash64(a))
+            expected = 0 if held is not None and held > cutoff else 1 if held is None else 2
+            assert table.renew(a, value, cutoff) == expected
+            if expected:
+                model[hash64(a)] = changed[hash64(a)] = value
         elif op == "drop":
             kept = {k: v for k, v in model.items() if (abs(v) if b else v) > a}
             removed, removed_nonneg, least = table.drop_upto(a, b)
