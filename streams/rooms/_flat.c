@@ -28,14 +28,13 @@
  * probability ~1e-7 (birthday bound), far inside SPEC's 2 % for distinct counts.
  *
  * FlatMap: get, set, add (insert if absent), raise_to (set if absent or greater), renew
- * (insert if absent or at or below a cutoff),
- * __len__, __contains__, ==; take_changes() -> bytes of the entries set since the last
- * call; snapshot() -> bytes of every entry; load(bytes, mode) applies entries (MODE_SET
- * overwrites, MODE_MAX keeps the greater, MODE_ADD keeps what is there); drop_upto(
- * cutoff, absolute) removes the entries whose value (or its absolute value) is at or
- * below cutoff, shrinking the table, and returns (removed, removed of them >= 0, the
- * least value kept or None); items(), value_range(), count_into(ring), count_nonneg(),
- * nbytes.
+ * (insert if absent or at or below a cutoff), __len__, __contains__, ==; take_changes()
+ * -> bytes of the entries set since the last call; snapshot() -> bytes of every entry;
+ * load(bytes, mode) applies entries (MODE_SET overwrites, MODE_MAX keeps the greater,
+ * MODE_ADD keeps what is there); drop_upto(cutoff, absolute) removes the entries whose
+ * value (or its absolute value) is at or below cutoff, shrinking the table (and
+ * narrowing its values if it can), and returns (removed, removed of them >= 0, the least
+ * value kept or None); items(), value_range(), count_into(ring), count_nonneg(), nbytes.
  * Keys are str (hashed here) or int (a hash already). Not thread-safe; the GIL is held.
  */
 #include <string.h>
@@ -613,13 +612,6 @@ static void delete_at(FlatMap *t, Py_ssize_t hole) {
     t->used--;
 }
 
-/* drop_upto(cutoff, absolute=False) -> (removed, removed_nonneg, least kept or None).
- * In place, one pass from an empty slot (so no cluster wraps past the start): an entry
- * shifted back into the slot being looked at is looked at again, one shifted back to a
- * later slot when the pass gets there. No allocation unless the table shrinks: the
- * busiest rooms drop entries every second. */
-/* The pass of drop_upto: entries at or below `cutoff` (by magnitude when `absolute`)
- * removed; counts and the least value kept (INT64_MAX when none). -1 on error. */
 /* After a drop, hold the values kept (magnitudes from `lo`, the least non-zero, to `hi`)
  * in fewer bytes if a new bias fits them all: set from the newest as the first value
  * sets it (room for later values), or just below the least if they span more than the
@@ -634,6 +626,8 @@ static int narrow_after_drop(FlatMap *t, int64_t lo, int64_t hi) {
     return need < t->vbytes ? rehold(t, need, bias) : 0;
 }
 
+/* The pass of drop_upto: entries at or below `cutoff` (by magnitude when `absolute`)
+ * removed; counts and the least value kept (INT64_MAX when none). -1 on error. */
 static int drop_pass(FlatMap *t, int64_t cutoff, int absolute, Py_ssize_t *removed_out,
                      Py_ssize_t *removed_nonneg_out, int64_t *least_out) {
     Py_ssize_t removed = 0, removed_nonneg = 0, start = 0;
