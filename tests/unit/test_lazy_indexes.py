@@ -133,5 +133,22 @@ def test_the_dedup_index_sweeps_expired_ids_only_when_they_are_a_sixteenth_of_it
     assert not ids.touch("e1590-0", 2_189)  # within 10 minutes: a repeat
 
 
+def test_an_id_seen_again_past_the_horizon_is_restored_at_its_new_second() -> None:
+    """A delta carries the id's new second; a restore from the older base keeps the
+    later one (loads take the max), so a retry of the retry is still a repeat."""
+    ids = RecentIds(60)
+    assert ids.touch("x", 100) and ids.touch("y", 101)
+    base = ids.snapshot()
+    ids.expire(200)  # both expired; 2 of 2 is more than a sixteenth: swept
+    assert ids.touch("x", 200)  # the same id again, 100 s later: new
+    delta = ids.take_changes()
+    restored = RecentIds(60)
+    restored.load(base)
+    restored.load(delta)
+    assert restored.first_seen.get("x") == 200
+    assert not restored.touch("x", 210)  # within 60 s of its second sighting
+    assert restored.touch("y", 210) and len(restored) == 2
+
+
 def hashed(model: dict[str, int]) -> dict[int, int]:
     return {hash64(key): value for key, value in model.items()}
