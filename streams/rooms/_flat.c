@@ -199,13 +199,19 @@ static int rehold(FlatMap *t, int vbytes, int64_t bias) {
     return 0;
 }
 
+/* The bias a value of magnitude `size` sets in a table of its own: that much less the
+ * slack (values up to the slack older, and later ones, fit the width it needs). */
+static inline int64_t bias_from(const FlatMap *t, uint64_t size) {
+    uint64_t slack = (uint64_t)t->bias_slack;
+    return size > slack ? (int64_t)(size - slack) : 0;
+}
+
 /* Make the table's bias and width hold `v`. */
 static inline int fit_value(FlatMap *t, int64_t v) {
     if (t->bias_slack && v != 0) {
         uint64_t size = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-        uint64_t slack = (uint64_t)t->bias_slack;
         if (t->used == 0) { /* nothing held: the bias is free to move */
-            t->bias = size > slack ? (int64_t)(size - slack) : 0;
+            t->bias = bias_from(t, size);
         } else if (t->bias != 0 && size <= (uint64_t)t->bias && rehold(t, 8, 0) < 0) {
             return -1;
         }
@@ -620,7 +626,7 @@ static void delete_at(FlatMap *t, Py_ssize_t hole) {
  * the older values have expired. */
 static int narrow_after_drop(FlatMap *t, int64_t lo, int64_t hi) {
     if (!t->bias_slack || t->vbytes == 0 || hi == 0) return 0;
-    int64_t bias = hi > t->bias_slack ? hi - t->bias_slack : 0;
+    int64_t bias = bias_from(t, (uint64_t)hi);
     if (bias >= lo) bias = lo - 1;
     int need = width_of(hi - bias);
     return need < t->vbytes ? rehold(t, need, bias) : 0;
