@@ -633,9 +633,10 @@ static int narrow_after_drop(FlatMap *t, int64_t lo, int64_t hi) {
 }
 
 /* The pass of drop_upto: entries at or below `cutoff` (by magnitude when `absolute`)
- * removed; counts and the least value kept (INT64_MAX when none). -1 on error. */
+ * removed; counts and the least value kept (INT64_MAX when none). An entry removed whose
+ * key `into` does not hold is added there (NULL: none). -1 on error. */
 static int drop_pass(FlatMap *t, int64_t cutoff, int absolute, Py_ssize_t *removed_out,
-                     Py_ssize_t *removed_nonneg_out, int64_t *least_out) {
+                     Py_ssize_t *removed_nonneg_out, int64_t *least_out, FlatMap *into) {
     Py_ssize_t removed = 0, removed_nonneg = 0, start = 0;
     int64_t least = INT64_MAX, lo = INT64_MAX, hi = 0; /* magnitudes kept, for narrowing */
     while (t->keys[start] != 0) start++; /* the load factor leaves an eighth empty */
@@ -650,6 +651,10 @@ static int drop_pass(FlatMap *t, int64_t cutoff, int absolute, Py_ssize_t *remov
                 if (size > hi) hi = size;
                 break;
             }
+            if (into != NULL) {
+                Py_ssize_t j = slot_for_insert(into, t->keys[i]);
+                if (j < 0 || (into->keys[j] == 0 && put(into, j, t->keys[i], v) < 0)) return -1;
+            }
             removed++;
             removed_nonneg += v >= 0;
             delete_at(t, i);
@@ -663,25 +668,45 @@ static int drop_pass(FlatMap *t, int64_t cutoff, int absolute, Py_ssize_t *remov
     return 0;
 }
 
-/* drop_upto(cutoff, absolute=False) -> (removed, removed_nonneg, least kept or None).
- * In place, one pass from an empty slot (so no cluster wraps past the start): an entry
- * shifted back into the slot being looked at is looked at again, one shifted back to a
- * later slot when the pass gets there. No allocation unless the table shrinks: the
- * busiest rooms drop entries every second. */
+/* drop_upto(cutoff, absolute=False, into=None) -> (removed, removed_nonneg, least kept or
+ * None). In place, one pass from an empty slot (so no cluster wraps past the start): an
+ * entry shifted back into the slot being looked at is looked at again, one shifted back
+ * to a later slot when the pass gets there. No allocation unless the table shrinks: the
+ * busiest rooms drop entries every second. `into`: a table that keeps the entries
+ * dropped whose keys it does not hold (presence's settled view, streams.rooms.presence). */
 static PyObject *FlatMap_drop_upto(FlatMap *t, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "drop_upto(cutoff, absolute=False)");
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "drop_upto(cutoff, absolute=False, into=None)");
         return NULL;
     }
     int64_t cutoff = as_int64(args[0]);
     if (cutoff == -1 && PyErr_Occurred()) return NULL;
-    int absolute = nargs == 2 ? PyObject_IsTrue(args[1]) : 0;
+    int absolute = nargs >= 2 ? PyObject_IsTrue(args[1]) : 0;
     if (absolute < 0) return NULL;
+    FlatMap *into = NULL;
+    if (nargs == 3 && args[2] != Py_None) {
+        if (Py_TYPE(args[2]) != Py_TYPE(t) || args[2] == (PyObject *)t) {
+            PyErr_SetString(PyExc_TypeError, "drop_upto: into is another FlatMap or None");
+            return NULL;
+        }
+        into = (FlatMap *)args[2];
+    }
     Py_ssize_t removed, removed_nonneg;
     int64_t least;
-    if (drop_pass(t, cutoff, absolute, &removed, &removed_nonneg, &least) < 0) return NULL;
+    if (drop_pass(t, cutoff, absolute, &removed, &removed_nonneg, &least, into) < 0) return NULL;
     if (t->used == 0) return Py_BuildValue("nnO", removed, removed_nonneg, Py_None);
     return Py_BuildValue("nnL", removed, removed_nonneg, (long long)least);
+}
+
+/* discard(key) -> bool: remove the key's entry; True if there was one. A delta does not
+ * carry the removal (a restore repairs what it must: Presence.after_restore). */
+static PyObject *FlatMap_discard(FlatMap *t, PyObject *key_obj) {
+    uint64_t key;
+    if (key_of(key_obj, &key) < 0) return NULL;
+    Py_ssize_t i = slot_of(t, key);
+    if (t->keys[i] == 0) Py_RETURN_FALSE;
+    delete_at(t, i);
+    Py_RETURN_TRUE;
 }
 
 /* -- presence's settled timeline (streams.rooms.presence.settle_python is the reference) */
@@ -706,20 +731,49 @@ static inline int is_later(int64_t value, int64_t prev) {
 
 static inline int64_t floor_sec(int64_t ms) { return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000); }
 
+/* The settled view: the room as of the settled time is `at` (every user's latest word)
+ * except where `before` holds the user, with the word the settled time has for them, or
+ * ABSENT_WORD for none. `before` holds exactly the users whose settled word differs
+ * from their latest: those with words still pending, and for a few seconds those `at`
+ * forgot (its expiry runs on the watermark, the view's on the settled time). */
+#define ABSENT_WORD (-1) /* a leave 1 ms after the epoch: no real word (ts is within 24 h of now) */
+
 typedef struct {
+    FlatMap *at, *before;
     Py_ssize_t online, peak;
     int64_t second, oldest; /* second: the open one, 0 for none yet; oldest: INT64_MAX for none */
     PyObject *samples;      /* a list: second, online, ... */
 } Settled;
 
-/* Forget users a session timeout old as the settled time enters s->second. */
-static int settled_expire(FlatMap *t, Settled *s, int64_t horizon_s) {
-    int64_t cutoff = s->second - horizon_s;
-    if (s->oldest == INT64_MAX || s->oldest > cutoff) return 0;
-    Py_ssize_t removed, went_offline;
-    int64_t least;
-    if (drop_pass(t, (cutoff + 1) * 1000 - 1, 1, &removed, &went_offline, &least) < 0) return -1;
-    s->online -= went_offline;
+/* Forget users a session timeout old as the settled time enters s->second. Only `before`
+ * can hold them: `at` forgot them first, and a user it forgot is in `before`. One forgotten
+ * who has a newer word in `at` (pending) stays as ABSENT_WORD; the others leave `before`.
+ * The pass is drop_pass's (from an empty slot; a slot refilled by a shift looked at
+ * again). */
+static int settled_expire(Settled *s, int64_t horizon_s) {
+    int64_t cutoff_s = s->second - horizon_s;
+    if (s->oldest == INT64_MAX || s->oldest > cutoff_s) return 0;
+    int64_t cutoff = (cutoff_s + 1) * 1000 - 1, least = INT64_MAX;
+    FlatMap *t = s->before;
+    Py_ssize_t start = 0;
+    while (t->keys[start] != 0) start++; /* the load factor leaves an eighth empty */
+    for (Py_ssize_t n = 0; n < t->cap; n++) {
+        Py_ssize_t i = start + n < t->cap ? start + n : start + n - t->cap;
+        while (t->keys[i] != 0) {
+            int64_t v = val_at(t, i), a = llabs_i64(v);
+            if (v == ABSENT_WORD) break;
+            if (a > cutoff) {
+                if (a < least) least = a;
+                break;
+            }
+            s->online -= v >= 0;
+            if (s->at->keys[slot_of(s->at, t->keys[i])] != 0) {
+                if (put(t, i, t->keys[i], ABSENT_WORD) < 0) return -1;
+                break;
+            }
+            delete_at(t, i);
+        }
+    }
     s->oldest = least == INT64_MAX ? INT64_MAX : floor_sec(least);
     return 0;
 }
@@ -736,43 +790,66 @@ static int sample(Settled *s, int64_t second, Py_ssize_t online) {
 }
 
 /* Sample every second before `target` and open `target` (settle_python.close_through). */
-static int close_through(FlatMap *t, Settled *s, int64_t target, int64_t horizon_s) {
+static int close_through(Settled *s, int64_t target, int64_t horizon_s) {
     if (s->second == 0) {
         s->second = target;
-        return settled_expire(t, s, horizon_s);
+        return settled_expire(s, horizon_s);
     }
     while (s->second < target) {
         if (sample(s, s->second, s->online) < 0) return -1;
         if (s->online > s->peak) s->peak = s->online;
         s->second++;
-        if (settled_expire(t, s, horizon_s) < 0) return -1;
-        if (t->used == 0 && s->second < target) { /* nothing left: zeros until target */
-            if (sample(s, s->second, 0) < 0) return -1;
+        if (settled_expire(s, horizon_s) < 0) return -1;
+        if (s->at->used == 0 && s->before->used == 0 && s->second < target) {
+            if (sample(s, s->second, 0) < 0) return -1; /* nothing left: zeros until target */
             s->second = target;
         }
     }
     return 0;
 }
 
-/* settle(table, words, upto_ms, horizon_s, online, second, oldest|None, peak)
+/* One word into the settled view, in event-time order: it replaces the user's settled
+ * word if later. The user leaves `before` when the view has caught up with `at`. */
+static int settle_word(Settled *s, const Word *w, int64_t sec) {
+    FlatMap *at = s->at, *before = s->before;
+    Py_ssize_t b = slot_for_insert(before, w->key);
+    if (b < 0) return -1;
+    Py_ssize_t a = slot_of(at, w->key);
+    int in_before = before->keys[b] != 0, in_at = at->keys[a] != 0;
+    int64_t prev = in_before ? val_at(before, b) : in_at ? val_at(at, a) : ABSENT_WORD;
+    int had = prev != ABSENT_WORD;
+    if (had && !is_later(w->value, prev)) return 0;
+    s->online += (w->value >= 0) - (had && prev >= 0);
+    if (in_at && val_at(at, a) == w->value) {
+        if (in_before) delete_at(before, b);
+        return 0;
+    }
+    if (put(before, b, w->key, w->value) < 0) return -1;
+    if (s->oldest == INT64_MAX || sec < s->oldest) s->oldest = sec;
+    return 0;
+}
+
+/* settle(at, before, words, upto_ms, horizon_s, online, second, oldest|None, peak)
  *   -> (online, second, oldest|None, peak, words kept, samples) */
 static PyObject *settle(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 8 || Py_TYPE(args[0])->tp_dealloc != (destructor)FlatMap_dealloc) {
-        PyErr_SetString(PyExc_TypeError,
-                        "settle(table, words, upto_ms, horizon_s, online, second, oldest, peak)");
+    if (nargs != 9 || Py_TYPE(args[0])->tp_dealloc != (destructor)FlatMap_dealloc ||
+        Py_TYPE(args[1])->tp_dealloc != (destructor)FlatMap_dealloc || args[0] == args[1]) {
+        PyErr_SetString(PyExc_TypeError, "settle(at, before, words, upto_ms, horizon_s, online, "
+                                         "second, oldest, peak): two FlatMaps first");
         return NULL;
     }
-    FlatMap *t = (FlatMap *)args[0];
-    int64_t upto = as_int64(args[2]), horizon_s = as_int64(args[3]);
     Settled s;
-    s.online = PyLong_AsSsize_t(args[4]);
-    s.second = as_int64(args[5]);
-    s.oldest = args[6] == Py_None ? INT64_MAX : as_int64(args[6]);
-    s.peak = PyLong_AsSsize_t(args[7]);
+    s.at = (FlatMap *)args[0];
+    s.before = (FlatMap *)args[1];
+    int64_t upto = as_int64(args[3]), horizon_s = as_int64(args[4]);
+    s.online = PyLong_AsSsize_t(args[5]);
+    s.second = as_int64(args[6]);
+    s.oldest = args[7] == Py_None ? INT64_MAX : as_int64(args[7]);
+    s.peak = PyLong_AsSsize_t(args[8]);
     if (PyErr_Occurred()) return NULL;
     Py_buffer view;
-    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(args[2], &view, PyBUF_SIMPLE) < 0) return NULL;
     if (view.len % ENTRY_BYTES != 0) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "words are whole 16-byte entries");
@@ -805,30 +882,20 @@ static PyObject *settle(PyObject *module, PyObject *const *args, Py_ssize_t narg
     int failed = 0;
     for (Py_ssize_t i = 0; i < now && !failed;) {
         int64_t ms = word_ms(&words[i]), sec = floor_sec(ms);
-        if (sec > s.second && close_through(t, &s, sec, horizon_s) < 0) {
+        if (sec > s.second && close_through(&s, sec, horizon_s) < 0) {
             failed = 1;
             break;
         }
         for (; i < now && word_ms(&words[i]) == ms; i++) {
-            Py_ssize_t slot = slot_for_insert(t, words[i].key);
-            if (slot < 0) {
+            if (words[i].key != 0 && settle_word(&s, &words[i], sec) < 0) {
                 failed = 1;
                 break;
             }
-            int had = t->keys[slot] != 0;
-            int64_t prev = had ? val_at(t, slot) : 0, value = words[i].value;
-            if (had && !is_later(value, prev)) continue;
-            if (put(t, slot, words[i].key, value) < 0) {
-                failed = 1;
-                break;
-            }
-            s.online += (value >= 0) - (had && prev >= 0);
-            if (s.oldest == INT64_MAX || sec < s.oldest) s.oldest = sec;
         }
     }
     PyMem_Free(words);
     int64_t end = floor_sec(upto);
-    if (!failed && end > s.second && close_through(t, &s, end, horizon_s) < 0) failed = 1;
+    if (!failed && end > s.second && close_through(&s, end, horizon_s) < 0) failed = 1;
     if (failed || _PyBytes_Resize(&rest, kept * ENTRY_BYTES) < 0) {
         Py_XDECREF(rest);
         Py_DECREF(s.samples);
@@ -953,6 +1020,7 @@ static PyMethodDef FlatMap_methods[] = {
     {"snapshot", (PyCFunction)FlatMap_snapshot, METH_NOARGS, NULL},
     {"load", (PyCFunction)(void (*)(void))FlatMap_load, METH_FASTCALL, NULL},
     {"drop_upto", (PyCFunction)(void (*)(void))FlatMap_drop_upto, METH_FASTCALL, NULL},
+    {"discard", (PyCFunction)FlatMap_discard, METH_O, NULL},
     {"items", (PyCFunction)FlatMap_items, METH_NOARGS, NULL},
     {"value_range", (PyCFunction)FlatMap_value_range, METH_NOARGS, NULL},
     {"count_into", (PyCFunction)FlatMap_count_into, METH_O, NULL},
@@ -1029,7 +1097,8 @@ PyMODINIT_FUNC PyInit__flat(void) {
         PyModule_AddIntConstant(m, "MODE_SET", MODE_SET) < 0 ||
         PyModule_AddIntConstant(m, "MODE_MAX", MODE_MAX) < 0 ||
         PyModule_AddIntConstant(m, "MODE_ADD", MODE_ADD) < 0 ||
-        PyModule_AddIntConstant(m, "ENTRY_BYTES", ENTRY_BYTES) < 0) {
+        PyModule_AddIntConstant(m, "ENTRY_BYTES", ENTRY_BYTES) < 0 ||
+        PyModule_AddIntConstant(m, "ABSENT_WORD", ABSENT_WORD) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -57,8 +57,8 @@ static const char *sums_names[N_SUMS] = {"_hot", "changed", "width"};
 enum { D_EXACT, D_REGISTERS, D_INVERSE, D_ZEROS, D_CHANGED, N_DISTINCT };
 static const char *distinct_names[N_DISTINCT] = {"exact", "registers", "inverse_sum", "zeros",
                                                  "_changed"};
-enum { P_AT, P_ONLINE, P_OLDEST, P_PENDING, N_PRESENCE };
-static const char *presence_names[N_PRESENCE] = {"at", "online", "_oldest", "pending"};
+enum { P_AT, P_BEFORE, P_ONLINE, P_OLDEST, P_PENDING, N_PRESENCE };
+static const char *presence_names[N_PRESENCE] = {"at", "before", "online", "_oldest", "pending"};
 
 static Py_ssize_t room_off[N_ROOM], ids_off[N_IDS], seen_off[N_SEEN], sums_off[N_SUMS],
     distinct_off[N_DISTINCT], presence_off[N_PRESENCE];
@@ -354,13 +354,16 @@ static int distinct_add(PyObject *count, uint64_t key) {
 }
 
 enum { PRESENT, LEAVE };
+#define ABSENT_WORD (-1) /* _flat.ABSENT_WORD: in Presence.before, no settled word */
 
 /* Presence.word: the word joins the pending ones (for the settled timeline), and the
- * latest word of the user decides (a leave wins a tie). */
+ * latest word of the user decides (a leave wins a tie). A user whose latest word changes
+ * keeps the settled one in `before` (ABSENT_WORD: none), unless already there. */
 static int presence_word(PyObject *presence, uint64_t key, long long ts, int word) {
     FlatMap *t = table(presence, presence_off[P_AT]);
+    FlatMap *before = table(presence, presence_off[P_BEFORE]);
     PyObject *pending = slot(presence, presence_off[P_PENDING]);
-    if (t == NULL || pending == NULL) return -1;
+    if (t == NULL || before == NULL || pending == NULL) return -1;
     if (!PyByteArray_Check(pending)) {
         PyErr_SetString(PyExc_TypeError, "Presence.pending is a bytearray");
         return -1;
@@ -382,6 +385,9 @@ static int presence_word(PyObject *presence, uint64_t key, long long ts, int wor
         int later = prev >= 0 ? (value >= 0 ? value > prev : ts >= prev) : ts > -prev;
         if (!later) return 0;
     }
+    Py_ssize_t b = flat->slot_for_insert(before, key);
+    if (b < 0) return -1;
+    if (before->keys[b] == 0 && flat->put(before, b, key, had ? prev : ABSENT_WORD) < 0) return -1;
     if (flat->put(t, i, key, value) < 0) return -1;
     int delta = (value >= 0) - (had && prev >= 0);
     if (delta != 0) {

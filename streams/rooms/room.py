@@ -442,7 +442,7 @@ def split_piece(piece: dict[str, Any], max_entries: int) -> Iterator[dict[str, A
     counts = piece.get("counts", {})
     big_indexes = [name for name, entries in indexes.items() if entry_count(entries) > max_entries]
     big_presence = entry_count(piece.get("presence", ())) > max_entries
-    big_settled = entry_count(piece.get("settled", {}).get("at", ())) > max_entries
+    big_settled = entry_count(piece.get("settled", {}).get("before", ())) > max_entries
     big_counts = [n for n, c in counts.items() if entry_count(c.get("add", ())) > max_entries]
     if not (big_indexes or big_presence or big_settled or big_counts):
         yield piece
@@ -453,7 +453,7 @@ def split_piece(piece: dict[str, Any], max_entries: int) -> Iterator[dict[str, A
     if big_presence:
         del rest["presence"]
     if big_settled:
-        rest["settled"] = {**piece["settled"], "at": b""}
+        rest["settled"] = {**piece["settled"], "before": b""}
     if big_counts:
         rest["counts"] = {**counts, **{name: {"add": b""} for name in big_counts}}
     yield rest
@@ -464,8 +464,8 @@ def split_piece(piece: dict[str, Any], max_entries: int) -> Iterator[dict[str, A
         for part in _parts(piece["presence"], max_entries):
             yield {"room": room, "presence": part}
     if big_settled:
-        for part in _parts(piece["settled"]["at"], max_entries):
-            yield {"room": room, "settled": {"at": part}}
+        for part in _parts(piece["settled"]["before"], max_entries):
+            yield {"room": room, "settled": {"before": part}}
     for name in big_counts:
         for part in _parts(counts[name]["add"], max_entries):
             yield {"room": room, "counts": {name: {"add": part}}}

@@ -73,7 +73,7 @@ def fingerprint(part: RoomPartition) -> dict:
         for name, entries in base["indexes"].items():
             base["indexes"][name] = sorted_entries(entries)
         base["presence"] = sorted_entries(base["presence"])
-        base["settled"]["at"] = sorted_entries(base["settled"]["at"])
+        base["settled"]["before"] = sorted_entries(base["settled"]["before"])
         base["settled"]["pending"] = sorted_entries(base["settled"]["pending"])
         for pairs in ("carted", "bought"):
             if pairs in base.get("products", {}):

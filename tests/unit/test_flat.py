@@ -39,6 +39,8 @@ OPS = st.lists(
         st.tuples(st.just("raise_to"), KEYS, VALUES),
         st.tuples(st.just("renew"), KEYS, st.tuples(VALUES, VALUES)),
         st.tuples(st.just("drop"), VALUES, st.booleans()),
+        st.tuples(st.just("drop_into"), VALUES, st.booleans()),
+        st.tuples(st.just("discard"), KEYS, st.none()),
         st.tuples(st.just("take"), st.none(), st.none()),
         st.tuples(st.just("reload"), st.sampled_from([MODE_SET, MODE_MAX, MODE_ADD]), VALUES),
     ),
@@ -91,6 +93,23 @@ def test_flat_map_does_what_a_dict_does(ops: list[tuple], slack: int, times: lis
             assert least == (min((abs(v) if b else v) for v in kept.values()) if kept else None)
             model = kept
             changed = {k: v for k, v in changed.items() if k in kept}
+        elif op == "drop_into":  # presence's expiry: what goes keeps in `into` if new there
+            into = FlatMap()
+            into.set(hash64("u0"), -1)
+            into_model = {hash64("u0"): -1}
+            kept = {k: v for k, v in model.items() if (abs(v) if b else v) > a}
+            table.drop_upto(a, b, into)
+            for k, v in model.items():
+                if k not in kept:
+                    into_model.setdefault(k, v)
+            assert dict(into.items()) == into_model
+            assert unpack(into.take_changes()) == into_model  # a delta carries them
+            model = kept
+            changed = {k: v for k, v in changed.items() if k in kept}
+        elif op == "discard":  # not in a delta: a restore repairs what it must
+            assert table.discard(a) == (hash64(a) in model)
+            model.pop(hash64(a), None)
+            changed.pop(hash64(a), None)
         elif op == "take":
             assert unpack(table.take_changes()) == changed
             changed = {}

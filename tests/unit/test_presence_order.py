@@ -6,13 +6,14 @@ held to its Python reference."""
 from __future__ import annotations
 
 import random
-import struct
+from types import SimpleNamespace
 
 import pytest
 
 from streams.rooms import _flat
+from streams.rooms import presence as presence_module
 from streams.rooms.flat import FlatMap, hash64
-from streams.rooms.presence import BIAS_SLACK_MS, settle_python
+from streams.rooms.presence import ABSENT_WORD, Presence, is_later, settle_python
 from streams.rooms.room import RoomSettings, RoomState
 
 from .helpers import T0, cart, comment, enter, leave, order
@@ -138,36 +139,113 @@ def test_pcu_and_online_survive_a_restore_in_the_middle():
     assert (restored.online, restored.pcu) == (whole.online, whole.pcu) == model(events, settings)
 
 
-def packed_words(rng: random.Random, n: int, users: int, t0: int) -> bytes:
-    out = bytearray()
-    for _ in range(n):
-        ts = t0 + rng.randrange(90_000)
-        out += struct.pack(
-            "<Qq", hash64(f"u{rng.randrange(users)}"), -ts if rng.random() < 0.3 else ts
+@pytest.mark.parametrize("seed", range(6))
+def test_a_restore_from_any_checkpoint_holds_the_live_settled_view(seed):
+    """Bases now and then, deltas between (which carry no removal): a room restored from
+    any of them has the live room's settled view, online counts and PCU."""
+    rng = random.Random(seed)
+    settings = RoomSettings(session_timeout_s=30)
+    live, log = RoomState("r", settings), []
+    for n, event in enumerate(arrival(rng, room_stream(rng, 1_500, users=60))):
+        live.apply(list(event))
+        if n % 50 < 49:
+            continue
+        log.append(live.capture_base() if n % 400 == 49 else live.capture_delta())
+        restored = RoomState("r", settings)
+        last_base = max(i for i, piece in enumerate(log) if piece.get("base"))
+        for piece in log[last_base:]:
+            restored.load(piece)
+        restored.settle()
+        for room in (live, restored):
+            view = settled_view(room.presence)
+            assert room.presence.settled_online == sum(v >= 0 for v in view.values())
+        assert settled_view(restored.presence) == settled_view(live.presence), n
+        assert (restored.online, restored.pcu) == (live.online, live.pcu), n
+
+
+def test_state_written_with_the_whole_settled_table_still_restores():
+    """Checkpoints written before `before` held the settled view as a whole table ("at"
+    in the settled piece): they load, and the view comes out as the live room's."""
+    rng = random.Random(3)
+    settings = RoomSettings(session_timeout_s=30)
+    events = arrival(rng, room_stream(rng, 1_200, users=50))
+    live = fold(events[:700], settings)
+    base = live.capture_base()
+    whole = FlatMap()
+    for key, value in settled_view(live.presence).items():
+        whole.set(key, value)
+    scalars, pending = base["settled"]["scalars"], base["settled"]["pending"]
+    base["settled"] = {"scalars": scalars, "at": whole.snapshot(), "pending": pending}
+    restored = RoomState("r", settings)
+    restored.load(base)
+    restored.settle()
+    assert len(live.presence.before) > 0
+    assert settled_view(restored.presence) == settled_view(live.presence)
+    assert restored.presence.settled_online == live.presence.settled_online
+    for event in events[700:]:
+        for room in (live, restored):
+            room.apply(list(event))
+    assert (restored.online, restored.pcu) == (live.online, live.pcu) == model(events, settings)
+
+
+def run_presence(seed: int) -> list:
+    """A presence fed words out of order within the lateness, its watermark moving by
+    steps short and long (users time out), settled after each: what it holds after each
+    step. Its settled view is checked against the words themselves as it goes."""
+    rng = random.Random(seed)
+    presence = Presence(horizon_s=20)
+    users = [f"u{i}" for i in range(80)]
+    words: list[tuple[int, int]] = []  # (key, signed ms)
+    out, peak, upto = [], 0, T0
+    for _ in range(40):
+        watermark = upto + LATENESS_MS
+        for _ in range(rng.randrange(0, 150)):
+            user, ts = rng.choice(users), rng.randrange(upto, watermark + 3_000)
+            leave_ = rng.random() < 0.3
+            presence.word(user, ts, leave_)
+            words.append((hash64(user), -ts if leave_ else ts))
+        upto += rng.choice((1_000, 2_500, 7_000, 45_000))
+        presence.expire((upto + LATENESS_MS) // 1000)
+        peak = presence.settle(upto, peak)
+        view = settled_view(presence)
+        assert view == settled_model(words, upto, presence.settled_second - 20)
+        assert presence.settled_online == sum(v >= 0 for v in view.values())
+        assert len(presence.before) < len(presence.at) + 80  # only the few that differ
+        out.append(
+            (presence.online, presence.settled_online, peak, sorted(presence.before.items()))
         )
-    return bytes(out)
+    return out
+
+
+def settled_view(presence: Presence) -> dict[int, int]:
+    """The settled word of every user the view holds."""
+    view = dict(presence.at.items())
+    for key, value in presence.before.items():
+        if value == ABSENT_WORD:
+            view.pop(key, None)
+        else:
+            view[key] = value
+    return view
+
+
+def settled_model(words: list[tuple[int, int]], upto: int, forgotten_s: int) -> dict[int, int]:
+    """Each user's latest word before `upto`, unless a session timeout old."""
+    latest: dict[int, int] = {}
+    for key, value in words:
+        if abs(value) < upto and (key not in latest or is_later(value, latest[key])):
+            latest[key] = value
+    return {k: v for k, v in latest.items() if abs(v) // 1000 > forgotten_s}
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_settle_in_c_equals_its_python_reference(seed):
-    rng = random.Random(seed)
-    tables = [FlatMap(bias_slack=BIAS_SLACK_MS) for _ in range(2)]
-    states = [(0, 0, None, 0)] * 2
-    upto, samples = T0, 0
-    for _ in range(30):
-        words = packed_words(rng, rng.randrange(0, 400), 80, upto - 10_000)
-        upto += rng.choice((1_000, 2_500, 7_000, 45_000))
-        results = [
-            f(table, words, upto, 20, *state)
-            for f, table, state in zip((_flat.settle, settle_python), tables, states, strict=True)
-        ]
-        assert results[0] == results[1]
-        samples += len(results[0][5])
-        assert dict(tables[0].items()) == dict(tables[1].items())
-        states = [r[:4] for r in results]
-    assert states[0][3] > 0 and samples > 100  # peaks and samples were taken
+def test_settle_in_c_equals_its_python_reference(seed, monkeypatch):
+    in_c = run_presence(seed)
+    monkeypatch.setattr(presence_module, "_flat", SimpleNamespace(settle=settle_python))
+    assert run_presence(seed) == in_c
+    assert in_c[-1][2] > 0  # a peak was taken
+    assert any(before for *_, before in in_c)  # and users were held apart
 
 
 def test_settle_rejects_a_torn_word_buffer():
     with pytest.raises(ValueError, match="16-byte"):
-        _flat.settle(FlatMap(), b"\0" * 17, T0, 20, 0, 0, None, 0)
+        _flat.settle(FlatMap(), FlatMap(), b"\0" * 17, T0, 20, 0, 0, None, 0)
