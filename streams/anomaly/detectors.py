@@ -33,6 +33,20 @@ FIRED, RESOLVED = 1, 2
 class Detector:
     """Shared state handling: firing flag, step count, streaks, checkpoint state."""
 
+    # Slots, here and in each kind: a room keeps 7 detectors and one per watched product
+    # (~25,000 at 5,000 rooms), and an instance dict took ~290 bytes of each.
+    __slots__ = (
+        "baseline",
+        "firing",
+        "min_steps",
+        "steps",
+        "streak",
+        "threshold",
+        "value",
+        "warmup_factor",
+        "warmup_steps",
+    )
+
     _STATE: tuple[str, ...] = ()  # attributes saved in checkpoints (nested ones by to_state)
 
     def __init__(self, min_steps: int, warmup_steps: int, warmup_factor: float) -> None:
@@ -86,6 +100,22 @@ class RateDrop(Detector):
     at least `min_rate` and at least `peak_fraction` of the recent peak: a room
     winding down at the end of its session is not a room whose stream broke.
     """
+
+    __slots__ = (
+        "clear_after",
+        "cusum",
+        "dispersion",
+        "evidence",
+        "fire_after",
+        "frozen",
+        "min_rate",
+        "peak",
+        "peak_fraction",
+        "rate",
+        "recent",
+        "resolve_fraction",
+        "resolve_window",
+    )
 
     _STATE = ("rate", "peak", "cusum", "recent", "frozen", "dispersion")
 
@@ -165,6 +195,19 @@ class RateSpike(Detector):
     `suppress()` (an announced flash sale) holds it off.
     """
 
+    __slots__ = (
+        "clear_after",
+        "cusum",
+        "dispersion",
+        "evidence",
+        "excess",
+        "fast",
+        "min_excess",
+        "rate",
+        "resolve_ratio",
+        "suppressed_until",
+    )
+
     _STATE = ("rate", "fast", "cusum", "excess", "suppressed_until", "dispersion")
 
     def __init__(
@@ -233,6 +276,19 @@ class LevelDrop(Detector):
 
     The recent level rises slowly and falls fast, so a session's decay lowers it as
     it goes and only a sudden fall (a mass exit) is judged."""
+
+    __slots__ = (
+        "clear_after",
+        "fire_after",
+        "frozen",
+        "level",
+        "min_level",
+        "peak",
+        "peak_fraction",
+        "ratio",
+        "resolve_ratio",
+        "unmistakable_ratio",
+    )
 
     _STATE = ("level", "peak", "frozen")
 
@@ -309,6 +365,27 @@ class ConditionalDrop(Detector):
     where it came out high by chance, a normal stretch looked like a drop: the false
     ProductCheckoutStalled of slow products.
     """
+
+    __slots__ = (
+        "clear_after",
+        "cusum",
+        "dispersion",
+        "evidence",
+        "exposure_level",
+        "exposures",
+        "fire_after",
+        "freeze_above",
+        "frozen_q",
+        "held",
+        "hold_fraction",
+        "min_success_rate",
+        "q_margin",
+        "recent",
+        "recent_exposures",
+        "resolve_fraction",
+        "resolve_window",
+        "successes",
+    )
 
     _STATE = (
         "successes",
@@ -426,6 +503,23 @@ class RatioSurge(Detector):
     between p0 and p1.
     """
 
+    __slots__ = (
+        "clear_after",
+        "cusum",
+        "evidence",
+        "hits",
+        "lift",
+        "margin",
+        "min_volume",
+        "prior",
+        "prior_weight",
+        "rearm_steps",
+        "resolve_window",
+        "resolved_at",
+        "trials",
+        "window_sums",
+    )
+
     _STATE = ("trials", "hits", "cusum", "window_sums", "resolved_at")
 
     def __init__(
@@ -507,6 +601,15 @@ class CountThreshold(Detector):
     `total` seen over the same steps (so a busy series' usual trickle of hits is not
     news); quiet again below half of that for `clear_after` steps; then `cooldown`
     steps before it may fire again."""
+
+    __slots__ = (
+        "clear_after",
+        "cooldown",
+        "cooldown_until",
+        "min_hits",
+        "min_share",
+        "window_sums",
+    )
 
     _STATE = ("window_sums", "cooldown_until")
 

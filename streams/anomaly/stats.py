@@ -194,40 +194,43 @@ class Window:
 
     The ring is an array of doubles: 8 bytes a step and column, where a list of floats
     held a 24-byte float object besides each 8-byte pointer (a room's detectors keep
-    ~170 steps: ~5 kB a room, 25 MB at 5,000 rooms, once the windows have filled)."""
+    ~170 steps: ~5 kB a room, 25 MB at 5,000 rooms, once the windows have filled). The
+    columns' running totals follow the ring in the same array (a list of them and their
+    float objects took ~110 bytes more a window, and a room and its watched products
+    keep ~15)."""
 
-    __slots__ = ("columns", "pos", "ring", "size", "totals")
+    __slots__ = ("columns", "pos", "ring", "size")
 
     def __init__(self, size: int, columns: int = 1) -> None:
         self.size = size
         self.columns = columns
-        self.ring = array("d", bytes(8 * size * columns))
-        self.totals = [0.0] * columns
+        self.ring = array("d", bytes(8 * (size + 1) * columns))  # the steps, then the totals
         self.pos = 0
 
     def push(self, *values: float) -> None:
         base = self.pos * self.columns
-        ring, totals = self.ring, self.totals
+        ring = self.ring
+        end = self.size * self.columns  # the totals' place
         # The detectors' windows have one or two columns: those without the loop.
         if len(values) == 1:
             v = values[0]
-            totals[0] += v - ring[base]
+            ring[end] += v - ring[base]
             ring[base] = v
         elif len(values) == 2:
             v, w = values
-            totals[0] += v - ring[base]
-            totals[1] += w - ring[base + 1]
+            ring[end] += v - ring[base]
+            ring[end + 1] += w - ring[base + 1]
             ring[base] = v
             ring[base + 1] = w
         else:
             for i, v in enumerate(values):
-                totals[i] += v - ring[base + i]
+                ring[end + i] += v - ring[base + i]
                 ring[base + i] = v
         pos = self.pos + 1
         self.pos = pos if pos < self.size else 0
 
     def total(self, column: int = 0) -> float:
-        return self.totals[column]
+        return self.ring[self.size * self.columns + column]
 
     def recent(self, steps: int, column: int = 0) -> float:
         """Sum of the last `steps` (<= size) steps of one column."""
@@ -239,11 +242,13 @@ class Window:
     def to_state(self) -> list[Any]:
         # The running totals too: summed afresh, a column of fractions differs from them
         # in the last bits, and a restored detector would judge a boundary otherwise.
-        return [self.ring.tolist(), self.pos, self.totals]
+        end = self.size * self.columns
+        return [self.ring[:end].tolist(), self.pos, self.ring[end:].tolist()]
 
     def load_state(self, state: list[Any]) -> None:
-        self.ring, self.pos = array("d", state[0]), state[1]
+        steps, self.pos = state[0], state[1]
         if len(state) > 2:
-            self.totals = list(state[2])
+            totals = list(state[2])
         else:  # saved before 2026-12-02
-            self.totals = [sum(self.ring[i :: self.columns]) for i in range(self.columns)]
+            totals = [sum(steps[i :: self.columns]) for i in range(self.columns)]
+        self.ring = array("d", [*steps, *totals])
