@@ -193,6 +193,7 @@ class Checkpointer:
                 restore_from,
                 lambda p: split_piece(p, PIECE_ENTRIES),
                 bases=[room.state.room_id for room, _ in capture.bases],
+                consume=True,  # a capture is written once (a failed one: bases next time)
             )
         except BaseException:
             for room in capture.rooms:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -21,6 +21,7 @@ from streams.state.records import (
 )
 
 SLICE_S = 0.005  # serialise for at most this long before letting the event loop run
+APPEND_BYTES = 4 * 1024 * 1024  # records handed to the log at a time (then their acks)
 
 
 class EpochWriter:
@@ -50,11 +51,12 @@ class EpochWriter:
 
     async def write(
         self,
-        pieces: Sequence[dict[str, Any]],
+        pieces: Sequence[dict[str, Any]] | list[dict[str, Any] | None],
         meta: dict[str, Any],
         restore_from: Callable[[list[int]], int],
         split: Callable[[dict[str, Any]], Iterable[dict[str, Any]]] | None = None,
         bases: Sequence[str] = (),
+        consume: bool = False,
     ) -> int:
         """Write one epoch; return the offset of its commit record.
 
@@ -64,22 +66,39 @@ class EpochWriter:
         needed). Raises if the log fails; the epoch then never counts (the caller must
         write what it held again, as bases). `split` cuts a piece into smaller ones,
         written in order (a piece's offset is that of its first part). `bases` names the
-        rooms this epoch holds a whole state of (their earlier pieces are superseded)."""
+        rooms this epoch holds a whole state of (their earlier pieces are superseded).
+
+        Payloads go to the log as they are packed, APPEND_BYTES at a time, and with
+        `consume` each piece of the list is let go (None) once packed: a rolling rebase
+        of a big room held its tables, their JSON, the joined payloads, their chunks and
+        the producer's copy all at once (a 100 MB peak of the `memory` load test's
+        worker). Only the commit, written last, makes the epoch count."""
         self.epoch += 1
         epoch = self.epoch
-        payloads, piece_payload = await self._pack(pieces, split)
+        piece_offsets: list[int] = []
         records: list[tuple[bytes, bytes]] = []
-        first_record: list[int] = []  # payload -> index of its first record
-        for seq, data in enumerate(payloads):
-            parts = chunk(data, self.chunk_bytes)
-            first_record.append(len(records))
+        waiting: list[int] = []  # pieces whose first part is in `records`: their record
+        seq = 0
+
+        async def flush() -> None:
+            offsets = await self.log.append(self.topic, self.partition, records)
+            self.bytes_written += sum(len(v) for _, v in records)
+            piece_offsets.extend(offsets[i] for i in waiting)
+            records.clear()
+            waiting.clear()
+
+        async for payload, starting in self._payloads(pieces, split, consume):
+            parts = chunk(payload, self.chunk_bytes)
+            waiting.extend([len(records)] * starting)
             records.extend(
                 (payload_key(self.writer, epoch, seq, i, len(parts)), part)
                 for i, part in enumerate(parts)
             )
-        offsets = await self.log.append(self.topic, self.partition, records) if records else []
-        self.bytes_written += sum(len(v) for _, v in records)
-        piece_offsets = [offsets[first_record[p]] for p in piece_payload]
+            seq += 1
+            if sum(len(v) for _, v in records) >= APPEND_BYTES:
+                await flush()
+        if records:
+            await flush()
         commit = {"meta": meta, "parent": self.parent, "restore_from": restore_from(piece_offsets)}
         if bases:
             commit["bases"] = list(bases)
@@ -89,30 +108,34 @@ class EpochWriter:
         self.parent = (self.writer, epoch)
         return commit_offset
 
-    async def _pack(
+    async def _payloads(
         self,
-        pieces: Sequence[dict[str, Any]],
+        pieces: Sequence[dict[str, Any]] | list[dict[str, Any] | None],
         split: Callable[[dict[str, Any]], Iterable[dict[str, Any]]] | None,
-    ) -> tuple[list[bytes], list[int]]:
-        """Pieces packed into JSON-array payloads, serialised in slices of SLICE_S."""
-        payloads: list[bytes] = []
-        piece_payload: list[int] = []
+        consume: bool,
+    ) -> AsyncIterator[tuple[bytes, int]]:
+        """Pieces packed into JSON-array payloads, serialised in slices of SLICE_S: each
+        payload with the number of pieces whose first part it holds."""
         parts: list[bytes] = []
-        size = 0
+        size = starting = 0
         started = self.clock()
-        for piece in pieces:
+        for index in range(len(pieces)):
+            piece = pieces[index]
+            assert piece is not None, "a piece written twice"
+            if consume:
+                pieces[index] = None  # type: ignore[index]
             for n, cut in enumerate(split(piece) if split is not None else (piece,)):
                 data = orjson.dumps(cut, default=bytes_as_base64)
                 if parts and size + len(data) > self.payload_bytes:
-                    payloads.append(b"[" + b",".join(parts) + b"]")
-                    parts, size = [], 0
+                    yield b"[" + b",".join(parts) + b"]", starting
+                    parts, size, starting = [], 0, 0
                 parts.append(data)
                 size += len(data) + 1
                 if n == 0:
-                    piece_payload.append(len(payloads))
+                    starting += 1
                 if self.clock() - started > SLICE_S:
                     await asyncio.sleep(0)
                     started = self.clock()
+            del piece
         if parts:
-            payloads.append(b"[" + b",".join(parts) + b"]")
-        return payloads, piece_payload
+            yield b"[" + b",".join(parts) + b"]", starting

@@ -20,6 +20,7 @@ from streams.rooms.room import RoomSettings
 from streams.runtime import checkpoint
 from streams.runtime.checkpoint import Checkpointer
 from streams.runtime.restore import restore_partition, restore_when_answered
+from streams.state import writer as writer_module
 from streams.state.log import LogFailure, LogRecord, MemoryLog
 from streams.state.writer import EpochWriter
 
@@ -168,6 +169,36 @@ def test_uninterrupted_checkpoints_restore_exactly():
     assert fingerprint(part) == reference(records)
     restored = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
     assert fingerprint(restored.part) == reference(records)
+
+
+def test_a_big_epoch_goes_to_the_log_a_few_payloads_at_a_time(monkeypatch):
+    """A base of every room: handed to the log in appends of about APPEND_BYTES as it is
+    packed, each piece let go once packed, and it restores whole."""
+    monkeypatch.setattr(writer_module, "APPEND_BYTES", 6_000)
+    appends: list[int] = []
+
+    class CountingLog(MemoryLog):
+        async def append(self, topic, partition, records):
+            appends.append(sum(len(v) for _, v in records))
+            return await super().append(topic, partition, records)
+
+    part = RoomPartition(0, SETTINGS)
+    for offset, record in enumerate(make_records()):
+        part.apply(offset, record, NOW, Outcome())
+    log = CountingLog()
+    checkpointer = Checkpointer(
+        EpochWriter(log, TOPIC, 0, "w1", None, chunk_bytes=700, payload_bytes=2000), part, None
+    )
+    capture = checkpointer.capture(NOW, room_ttl=3600)
+    pieces = len(capture.pieces)
+    asyncio.run(checkpointer.write(capture))
+    assert capture.pieces == [None] * pieces  # let go as written
+    *payloads, _commit = appends
+    assert sum(payloads) > 5 * 6_000 and len(payloads) > 5
+    # The bound and one payload over (a payload is 2,000 bytes, or one piece's cut if more)
+    assert max(payloads) < 2 * 6_000
+    restored = asyncio.run(restore_partition(log, TOPIC, 0, SETTINGS, None, NOW))
+    assert fingerprint(restored.part) == fingerprint(part)
 
 
 def test_a_crash_at_every_step_of_the_checkpoint_sequence_restores_exactly():
