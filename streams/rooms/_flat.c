@@ -632,6 +632,12 @@ static int narrow_after_drop(FlatMap *t, int64_t lo, int64_t hi) {
     return need < t->vbytes ? rehold(t, need, bias) : 0;
 }
 
+/* After removals: a table under an eighth full is rebuilt to fit (a burst's slots are
+ * not kept for the rest of the room's life). */
+static int shrink_if_sparse(FlatMap *t) {
+    return t->cap > MIN_CAP && t->used * 8 < t->cap ? rebuild(t, t->used) : 0;
+}
+
 /* The pass of drop_upto: entries at or below `cutoff` (by magnitude when `absolute`)
  * removed; counts and the least value kept (INT64_MAX when none). An entry removed whose
  * key `into` does not hold is added there (NULL: none). -1 on error. */
@@ -660,7 +666,7 @@ static int drop_pass(FlatMap *t, int64_t cutoff, int absolute, Py_ssize_t *remov
             delete_at(t, i);
         }
     }
-    if (t->cap > MIN_CAP && t->used * 8 < t->cap && rebuild(t, t->used) < 0) return -1;
+    if (shrink_if_sparse(t) < 0) return -1;
     if (narrow_after_drop(t, lo, hi) < 0) return -1;
     *removed_out = removed;
     *removed_nonneg_out = removed_nonneg;
@@ -812,9 +818,7 @@ static int close_through(Settled *s, int64_t target, int64_t horizon_s) {
  * word if later. The user leaves `before` when the view has caught up with `at`. */
 static int settle_word(Settled *s, const Word *w, int64_t sec) {
     FlatMap *at = s->at, *before = s->before;
-    Py_ssize_t b = slot_for_insert(before, w->key);
-    if (b < 0) return -1;
-    Py_ssize_t a = slot_of(at, w->key);
+    Py_ssize_t b = slot_of(before, w->key), a = slot_of(at, w->key);
     int in_before = before->keys[b] != 0, in_at = at->keys[a] != 0;
     int64_t prev = in_before ? val_at(before, b) : in_at ? val_at(at, a) : ABSENT_WORD;
     int had = prev != ABSENT_WORD;
@@ -824,6 +828,7 @@ static int settle_word(Settled *s, const Word *w, int64_t sec) {
         if (in_before) delete_at(before, b);
         return 0;
     }
+    if (!in_before && (b = slot_for_insert(before, w->key)) < 0) return -1; /* may grow */
     if (put(before, b, w->key, w->value) < 0) return -1;
     if (s->oldest == INT64_MAX || sec < s->oldest) s->oldest = sec;
     return 0;
@@ -896,6 +901,7 @@ static PyObject *settle(PyObject *module, PyObject *const *args, Py_ssize_t narg
     PyMem_Free(words);
     int64_t end = floor_sec(upto);
     if (!failed && end > s.second && close_through(&s, end, horizon_s) < 0) failed = 1;
+    if (!failed && shrink_if_sparse(s.before) < 0) failed = 1; /* its users caught up */
     if (failed || _PyBytes_Resize(&rest, kept * ENTRY_BYTES) < 0) {
         Py_XDECREF(rest);
         Py_DECREF(s.samples);

@@ -188,6 +188,20 @@ def test_state_written_with_the_whole_settled_table_still_restores():
     assert (restored.online, restored.pcu) == (live.online, live.pcu) == model(events, settings)
 
 
+def test_the_settled_view_gives_back_a_bursts_slots_once_it_has_caught_up():
+    """5,000 viewers enter within a second: `before` holds them while their words are
+    pending, then shrinks back once the settled time has passed them."""
+    presence = Presence(horizon_s=600)
+    empty = presence.before.nbytes
+    for i in range(5_000):
+        presence.word(f"u{i}", T0 + i // 5, False)
+    assert len(presence.before) == 5_000
+    held = presence.before.nbytes
+    presence.settle(T0 + 2_000, 0)
+    assert len(presence.before) == 0 and presence.settled_online == 5_000
+    assert presence.before.nbytes < held // 50 and presence.before.nbytes <= 4 * empty
+
+
 def run_presence(seed: int) -> list:
     """A presence fed words out of order within the lateness, its watermark moving by
     steps short and long (users time out), settled after each: what it holds after each
