@@ -187,7 +187,7 @@ def state_bytes(states: list[RoomState]) -> Counter[str]:
             else:
                 out["distinct (sketches)"] += len(count.registers or b"")
         out["presence"] += state.presence.at.nbytes
-        out["presence (settled timeline)"] += state.presence.settled_bytes
+        out["presence (settled timeline)"] += state.presence.before.nbytes
         out["per-second sums (settled ring)"] += state.sums.ring_bytes
         out["per-second spend (settled ring)"] += state.spend_sums.ring_bytes
     return out

@@ -243,11 +243,6 @@ class Presence:
             online += (word is not None and word >= 0) - (latest is not None and latest >= 0)
         self.settled_online = online  # (the oldest second as captured still bounds what is kept)
 
-    @property
-    def settled_bytes(self) -> int:
-        """Memory of the settled view's own table."""
-        return self.before.nbytes
-
 
 def settle_python(
     at: FlatMap,

@@ -78,14 +78,16 @@ class EpochWriter:
         piece_offsets: list[int] = []
         records: list[tuple[bytes, bytes]] = []
         waiting: list[int] = []  # pieces whose first part is in `records`: their record
-        seq = 0
+        held = seq = 0  # held: the bytes of `records`
 
         async def flush() -> None:
+            nonlocal held
             offsets = await self.log.append(self.topic, self.partition, records)
-            self.bytes_written += sum(len(v) for _, v in records)
+            self.bytes_written += held
             piece_offsets.extend(offsets[i] for i in waiting)
             records.clear()
             waiting.clear()
+            held = 0
 
         async for payload, starting in self._payloads(pieces, split, consume):
             parts = chunk(payload, self.chunk_bytes)
@@ -94,8 +96,9 @@ class EpochWriter:
                 (payload_key(self.writer, epoch, seq, i, len(parts)), part)
                 for i, part in enumerate(parts)
             )
+            held += len(payload)
             seq += 1
-            if sum(len(v) for _, v in records) >= APPEND_BYTES:
+            if held >= APPEND_BYTES:
                 await flush()
         if records:
             await flush()
