@@ -317,10 +317,28 @@ static Py_ssize_t slot_for_insert(FlatMap *t, uint64_t key) {
     return slot_of(t, key);
 }
 
-static void clear_changes(FlatMap *t) {
-    memset(t->dirty, 0, (size_t)t->cap / 8);
+/* The change list's first size; it doubles up to the take's limit (list_fits). */
+#define DLIST_START 8
+
+/* Whether one more listed key keeps the list the faster way to a take: listed keys
+ * are looked up one by one (a cache miss each), the flags are scanned in order. */
+static inline int list_fits(const FlatMap *t) { return (t->dlen + 1) * 32 < t->cap; }
+
+/* The list is let go at each take: a burst's list is not kept for the quiet after. */
+static void forget_list(FlatMap *t) {
     t->ndirty = 0;
     t->dlen = 0;
+    t->dover = 0;
+    if (t->dcap > DLIST_START) {
+        PyMem_Free(t->dkeys);
+        t->dkeys = NULL;
+        t->dcap = 0;
+    }
+}
+
+static void clear_changes(FlatMap *t) {
+    memset(t->dirty, 0, (size_t)t->cap / 8);
+    forget_list(t);
 }
 
 /* Write the entry of slot i at *p (little-endian key, value) and move *p past it. */
@@ -333,17 +351,21 @@ static inline void emit(const FlatMap *t, Py_ssize_t i, unsigned char **p) {
 static inline int put(FlatMap *t, Py_ssize_t i, uint64_t key, int64_t value) {
     if (fit_value(t, value) < 0) return -1;
     if (!is_dirty(t, i)) {
-        if (t->dlen == t->dcap) {
-            Py_ssize_t dcap = t->dcap ? t->dcap * 2 : 64;
-            uint64_t *dkeys = PyMem_Realloc(t->dkeys, (size_t)dcap * sizeof(uint64_t));
-            if (dkeys == NULL) {
-                PyErr_NoMemory();
-                return -1;
+        if (t->dover || !list_fits(t)) {
+            t->dover = 1; /* the take scans the flags */
+        } else {
+            if (t->dlen == t->dcap) {
+                Py_ssize_t dcap = t->dcap ? t->dcap * 2 : DLIST_START;
+                uint64_t *dkeys = PyMem_Realloc(t->dkeys, (size_t)dcap * sizeof(uint64_t));
+                if (dkeys == NULL) {
+                    PyErr_NoMemory();
+                    return -1;
+                }
+                t->dkeys = dkeys;
+                t->dcap = dcap;
             }
-            t->dkeys = dkeys;
-            t->dcap = dcap;
+            t->dkeys[t->dlen++] = key;
         }
-        t->dkeys[t->dlen++] = key;
         mark_dirty(t, i);
         t->ndirty++;
     }
@@ -506,7 +528,7 @@ static PyObject *FlatMap_take_changes(FlatMap *t, PyObject *unused) {
     PyObject *out = PyBytes_FromStringAndSize(NULL, t->ndirty * ENTRY_BYTES);
     if (out == NULL) return NULL;
     unsigned char *p = (unsigned char *)PyBytes_AS_STRING(out);
-    if (t->dlen * 32 < t->cap) {
+    if (!t->dover && t->dlen * 32 < t->cap) {
         /* Few changes: look each up (a cache miss each: ~30 slots of a scan). */
         for (Py_ssize_t k = 0; k < t->dlen; k++) {
             Py_ssize_t i = slot_of(t, t->dkeys[k]);
@@ -522,13 +544,7 @@ static PyObject *FlatMap_take_changes(FlatMap *t, PyObject *unused) {
         }
         memset(t->dirty, 0, (size_t)t->cap / 8);
     }
-    t->ndirty = 0;
-    t->dlen = 0;
-    if (t->dcap > 4096) { /* a burst's list is not kept for the quiet that follows */
-        PyMem_Free(t->dkeys);
-        t->dkeys = NULL;
-        t->dcap = 0;
-    }
+    forget_list(t);
     return out;
 }
 
