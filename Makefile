@@ -8,7 +8,8 @@ STAMP  := $(VENV)/.installed
         alerts-eval loadtest system-deps clean
 
 $(STAMP): pyproject.toml streams/sentiment/_ngrams.c streams/rooms/_flat.c \
-	  streams/rooms/_flat.h streams/rooms/_fold.c streams/_validate.c
+	  streams/rooms/_flat.h streams/rooms/_fold.c streams/_validate.c \
+	  streams/anomaly/_fields.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,loadtest,train]'
@@ -55,7 +56,7 @@ lint: $(STAMP)
 # The C extensions built with AddressSanitizer and UndefinedBehaviorSanitizer into a copy
 # of the tree, then the tests that drive their every path against Python references
 # (Hypothesis decoding, differential folds, flat tables, settle, n-grams, the dead-letter
-# corpus): any report fails the run. SAN_ARGS=... passes pytest options (CI: a short run).
+# corpus, detector fields): any report fails the run. SAN_ARGS=... passes pytest options (CI: a short run).
 SAN_DIR   := build/sanitize
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
              -fno-omit-frame-pointer -g -O1
@@ -63,14 +64,16 @@ SAN_TESTS := tests/unit/test_decode_properties.py tests/unit/test_deadletter_cor
              tests/unit/test_room_fold.py tests/unit/test_flat.py tests/unit/test_lazy_indexes.py \
              tests/unit/test_presence_order.py tests/unit/test_merge.py \
              tests/unit/test_split_partition.py tests/unit/test_sentiment_reference.py \
-             tests/unit/test_checkpoint_restore.py tests/unit/test_products.py tests/unit/test_spend.py
+             tests/unit/test_checkpoint_restore.py tests/unit/test_products.py tests/unit/test_spend.py \
+             tests/unit/test_fields.py tests/unit/test_detectors.py
 sanitize: $(STAMP)
 	rm -rf $(SAN_DIR) && mkdir -p $(SAN_DIR)
 	cp -r streams tests loadtest $(SAN_DIR)/
 	find $(SAN_DIR) -name '*.so' -delete
 	include=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])'); \
 	suffix=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))'); \
-	for ext in streams/_validate streams/rooms/_flat streams/rooms/_fold streams/sentiment/_ngrams; do \
+	for ext in streams/_validate streams/rooms/_flat streams/rooms/_fold streams/sentiment/_ngrams \
+	           streams/anomaly/_fields; do \
 	  gcc -shared -fPIC $(SAN_FLAGS) -I$$include -o $(SAN_DIR)/$$ext$$suffix $$ext.c || exit 1; \
 	done
 	cd $(SAN_DIR) && \

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from streams.anomaly.fields import fields
 from streams.anomaly.stats import (
     BinomialCusum,
     DecayingPeak,
@@ -30,22 +31,27 @@ from streams.anomaly.stats import (
 FIRED, RESOLVED = 1, 2
 
 
-class Detector:
+# Unboxed (streams.anomaly.fields): a room keeps 7 detectors and one per watched product
+# (~25,000 at 5,000 rooms), and each float here was a 24-byte object.
+_DetectorFields = fields(
+    "Detector",
+    baseline="d",
+    firing="?",
+    min_steps="q",
+    steps="q",
+    streak="q",
+    threshold="d",
+    value="d",
+    warmup_factor="d",
+    warmup_steps="q",
+)
+
+
+class Detector(_DetectorFields):
     """Shared state handling: firing flag, step count, streaks, checkpoint state."""
 
-    # Slots, here and in each kind: a room keeps 7 detectors and one per watched product
-    # (~25,000 at 5,000 rooms), and an instance dict took ~290 bytes of each.
-    __slots__ = (
-        "baseline",
-        "firing",
-        "min_steps",
-        "steps",
-        "streak",
-        "threshold",
-        "value",
-        "warmup_factor",
-        "warmup_steps",
-    )
+    # Slots in each kind: an instance dict took ~290 bytes of each detector.
+    __slots__ = ()
 
     _STATE: tuple[str, ...] = ()  # attributes saved in checkpoints (nested ones by to_state)
 
@@ -641,7 +647,7 @@ class CountThreshold(Detector):
             return None
         if self.steps > self.cooldown_until and self.value >= bar:
             self.firing = True
-            self.threshold = bar
+            self.threshold = float(bar)  # a double field (min_hits is a whole number)
             self.streak = 0
             return FIRED
         return None

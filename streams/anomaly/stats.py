@@ -11,16 +11,18 @@ from array import array
 from functools import cache
 from typing import Any
 
+from streams.anomaly.fields import fields
+
 
 @cache  # the same few half-lives in every room: one float each, not one per detector
 def decay_for(half_life_steps: float) -> float:
     return 0.5 ** (1.0 / half_life_steps)
 
 
-class Ewma:
+class Ewma(fields("Ewma", decay="d", mean="d", weight="d")):
     """Exponentially weighted mean, bias-corrected so that early values are plain means."""
 
-    __slots__ = ("decay", "mean", "weight")
+    __slots__ = ()
 
     def __init__(self, half_life_steps: float) -> None:
         self.decay = decay_for(half_life_steps)
@@ -39,7 +41,7 @@ class Ewma:
         self.mean, self.weight = state
 
 
-class TrackingLevel:
+class TrackingLevel(fields("TrackingLevel", down="d", mean="d", n="q", up="d", warm_after="q")):
     """A level that follows rises slowly and falls quickly.
 
     For drop detection: a burst (a product launch, a flash sale) barely lifts it, so
@@ -52,7 +54,7 @@ class TrackingLevel:
     whose true rate was a third of them looked like a broken stream (267 ViewerDrops in
     200 s of the 5,000-room `memory` scenario, all in rooms of 5-30 viewers)."""
 
-    __slots__ = ("down", "mean", "n", "up", "warm_after")
+    __slots__ = ()
 
     def __init__(self, up_half_life: float, down_half_life: float) -> None:
         self.up = decay_for(up_half_life)
@@ -83,10 +85,10 @@ class TrackingLevel:
         self.mean, self.n = mean, n
 
 
-class DecayingPeak:
+class DecayingPeak(fields("DecayingPeak", decay="d", peak="d")):
     """The recent peak of a series: jumps up at once, fades with a long half-life."""
 
-    __slots__ = ("decay", "peak")
+    __slots__ = ()
 
     def __init__(self, half_life_steps: float) -> None:
         self.decay = decay_for(half_life_steps)
@@ -140,7 +142,7 @@ class Dispersion:
         self.last = state[2]
 
 
-class PoissonCusum:
+class PoissonCusum(fields("PoissonCusum", log_rho="d", rho="d", score="d")):
     """One-sided CUSUM of the log-likelihood ratio "rate is rho x expected" vs "as expected".
 
     The score is the evidence, in nats, that the shift happened; it never goes below
@@ -149,7 +151,7 @@ class PoissonCusum:
     is what lets a drop be seen without waiting for the next event.
     """
 
-    __slots__ = ("log_rho", "rho", "score")
+    __slots__ = ()
 
     def __init__(self, rho: float) -> None:
         self.rho = rho
@@ -169,10 +171,10 @@ class PoissonCusum:
         (self.score,) = state
 
 
-class BinomialCusum:
+class BinomialCusum(fields("BinomialCusum", score="d")):
     """One-sided CUSUM of "hits happen with probability p1" vs "with p0", per trial."""
 
-    __slots__ = ("score",)
+    __slots__ = ()
 
     def __init__(self) -> None:
         self.score = 0.0

@@ -1,6 +1,7 @@
 """Compact-event builders for the pure-core tests (layouts in streams.events)."""
 
 from array import array
+from types import MemberDescriptorType
 
 from streams.events import CART, COMMENT, ORDER, VIEW
 from streams.rooms.flat import ENTRY_BYTES, FlatMap, sorted_entries
@@ -77,7 +78,7 @@ def everything(obj):
         return (sorted(obj.items()), obj.value_bytes, obj.bias, obj.nbytes)
     if isinstance(obj, array):
         return (obj.typecode, obj.tolist())
-    if callable(obj) and not isinstance(obj, type):  # a helper an object made itself
+    if callable(obj):  # a helper an object made itself, or a type it casts with
         return getattr(obj, "__qualname__", repr(obj))
     if isinstance(obj, list | tuple):
         return [everything(item) for item in obj]
@@ -86,8 +87,10 @@ def everything(obj):
     names = getattr(obj, "__dict__", None) or {
         name: getattr(obj, name)
         for cls in type(obj).__mro__
-        for name in getattr(cls, "__slots__", ())
-        if hasattr(obj, name)
+        # Slots, and the unboxed fields of a C base (streams.anomaly.fields): both are
+        # member descriptors of their class.
+        for name, attr in vars(cls).items()
+        if isinstance(attr, MemberDescriptorType) and hasattr(obj, name)
     }
     if not names:
         return obj

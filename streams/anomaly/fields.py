@@ -1,0 +1,25 @@
+"""Base classes of unboxed numeric fields for the detectors' statistics (`_fields.c`).
+
+`fields("Ewma", decay="d", mean="d", weight="d")` is a base whose instances hold three C
+doubles in place: 40 bytes, where __slots__ with float objects took 104. A subclass
+declares `__slots__ = ()` (or adds its own) and keeps its code. Codes: "d" a double
+(reads as float), "q" a 64-bit int, "?" a bool.
+
+LIVEROOM_PURE_FIELDS=1 builds the same classes over plain __slots__ instead: the
+reference tests/unit/test_fields.py holds the C storage to.
+"""
+
+from __future__ import annotations
+
+import os
+
+from streams.anomaly._fields import struct_type
+
+PURE = os.environ.get("LIVEROOM_PURE_FIELDS") == "1"
+
+
+def fields(name: str, **codes: str) -> type:
+    """A base class holding the named fields, each of its code's type."""
+    if PURE:
+        return type(f"{name}Fields", (), {"__slots__": tuple(codes)})
+    return struct_type(f"{name}Fields", "".join(codes.values()), tuple(codes))
