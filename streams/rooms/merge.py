@@ -80,7 +80,7 @@ def shard_partial(
         "samples": samples,
         "sampled_through": state.presence.sampled_through,
         "windows": windows,
-        "marks": [[minute, totals] for minute, totals in state.minute_marks.marks.items()],
+        "marks": state.minute_marks.rows(),
         # The last seconds' rows for the room's alert detectors, and the last second no
         # event within the lateness can still change.
         "rows": [
