@@ -17,21 +17,12 @@ the room's orders per cart, promise at least half the orders a step its detector
 to judge (`min_success_rate`): a detector is ~1.5 kB, and most products of most rooms
 sell too little to be judged. A product that sells more than the weakest watched one
 (and is not firing) takes its place when the room is full.
-
-A watched product that stops getting carts is parked: its detector kept as its saved
-state (~390 bytes, where the live one takes ~1.1 kB), not stepped. Most watched products
-of the `memory` scenario sit idle most of the time (17,000 of 26,000 at 420 s). With no
-carts in its hold window, a detector cannot fire (nothing is judged), so a parked one
-is woken when its product sells again by replaying the zero steps it missed: the same
-detector, step for step, as if it had never been parked.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
-
-import orjson
 
 from streams.anomaly import ConditionalDrop
 from streams.anomaly.stats import Ewma
@@ -41,7 +32,6 @@ STEP_S = STEP_MS // 1000  # the fold counts each product per step (streams.rooms
 ROOM_HALF_LIFE_STEPS = 30.0  # the room's orders per cart, over ~5 minutes
 PRIOR_STEPS = 3  # a new product starts as if it had sold like the room for 30 s
 CANDIDATE_DECAY = 0.5 ** (1 / 6)  # a product's carts before it is watched, over ~1 minute
-PARK_BELOW = 0.05  # a watched product's recent carts a step, below which it is parked
 
 
 class ProductWatch:
@@ -53,7 +43,6 @@ class ProductWatch:
         "detector_args",
         "detectors",
         "max_products",
-        "parked",
         "quiet_steps",
         "room_carts",
         "room_orders",
@@ -67,8 +56,6 @@ class ProductWatch:
         self.max_products = section["max_products"]
         self.detectors: dict[str, ConditionalDrop] = {}
         self.silent: dict[str, int] = {}  # steps since the product's last order
-        # Idle products' detectors: (saved state as JSON, `silent`, the step parked at).
-        self.parked: dict[str, tuple[bytes, int, int]] = {}
         # The room's orders per cart: what a product just listed is first expected to do
         # (a link broken at its launch has no history of its own).
         self.room_carts = Ewma(ROOM_HALF_LIFE_STEPS)
@@ -82,56 +69,24 @@ class ProductWatch:
         """Feed one step: `rows` maps product_id to (cart adds, orders) in it (products
         with neither may be absent). `alerting`: products whose alert fires now. Returns
         the products whose alert should fire after this step."""
-        detectors, parked = self.detectors, self.parked
+        detectors = self.detectors
         self.steps += 1
         total_carts = total_orders = 0.0
         for product_id, (carts, orders) in rows.items():
             total_carts += carts
             total_orders += orders
-            if product_id in parked:
-                if carts or orders:
-                    self._wake(product_id)
-            elif product_id not in detectors and carts > 0 and self._promising(product_id, carts):
+            if product_id not in detectors and carts > 0 and self._promising(product_id, carts):
                 self._admit(product_id, carts)
         self.room_carts.update(total_carts)
         self.room_orders.update(total_orders)
         out = set()
-        idle = []
         for product_id, detector in detectors.items():
             carts, orders = rows.get(product_id, (0.0, 0.0))
             detector.step(carts, orders)
             silent = self.silent[product_id] = 0 if orders else self.silent[product_id] + 1
-            if detector.firing:
-                if product_id in alerting or silent >= self.quiet_steps:
-                    out.add(product_id)
-            elif (
-                detector.recent_exposures.mean < PARK_BELOW
-                and product_id not in alerting
-                and detector.held.total() == 0.0
-                and detector.exposure_level.mean > 0.0
-            ):
-                # No cart in its hold window and a usual level above none: not holding,
-                # so never judged while the zero steps last (ConditionalDrop.step).
-                idle.append(product_id)
-        for product_id in idle:
-            self._park(product_id)
+            if detector.firing and (product_id in alerting or silent >= self.quiet_steps):
+                out.add(product_id)
         return out
-
-    def _park(self, product_id: str) -> None:
-        detector = self.detectors.pop(product_id)
-        state = orjson.dumps(detector.to_state())
-        self.parked[product_id] = (state, self.silent.pop(product_id), self.steps)
-
-    def _wake(self, product_id: str) -> None:
-        """The parked detector, live again as of the step before this one (this step's
-        row is fed to it next, with the others')."""
-        state, silent, parked_at = self.parked.pop(product_id)
-        detector = self.detectors[product_id] = ConditionalDrop(**self.detector_args)
-        detector.load_state(orjson.loads(state))
-        missed = self.steps - 1 - parked_at
-        for _ in range(missed):
-            detector.step(0.0, 0.0)
-        self.silent[product_id] = silent + missed
 
     def _promising(self, product_id: str, carts: float) -> bool:
         """Whether the product's recent carts, at the room's orders per cart, promise
@@ -155,9 +110,7 @@ class ProductWatch:
 
     def _admit(self, product_id: str, carts: float) -> None:
         detectors = self.detectors
-        if len(detectors) + len(self.parked) >= self.max_products:
-            for parked in list(self.parked):  # all judged alike: woken (a full room, rare)
-                self._wake(parked)
+        if len(detectors) >= self.max_products:
             weakest = min(
                 (p for p, d in detectors.items() if not d.firing),
                 key=lambda p: (detectors[p].exposures.mean, p),
@@ -184,19 +137,10 @@ class ProductWatch:
         return {
             "room": [self.room_carts.to_state(), self.room_orders.to_state()],
             "products": {p: [d.to_state(), self.silent[p]] for p, d in self.detectors.items()},
-            # [state, silent, steps parked so far]: woken by a replay of those steps.
-            "parked": {
-                p: [orjson.loads(state), silent, self.steps - at]
-                for p, (state, silent, at) in self.parked.items()
-            },
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.detectors, self.silent = {}, {}
-        self.parked = {
-            p: (orjson.dumps(saved), silent, self.steps - idle)
-            for p, (saved, silent, idle) in state.get("parked", {}).items()
-        }
         if "room" in state:
             self.room_carts.load_state(state["room"][0])
             self.room_orders.load_state(state["room"][1])

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import random
 
-import orjson
-
-from streams.alerts import product_watch
 from streams.alerts.product_watch import STEP_S, ProductWatch
 from streams.alerts.rules import AlertRules
-from streams.anomaly import ConditionalDrop
 from streams.rooms.merge import MergedRoom
 from streams.rooms.partition import Outcome
 from streams.rooms.products import RING_STEPS, Products
@@ -135,58 +131,3 @@ def test_only_products_that_sell_enough_to_be_judged_get_a_detector() -> None:
     for _ in range(3):
         watch.step({"hot": (10, 3), "launched": (8, 0)}, set())
     assert "launched" in watch.detectors
-
-
-def shop_steps(rng: random.Random, steps: int) -> list[dict[str, tuple[int, int]]]:
-    """Products that sell in bursts with long idle stretches between (launches, then
-    nothing), one whose link breaks mid-burst, and a steady seller."""
-    out = []
-    for t in range(steps):
-        row = {"steady": (rng.randint(2, 6), rng.randint(0, 2))}
-        for k in range(6):
-            if (t // 40 + k) % 4 == 0:  # a burst of 40 steps, then 120 idle
-                orders = 0 if k == 3 and 530 <= t < 560 else rng.randint(0, 3)
-                row[f"p{k}"] = (rng.randint(3, 9), orders)
-        out.append(row)
-    return out
-
-
-def woken(watch: ProductWatch) -> dict[str, list]:
-    """Every watched product's [detector state, silent steps] as of the watch's last
-    step, parked ones replayed there."""
-    out = {p: [d.to_state(), watch.silent[p]] for p, d in watch.detectors.items()}
-    for p, (saved, silent, idle) in watch.to_state()["parked"].items():
-        detector = ConditionalDrop(**SECTION["detector"])
-        detector.load_state(saved)
-        for _ in range(idle):
-            detector.step(0.0, 0.0)
-        out[p] = [detector.to_state(), silent + idle]
-    return out
-
-
-def test_parked_products_wake_as_the_detectors_that_never_slept(monkeypatch) -> None:
-    """An idle product's detector is kept as its state and not stepped; woken, it is the
-    detector that ran on, so the alerts, the figures and the saved states are the same
-    as without parking, across a restore too."""
-    rng = random.Random(21)
-    steps = shop_steps(rng, 900)
-    parking, restored = ProductWatch(SECTION), None
-    with monkeypatch.context() as m:
-        m.setattr(product_watch, "PARK_BELOW", -1.0)  # never parks
-        plain = ProductWatch(SECTION)
-        plain_out = [sorted(plain.step(row, set())) for row in steps[:600]]
-        plain_states = woken(plain)
-        plain_out += [sorted(plain.step(row, set())) for row in steps[600:]]
-    parked_out, most_parked = [], 0
-    for t, row in enumerate(steps):
-        if t == 600:
-            assert woken(parking) == plain_states
-            restored = ProductWatch(SECTION)
-            restored.load_state(orjson.loads(orjson.dumps(parking.to_state())))
-            parking = restored
-        parked_out.append(sorted(parking.step(row, set())))
-        most_parked = max(most_parked, len(parking.parked))
-    assert parked_out == plain_out
-    assert ["p3"] in parked_out  # the link broken mid-burst was caught
-    assert most_parked >= 4 and "steady" in parking.detectors  # idle ones slept
-    assert woken(parking) == woken(plain)
