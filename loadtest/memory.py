@@ -35,10 +35,10 @@ from streams.kafka import RoomPartitions
 from streams.rooms.partition import Outcome, RoomPartition
 from streams.rooms.room import RoomSettings, RoomState
 from streams.runtime.checkpoint import Checkpointer
-from streams.runtime.heap import rss_bytes, tune_malloc
+from streams.runtime.heap import release_free_memory, rss_bytes, tune_malloc
 from streams.runtime.ingest import route
 from streams.runtime.restore import restore_partition
-from streams.runtime.worker import tune_gc
+from streams.runtime.worker import HEAP_TRIM_S, tune_gc
 from streams.state.log import LogRecord, MemoryLog
 from streams.state.writer import EpochWriter
 from streams.traffic.model import KINDS
@@ -130,6 +130,8 @@ def main() -> None:
                 part.due_snapshots(now_ms / 1000 + 1)
                 alerts_of[p].advance(now_ms / 1000 + 1, part)
                 alerts_of[p].take()
+        if t % round(HEAP_TRIM_S) == 0:  # as the worker does: freed heap pages given back
+            release_free_memory()
         if t % checkpoint_every_s == 0:  # as the worker does: change tracking is reset
             if args.restore:
                 for p, checkpointer in checkpointers.items():
