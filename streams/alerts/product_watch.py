@@ -14,7 +14,7 @@ Steps of 10 s, not seconds: a product sells a few times a minute where a room se
 few times a second, so finer steps add cost (20 products x 5,000 rooms) and no speed.
 At most `max_products` products of a room are watched, and only those whose carts, at
 the room's orders per cart, promise at least half the orders a step its detector needs
-to judge (`min_success_rate`): a detector is ~1.5 kB, and most products of most rooms
+to judge (`min_success_rate`): a detector is ~1.2 kB, and most products of most rooms
 sell too little to be judged. A product that sells more than the weakest watched one
 (and is not firing) takes its place when the room is full.
 """

@@ -117,7 +117,7 @@ def test_a_split_room_sums_its_shards_steps() -> None:
 
 
 def test_only_products_that_sell_enough_to_be_judged_get_a_detector() -> None:
-    """A detector is ~1.5 kB: a room's long tail of products that sell a few times an
+    """A detector is ~1.2 kB: a room's long tail of products that sell a few times an
     hour gets none, and those waiting to be watched stay bounded."""
     watch = ProductWatch(SECTION)
     for step in range(60):
