@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from streams.anomaly._fields import struct_type
+from streams.anomaly._fields import EwmaFields, struct_type
 
 PURE = os.environ.get("LIVEROOM_PURE_FIELDS") == "1"
 
@@ -23,3 +23,10 @@ def fields(name: str, **codes: str) -> type:
     if PURE:
         return type(f"{name}Fields", (), {"__slots__": tuple(codes)})
     return struct_type(f"{name}Fields", "".join(codes.values()), tuple(codes))
+
+
+def ewma_fields() -> type:
+    """The decayed mean's base: its fields, and in C also its `update` (`_fields.c`)."""
+    if PURE:
+        return fields("Ewma", decay="d", mean="d", weight="d")
+    return EwmaFields

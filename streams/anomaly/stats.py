@@ -11,7 +11,7 @@ from array import array
 from functools import cache
 from typing import Any
 
-from streams.anomaly.fields import fields
+from streams.anomaly.fields import PURE, ewma_fields, fields
 
 
 @cache  # the same few half-lives in every room: one float each, not one per detector
@@ -19,8 +19,11 @@ def decay_for(half_life_steps: float) -> float:
     return 0.5 ** (1.0 / half_life_steps)
 
 
-class Ewma(fields("Ewma", decay="d", mean="d", weight="d")):
-    """Exponentially weighted mean, bias-corrected so that early values are plain means."""
+class Ewma(ewma_fields()):
+    """Exponentially weighted mean, bias-corrected so that early values are plain means.
+
+    `update(x)` adds x and returns the mean: in C on the unboxed base (`_fields.c`), or
+    `update_python`, its reference, over plain slots (LIVEROOM_PURE_FIELDS=1)."""
 
     __slots__ = ()
 
@@ -29,10 +32,13 @@ class Ewma(fields("Ewma", decay="d", mean="d", weight="d")):
         self.mean = 0.0
         self.weight = 0.0
 
-    def update(self, x: float) -> float:
+    def update_python(self, x: float) -> float:
         self.weight = self.weight * self.decay + 1.0
         self.mean += (x - self.mean) / self.weight
         return self.mean
+
+    if PURE:
+        update = update_python
 
     def to_state(self) -> list[float]:
         return [self.mean, self.weight]
