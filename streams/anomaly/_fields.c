@@ -1,20 +1,21 @@
 /* Slotted classes whose numbers are held unboxed: the detectors' running statistics.
  *
- * A room keeps ~10 detectors and one more per watched product (~65,000 at 5,000 rooms),
+ * A room keeps ~7 detectors and one more per watched product (~60,000 at 5,000 rooms),
  * each made of a few small statistics (decayed means, CUSUM scores, levels). As Python
- * objects with __slots__, each float is a 24-byte object behind an 8-byte pointer and
- * each object carries a 16-byte GC header: an Ewma took 104 bytes for its 3 doubles.
+ * objects with __slots__, each float is a 24-byte object behind an 8-byte pointer: an
+ * Ewma took 104 bytes for its 3 doubles, and takes 56 here (its object and GC headers,
+ * which a Python subclass keeps, and the doubles).
  *
  * struct_type(name, codes, names) makes a base class whose instances hold the named
  * fields in place, one code each: 'd' a C double (reads as float; an int stored is
  * converted), 'q' a 64-bit integer, '?' a bool. Reads and writes go through CPython's
- * member descriptors (structmember.h), so there is no arithmetic here: a subclass with
+ * member descriptors (structmember.h), with no arithmetic: a subclass with
  * `__slots__ = ()` keeps its methods in Python, computes as before and stores the same
- * doubles. The class holds no references, so it is not tracked by the GC.
+ * doubles. EwmaFields is the one base with a method in C, the decayed mean's update.
  *
- * The Python reference is the same class over plain __slots__ (streams.anomaly.fields,
- * LIVEROOM_PURE_FIELDS=1); tests/unit/test_fields.py runs the detectors both ways and
- * compares every saved state.
+ * The Python reference is the same classes over plain __slots__ (streams.anomaly.fields,
+ * LIVEROOM_PURE_FIELDS=1) and Ewma.update_python; tests/unit/test_fields.py runs the
+ * detectors both ways and compares every saved state.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

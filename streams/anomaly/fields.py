@@ -1,7 +1,7 @@
 """Base classes of unboxed numeric fields for the detectors' statistics (`_fields.c`).
 
 `fields("Ewma", decay="d", mean="d", weight="d")` is a base whose instances hold three C
-doubles in place: 40 bytes, where __slots__ with float objects took 104. A subclass
+doubles in place: 56 bytes with the headers, where __slots__ with float objects took 104. A subclass
 declares `__slots__ = ()` (or adds its own) and keeps its code. Codes: "d" a double
 (reads as float), "q" a 64-bit int, "?" a bool.
 
