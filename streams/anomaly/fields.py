@@ -1,9 +1,9 @@
 """Base classes of unboxed numeric fields for the detectors' statistics (`_fields.c`).
 
 `fields("Ewma", decay="d", mean="d", weight="d")` is a base whose instances hold three C
-doubles in place: 56 bytes with the headers, where __slots__ with float objects took 104. A subclass
-declares `__slots__ = ()` (or adds its own) and keeps its code. Codes: "d" a double
-(reads as float), "q" a 64-bit int, "?" a bool.
+doubles in place: 56 bytes with the headers, where __slots__ with float objects took
+104. A subclass declares `__slots__ = ()` (or adds its own) and keeps its code. Codes:
+"d" a double (reads as float), "q" a 64-bit int, "?" a bool.
 
 LIVEROOM_PURE_FIELDS=1 builds the same classes over plain __slots__ instead: the
 reference tests/unit/test_fields.py holds the C storage to.
