@@ -56,7 +56,8 @@ lint: $(STAMP)
 # The C extensions built with AddressSanitizer and UndefinedBehaviorSanitizer into a copy
 # of the tree, then the tests that drive their every path against Python references
 # (Hypothesis decoding, differential folds, flat tables, settle, n-grams, the dead-letter
-# corpus, detector fields): any report fails the run. SAN_ARGS=... passes pytest options (CI: a short run).
+# corpus, detector fields): any report fails the run. SAN_ARGS=... passes pytest options
+# (CI: a short run).
 SAN_DIR   := build/sanitize
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
              -fno-omit-frame-pointer -g -O1

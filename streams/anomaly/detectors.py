@@ -32,7 +32,7 @@ FIRED, RESOLVED = 1, 2
 
 
 # Unboxed (streams.anomaly.fields): a room keeps 7 detectors and one per watched product
-# (~25,000 at 5,000 rooms), and each float here was a 24-byte object.
+# (~60,000 detectors at 5,000 rooms), and each float here was a 24-byte object.
 _DetectorFields = fields(
     "Detector",
     baseline="d",

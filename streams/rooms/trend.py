@@ -46,12 +46,12 @@ class MinuteMarks:
     def cross(self, old_minute: int, new_minute: int, totals: list[float]) -> None:
         """The watermark moved from `old_minute` into `new_minute` with these totals: every
         minute entered on the way starts with them (nothing happened in between)."""
-        totals = array("d", totals)  # type: ignore[assignment]
+        mark = array("d", totals)  # one array, shared by every minute entered
         first = max(old_minute + 1, new_minute - KEPT_MINUTES + 1)
         if not self.marks:
             first = new_minute  # a new room: its session starts here
         for minute in range(first, new_minute + 1):
-            self.marks[minute] = totals
+            self.marks[minute] = mark
         for minute in [m for m in self.marks if m <= new_minute - KEPT_MINUTES]:
             del self.marks[minute]
         self.changed = True
