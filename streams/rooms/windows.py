@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Callable, Iterable, Sequence
+from functools import cache
 from operator import add, itemgetter, sub
 from typing import Any
 
@@ -386,22 +387,30 @@ def _ring_drain(ring: array[int], oldest: int, cutoff: int) -> int:
     return held
 
 
+@cache
+def _columns_and_pick(
+    columns: tuple[int, ...],
+) -> tuple[tuple[int, ...], Callable[[Sequence[float]], Sequence[float]]]:
+    """The columns, and what picks a row's values of them (a tuple, or a one-value
+    slice), one pair shared by every plane of those columns: a closure and a tuple a
+    plane were 4.6 MB over 5,000 rooms' 20,000 planes."""
+    first = columns[0]
+    pick = itemgetter(*columns) if len(columns) > 1 else itemgetter(slice(first, first + 1))
+    return columns, pick
+
+
 class _Plane:
     """Some columns of the ring of settled rows, in one array of one machine type."""
 
     __slots__ = ("cast", "columns", "data", "pick", "scale", "typecode", "width")
 
     def __init__(self, typecode: str, columns: tuple[int, ...]) -> None:
+        self.columns, self.pick = _columns_and_pick(columns)
         self.typecode = typecode
-        self.columns = columns
         self.width = len(columns)
         self.cast: type = float if typecode == "d" else int
         self.scale = 1  # held values are the row's values times this (fen: 100)
         self.data = array(typecode)
-        # A row's values of these columns, as a tuple.
-        self.pick: Callable[[Sequence[float]], tuple[float, ...]] = (
-            itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
-        )
 
     def add(self, at: int, values: Sequence[float]) -> Sequence[float]:
         """Add one row's values to those at `at`; the values held now, in the row's units."""
