@@ -6,11 +6,12 @@
  * missed the CPU cache in dicts of hundreds of thousands of keys. Here a user or event
  * id is hashed once (MurmurHash64A of its UTF-8 bytes, seed fixed: stable across
  * processes, so a restored table keeps counting the same users as the same) and lives
- * in one open-addressing table of keys and values at 58-87.5 % load (linear probing:
+ * in one open-addressing table of keys and values at 58-87.5 % load, 78-87.5 % once
+ * past 128 entries (linear probing:
  * the keys are uniform hashes, and a busy table's probes stay within a cache line or
  * two). A table of any multiple of 8 slots: a key's probe starts at its hash scaled to
  * the table (the high bits of hash x salt x slots, see home_of), so a table grows by
- * half, not double (see OVERFULL).
+ * half or an eighth, not double (see OVERFULL).
  *
  * A slot holds its 8-byte key, its value in the fewest bytes every value so far fits
  * (0: all zero, as a distinct count's set; 2: int16; 4: int32; 8: int64), and a bit for
@@ -49,9 +50,10 @@
 #define ENTRY_BYTES 16
 #define MIN_CAP 8 /* every table a multiple of 8: the changed bits fill whole bytes */
 /* A table grows when an insert would fill more than 7/8 of its slots, by half (to
- * 58 %). Until 2026-12-07 it grew at 3/4 and doubled (37-75 %): the `memory` harness's
- * tables held 215 MB at 7/8 and doubling, 248 MB at 3/4, at the same fold speed
- * (docs/measurements.md). */
+ * 58 %), or by an eighth past GROW_SLOWLY_FROM entries (cap_to_grow). Until 2026-12-07
+ * it grew at 3/4 and doubled (37-75 %): the `memory` harness's tables held 215 MB at
+ * 7/8 and doubling, 248 MB at 3/4, at the same fold speed; 2026-12-07 evening, by an
+ * eighth: 27 MB less again (docs/measurements.md). */
 #define OVERFULL(used, cap) ((used) * 8 > (cap) * 7)
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -278,10 +280,24 @@ static Py_ssize_t cap_for(Py_ssize_t n) {
     return cap;
 }
 
-/* Rebuild into a table sized for `keep` entries (growing, or shrinking after drops). */
-static int rebuild(FlatMap *t, Py_ssize_t keep) {
+/* Slots for a full table of n entries to grow into: by half while small, by an eighth
+ * (n at 7/9 full) from GROW_SLOWLY_FROM entries, so a big table runs 78-87.5 % full
+ * rather than 58-87.5 %. The rebuilds that costs (each entry moved ~8 times as a table
+ * grows, not ~2) are paid in the fold's CPU: docs/performance.md. */
+#define GROW_SLOWLY_FROM 128
+static Py_ssize_t cap_to_grow(Py_ssize_t n) {
+    if (n < GROW_SLOWLY_FROM) return cap_for(n);
+    Py_ssize_t cap = (n * 9 / 7 + 8) & ~(Py_ssize_t)7;
+    while (OVERFULL(n + 1, cap)) cap += 8;
+    return cap;
+}
+
+/* Rebuild into `cap` slots for `keep` entries (growing, or shrinking after drops). */
+static int rebuild_to(FlatMap *t, Py_ssize_t cap);
+static int rebuild(FlatMap *t, Py_ssize_t keep) { return rebuild_to(t, cap_for(keep)); }
+static int rebuild_to(FlatMap *t, Py_ssize_t cap) {
     FlatMap old = *t;
-    if (alloc_arrays(t, cap_for(keep)) < 0) {
+    if (alloc_arrays(t, cap) < 0) {
         t->keys = old.keys, t->vals = old.vals, t->dirty = old.dirty, t->cap = old.cap;
         return -1;
     }
@@ -312,7 +328,7 @@ static Py_ssize_t slot_for_insert(FlatMap *t, uint64_t key) {
     if (OVERFULL(t->used + 1, t->cap)) {
         Py_ssize_t i = slot_of(t, key);
         if (t->keys[i] == key) return i;
-        if (rebuild(t, t->used + 1) < 0) return -1;
+        if (rebuild_to(t, cap_to_grow(t->used + 1)) < 0) return -1;
     }
     return slot_of(t, key);
 }
@@ -583,7 +599,7 @@ static PyObject *FlatMap_load(FlatMap *t, PyObject *const *args, Py_ssize_t narg
         return NULL;
     }
     Py_ssize_t n = view.len / ENTRY_BYTES;
-    if (OVERFULL(t->used + n, t->cap) && rebuild(t, t->used + n) < 0) {
+    if (OVERFULL(t->used + n, t->cap) && rebuild_to(t, cap_to_grow(t->used + n)) < 0) {
         PyBuffer_Release(&view);
         return NULL;
     }
