@@ -36,6 +36,25 @@ def _rate(x: float) -> str:
 class RoomWatch:
     """Detectors of one room and its firing alerts."""
 
+    # Slots: a watch's attribute dict was ~350 bytes, 5,000 rooms 1.7 MB.
+    __slots__ = (
+        "active",
+        "activity",
+        "comment_spike",
+        "conversion",
+        "entry_spike",
+        "keyword_lists",
+        "keyword_pending",
+        "keyword_samples",
+        "last_closed",
+        "online",
+        "products",
+        "room_id",
+        "rules",
+        "stall",
+        "surge",
+    )
+
     def __init__(self, room_id: str, rules: dict[str, Any]) -> None:
         self.room_id = room_id
         self.rules = rules
@@ -47,15 +66,18 @@ class RoomWatch:
         self.conversion = ConditionalDrop(**rules["conversion_drop"]["detector"])
         self.surge = RatioSurge(**rules["negative_comment_surge"]["detector"])
         self.products = ProductWatch(rules["product_checkout_stalled"])
-        kw = rules["keyword_hit"]
         self.keyword_lists: dict[str, CountThreshold] = {}
         self.keyword_pending: dict[str, int] = {}
         self.keyword_samples: dict[str, deque[str]] = {}
-        self._keyword_args = {
-            k: kw[k] for k in ("window", "min_hits", "min_share", "clear_after", "cooldown")
-        }
         self.last_closed = -1  # last second fed to the detectors
         self.active: dict[str, Record] = {}  # "kind/key" -> its firing record
+
+    def _keyword_detector(self) -> CountThreshold:
+        """A detector for a watch-list the room's comments named (made when first named:
+        most rooms name few of the lists)."""
+        kw = self.rules["keyword_hit"]
+        keys = ("window", "min_hits", "min_share", "clear_after", "cooldown")
+        return CountThreshold(**{k: kw[k] for k in keys})
 
     # -- input -------------------------------------------------------------------------
 
@@ -207,7 +229,7 @@ class RoomWatch:
         kw = self.rules["keyword_hit"]
         for name in self.keyword_pending:  # in the order first named (a set's would vary)
             if name not in self.keyword_lists:
-                self.keyword_lists[name] = CountThreshold(**self._keyword_args)
+                self.keyword_lists[name] = self._keyword_detector()
         for name, detector in list(self.keyword_lists.items()):
             detector.step(self.keyword_pending.pop(name, 0), comments)
             slot = f"KeywordHit/{name}"
@@ -363,7 +385,7 @@ class RoomWatch:
             detector: Detector = getattr(self, name)
             detector.load_state(saved)
         for name, saved in state["keywords"].items():
-            self.keyword_lists[name] = CountThreshold(**self._keyword_args)
+            self.keyword_lists[name] = self._keyword_detector()
             self.keyword_lists[name].load_state(saved)
         keep = self.rules["keyword_hit"]["samples"]
         self.keyword_samples = {n: deque(s, maxlen=keep) for n, s in state["samples"].items()}
