@@ -43,48 +43,82 @@ RING_STEPS = 4
 R_CARTS, R_ORDERS = 1, 2  # a ring slot: [step, carts, orders]
 
 
-def step_counts(ring: Sequence[int], step: int) -> tuple[int, int]:
-    """(cart adds, orders) of `step` in a product's ring ((0, 0) if it has none)."""
-    at = (step % RING_STEPS) * 3
+def step_counts(ring: Sequence[float], step: int, first: int = 0) -> tuple[int, int]:
+    """(cart adds, orders) of `step` in a product's ring, which starts at `first` of
+    `ring` ((0, 0) if it has none)."""
+    at = first + (step % RING_STEPS) * 3
     if ring[at] != step:
         return 0, 0
-    return ring[at + R_CARTS], ring[at + R_ORDERS]
+    return int(ring[at + R_CARTS]), int(ring[at + R_ORDERS])
 
 
-# A product's minutes: KEPT_MINUTES slots of [minute, carts, orders, GMV], minute %
-# KEPT_MINUTES, in one array of doubles (a dict of lists took ~1 kB a product, and the
-# `memory` scenario's 5,000 rooms list ~40,000 products).
+# A product is one array of doubles (whole numbers are exact in them below 2**53): its
+# totals, its ring of steps, and its minutes, KEPT_MINUTES slots of [minute, carts,
+# orders, GMV] at minute % KEPT_MINUTES. A dict of lists took ~1 kB a product, and an
+# object with its ints, floats, a list and two arrays ~860 bytes, where this takes
+# ~590: the `memory` scenario's 5,000 rooms list ~30,000 products.
+P_CARTS, P_ORDERS, P_GMV, P_FIRST_SEEN, P_NEWEST_MINUTE, P_USERS = range(6)  # users: 2
+RING_AT = P_USERS + 2
+MINUTES_AT = RING_AT + 3 * RING_STEPS
 SLOT = 4
-NO_MINUTES = array("d", [-1.0, 0.0, 0.0, 0.0] * KEPT_MINUTES)
-NO_RING = array("q", [-1, 0, 0] * RING_STEPS)
+NEW_PRODUCT = array(
+    "d",
+    [0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0]
+    + [-1.0, 0.0, 0.0] * RING_STEPS
+    + [-1.0, 0.0, 0.0, 0.0] * KEPT_MINUTES,
+)
 CARTERS, BUYERS = 0, 1  # Product.users and .sketches
 
 
-class Product:
-    __slots__ = (
-        "cart_adds",
-        "first_seen_ms",
-        "gmv",
-        "minutes",
-        "newest_minute",
-        "orders",
-        "ring",
-        "sketches",
-        "users",
+def _whole(at: int) -> property:
+    """A count field of the product's array, read as an int."""
+    return property(
+        lambda self: int(self.data[at]),
+        lambda self, value: self.data.__setitem__(at, value),
     )
 
+
+class Product:
+    __slots__ = ("data", "sketches")
+
+    cart_adds = _whole(P_CARTS)
+    orders = _whole(P_ORDERS)
+    first_seen_ms = _whole(P_FIRST_SEEN)
+    newest_minute = _whole(P_NEWEST_MINUTE)
+
     def __init__(self, first_seen_ms: int) -> None:
-        self.cart_adds = 0
-        self.orders = 0
-        self.gmv = 0.0
-        self.first_seen_ms = first_seen_ms
-        # Distinct carters and buyers held exactly (their pairs are in the room's tables),
-        # and the sketches of those past EXACT_LIMIT (made when first needed).
-        self.users = [0, 0]
+        self.data = array("d", NEW_PRODUCT)
+        self.data[P_FIRST_SEEN] = first_seen_ms
+        # Distinct carters and buyers held exactly (their pairs are in the room's tables)
+        # are counted in the array; the sketches of those past EXACT_LIMIT are made when
+        # first needed.
         self.sketches: list[DistinctCount | None] | None = None
-        self.minutes = array("d", NO_MINUTES)
-        self.newest_minute = -1
-        self.ring = array("q", NO_RING)
+
+    @property
+    def gmv(self) -> float:
+        return self.data[P_GMV]
+
+    @gmv.setter
+    def gmv(self, value: float) -> None:
+        self.data[P_GMV] = value
+
+    @property
+    def users(self) -> list[int]:
+        """The carters and buyers held exactly (a copy)."""
+        return [int(self.data[P_USERS]), int(self.data[P_USERS + 1])]
+
+    @users.setter
+    def users(self, counts: Sequence[int]) -> None:
+        self.data[P_USERS], self.data[P_USERS + 1] = counts
+
+    @property
+    def ring(self) -> list[int]:
+        """The ring of steps, [step, carts, orders] a slot (a copy)."""
+        return [int(v) for v in self.data[RING_AT:MINUTES_AT]]
+
+    @ring.setter
+    def ring(self, slots: Sequence[int]) -> None:
+        self.data[RING_AT:MINUTES_AT] = array("d", slots)
 
     @property
     def carters(self) -> int:
@@ -96,7 +130,7 @@ class Product:
 
     def _distinct(self, which: int) -> int:
         sketch = self.sketch(which)
-        return self.users[which] + (len(sketch) if sketch is not None else 0)
+        return int(self.data[P_USERS + which]) + (len(sketch) if sketch is not None else 0)
 
     def sketch(self, which: int) -> DistinctCount | None:
         """The sketch of the carters or buyers (`which`) past EXACT_LIMIT, if any."""
@@ -111,45 +145,52 @@ class Product:
             sketch = self.sketches[which] = DistinctCount.sketch()
         return sketch
 
+    def step_counts(self, step: int) -> tuple[int, int]:
+        return step_counts(self.data, step, RING_AT)
+
     def _count_step(self, ts_ms: int, column: int) -> None:
         step = ts_ms // STEP_MS
-        ring = self.ring
-        at = (step % RING_STEPS) * 3
-        held = ring[at]
+        data = self.data
+        at = RING_AT + (step % RING_STEPS) * 3
+        held = data[at]
         if held != step:
             if held > step:
                 return  # older than the ring: past the lateness, judged already
-            ring[at], ring[at + R_CARTS], ring[at + R_ORDERS] = step, 0, 0
-        ring[at + column] += 1
+            data[at], data[at + R_CARTS], data[at + R_ORDERS] = step, 0.0, 0.0
+        data[at + column] += 1
 
     def _minute(self, ts_ms: int) -> int:
-        """The array index of the minute's slot (its carts; -1: older than those kept)."""
+        """The array index of the minute's carts (-1: older than the minutes kept)."""
         minute = ts_ms // 60_000
-        if minute <= self.newest_minute - KEPT_MINUTES:
+        data = self.data
+        newest = data[P_NEWEST_MINUTE]
+        if minute <= newest - KEPT_MINUTES:
             return -1
-        if minute > self.newest_minute:
-            self.newest_minute = minute
-        minutes = self.minutes
-        at = (minute % KEPT_MINUTES) * SLOT
-        if minutes[at] != minute:  # an older minute's slot (a newer one is excluded above)
-            minutes[at : at + SLOT] = array("d", (minute, 0.0, 0.0, 0.0))
+        if minute > newest:
+            data[P_NEWEST_MINUTE] = minute
+        at = MINUTES_AT + (minute % KEPT_MINUTES) * SLOT
+        if data[at] != minute:  # an older minute's slot (a newer one is excluded above)
+            data[at : at + SLOT] = array("d", (minute, 0.0, 0.0, 0.0))
         return at + 1
 
     def minute_rows(self) -> dict[int, list[float]]:
         """minute -> [carts, orders, GMV] for the minutes kept."""
-        minutes, oldest = self.minutes, self.newest_minute - KEPT_MINUTES
+        data = self.data
+        oldest = data[P_NEWEST_MINUTE] - KEPT_MINUTES
         return {
-            int(minutes[at]): minutes[at + 1 : at + SLOT].tolist()
-            for at in range(0, len(minutes), SLOT)
-            if minutes[at] > oldest and minutes[at] >= 0
+            int(data[at]): data[at + 1 : at + SLOT].tolist()
+            for at in range(MINUTES_AT, len(data), SLOT)
+            if data[at] > oldest and data[at] >= 0
         }
 
     def load_minutes(self, rows: list[list[Any]]) -> None:
-        self.minutes, self.newest_minute = array("d", NO_MINUTES), -1
+        data = self.data
+        data[MINUTES_AT:] = NEW_PRODUCT[MINUTES_AT:]
+        data[P_NEWEST_MINUTE] = -1
         for minute, row in sorted(rows):
             at = self._minute(minute * 60_000)
             if at >= 0:
-                self.minutes[at : at + 3] = array("d", row)
+                data[at : at + 3] = array("d", row)
 
 
 LIST_EVERY_MS = 10_000  # a room's list is built again at most this often (event time)
@@ -231,11 +272,11 @@ class Products:
         if product is None:
             self.other[M_CARTS] += 1
             return
-        product.cart_adds += 1
+        product.data[P_CARTS] += 1
         _count_user(self.carted, product, CARTERS, product_id, user)
         at = product._minute(ts_ms)
         if at >= 0:
-            product.minutes[at + M_CARTS] += 1
+            product.data[at + M_CARTS] += 1
         product._count_step(ts_ms, R_CARTS)
 
     def order(self, product_id: str, user: str, ts_ms: int, amount: float) -> None:
@@ -245,20 +286,21 @@ class Products:
             self.other[M_ORDERS] += 1
             self.other[M_GMV] += amount
             return
-        product.orders += 1
-        product.gmv += amount
+        data = product.data
+        data[P_ORDERS] += 1
+        data[P_GMV] += amount
         _count_user(self.bought, product, BUYERS, product_id, user)
         at = product._minute(ts_ms)
         if at >= 0:
-            product.minutes[at + M_ORDERS] += 1
-            product.minutes[at + M_GMV] += amount
+            data[at + M_ORDERS] += 1
+            data[at + M_GMV] += amount
         product._count_step(ts_ms, R_ORDERS)
 
     def step_rows(self, step: int) -> dict[str, tuple[int, int]]:
         """Each product's (cart adds, orders) in `step`, for those with any."""
         out = {}
         for pid, product in self.items.items():
-            counts = step_counts(product.ring, step)
+            counts = product.step_counts(step)
             if counts[0] or counts[1]:
                 out[pid] = counts
         return out
@@ -277,7 +319,7 @@ class Products:
                 "gmv": p.gmv,
                 "first_seen_ms": p.first_seen_ms,
                 "minutes": {str(m): row for m, row in p.minute_rows().items()},
-                "ring": p.ring.tolist(),
+                "ring": p.ring,
             }
             for pid, p in self.items.items()
         }
@@ -295,7 +337,7 @@ class Products:
             entry = out[pid] = {
                 "s": [p.cart_adds, p.orders, p.gmv, p.first_seen_ms, *p.users],
                 "m": [[m, row] for m, row in p.minute_rows().items()],
-                "r": p.ring.tolist(),
+                "r": p.ring,
             }
             if p.sketches is not None:
                 entry["k"] = [_sketch_piece(sketch, base) for sketch in p.sketches]
@@ -317,7 +359,7 @@ class Products:
                 _load_legacy_users(p, entry)
             p.load_minutes(entry["m"])
             if "r" in entry:  # since 2026-12-07
-                p.ring = array("q", entry["r"])
+                p.ring = entry["r"]
             for which, change in enumerate(entry.get("k") or ()):
                 if change:
                     p.start_sketch(which).load(change)
@@ -336,8 +378,8 @@ def _count_user(pairs: FlatMap, product: Product, which: int, product_id: str, u
         if pair not in pairs:
             sketch.add(pair)
     elif pairs.add(pair):
-        product.users[which] += 1
-        if product.users[which] >= EXACT_LIMIT:
+        product.data[P_USERS + which] += 1
+        if product.data[P_USERS + which] >= EXACT_LIMIT:
             product.start_sketch(which)
 
 
@@ -356,7 +398,7 @@ def _load_legacy_users(product: Product, entry: dict[str, Any]) -> None:
         if entry.get(key):
             users = DistinctCount()
             users.load(entry[key])
-            product.users[which] += len(users)
+            product.data[P_USERS + which] += len(users)
 
 
 NO_SALES = (0, 0, 0.0)  # a minute's carts, orders, GMV when it has none
