@@ -282,7 +282,5 @@ def _summed_marks(parts: list[dict[str, Any]]) -> MinuteMarks:
         ):
             continue
         width = len(next(row for row in rows if row is not None))
-        summed.marks[minute] = [
-            sum(row[i] for row in rows if row is not None) for i in range(width)
-        ]
+        summed.put(minute, [sum(row[i] for row in rows if row is not None) for i in range(width)])
     return summed
