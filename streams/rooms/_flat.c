@@ -6,12 +6,12 @@
  * missed the CPU cache in dicts of hundreds of thousands of keys. Here a user or event
  * id is hashed once (MurmurHash64A of its UTF-8 bytes, seed fixed: stable across
  * processes, so a restored table keeps counting the same users as the same) and lives
- * in one open-addressing table of keys and values at 58-87.5 % load, 78-87.5 % once
- * past 128 entries (linear probing:
+ * in one open-addressing table of keys and values at 58-90 % load, 82-90 % once past
+ * 128 entries (linear probing:
  * the keys are uniform hashes, and a busy table's probes stay within a cache line or
  * two). A table of any multiple of 8 slots: a key's probe starts at its hash scaled to
  * the table (the high bits of hash x salt x slots, see home_of), so a table grows by
- * half or an eighth, not double (see OVERFULL).
+ * half or a tenth, not double (see OVERFULL).
  *
  * A slot holds its 8-byte key, its value in the fewest bytes every value so far fits
  * (0: all zero, as a distinct count's set; 2: int16; 4: int32; 8: int64), and a bit for
@@ -49,12 +49,13 @@
 #define MODE_ADD 2
 #define ENTRY_BYTES 16
 #define MIN_CAP 8 /* every table a multiple of 8: the changed bits fill whole bytes */
-/* A table grows when an insert would fill more than 7/8 of its slots, by half (to
- * 58 %), or by an eighth past GROW_SLOWLY_FROM entries (cap_to_grow). Until 2026-12-07
+/* A table grows when an insert would fill more than 9/10 of its slots, by half (to
+ * 58 %), or by a tenth past GROW_SLOWLY_FROM entries (cap_to_grow). Until 2026-12-07
  * it grew at 3/4 and doubled (37-75 %): the `memory` harness's tables held 215 MB at
- * 7/8 and doubling, 248 MB at 3/4, at the same fold speed; 2026-12-07 evening, by an
- * eighth: 27 MB less again (docs/measurements.md). */
-#define OVERFULL(used, cap) ((used) * 8 > (cap) * 7)
+ * 7/8 and doubling, 248 MB at 3/4, at the same fold speed. That evening, by an eighth
+ * at 7/8: 27 MB less again; by a tenth at 9/10: 6 MB less still, the fold no slower
+ * (docs/measurements.md). */
+#define OVERFULL(used, cap) ((used) * 10 > (cap) * 9)
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 static inline uint64_t load64le(const unsigned char *p) {
@@ -272,7 +273,7 @@ static int alloc_arrays(FlatMap *t, Py_ssize_t cap) {
 }
 
 /* Slots for n entries with room to grow by half again before the next resize: n at
- * 7/12 full (7/8 / 1.5), a multiple of 8. */
+ * 7/12 full, a multiple of 8. */
 static Py_ssize_t cap_for(Py_ssize_t n) {
     Py_ssize_t cap = (n * 12 / 7 + 8) & ~(Py_ssize_t)7;
     if (cap < MIN_CAP) cap = MIN_CAP;
@@ -280,14 +281,14 @@ static Py_ssize_t cap_for(Py_ssize_t n) {
     return cap;
 }
 
-/* Slots for a full table of n entries to grow into: by half while small, by an eighth
- * (n at 7/9 full) from GROW_SLOWLY_FROM entries, so a big table runs 78-87.5 % full
- * rather than 58-87.5 %. The rebuilds that costs (each entry moved ~8 times as a table
- * grows, not ~2) are paid in the fold's CPU: docs/performance.md. */
+/* Slots for a full table of n entries to grow into: by half while small, by a tenth
+ * (n at 9/11 full) from GROW_SLOWLY_FROM entries, so a big table runs 82-90 % full
+ * rather than 58-90 %. The rebuilds that costs (each entry moved ~10 times as a table
+ * grows, not ~2) did not show in the fold's CPU: docs/measurements.md. */
 #define GROW_SLOWLY_FROM 128
 static Py_ssize_t cap_to_grow(Py_ssize_t n) {
     if (n < GROW_SLOWLY_FROM) return cap_for(n);
-    Py_ssize_t cap = (n * 9 / 7 + 8) & ~(Py_ssize_t)7;
+    Py_ssize_t cap = (n * 11 / 9 + 8) & ~(Py_ssize_t)7;
     while (OVERFULL(n + 1, cap)) cap += 8;
     return cap;
 }
@@ -677,7 +678,7 @@ static int drop_pass(FlatMap *t, int64_t cutoff, int absolute, Py_ssize_t *remov
                      Py_ssize_t *removed_nonneg_out, int64_t *least_out, FlatMap *into) {
     Py_ssize_t removed = 0, removed_nonneg = 0, start = 0;
     int64_t least = INT64_MAX, lo = INT64_MAX, hi = 0; /* magnitudes kept, for narrowing */
-    while (t->keys[start] != 0) start++; /* the load factor leaves an eighth empty */
+    while (t->keys[start] != 0) start++; /* the load factor leaves a tenth empty */
     for (Py_ssize_t n = 0; n < t->cap; n++) {
         Py_ssize_t i = start + n < t->cap ? start + n : start + n - t->cap;
         while (t->keys[i] != 0) { /* a deletion shifts the next entry here: look again */
@@ -794,7 +795,7 @@ static int settled_expire(Settled *s, int64_t horizon_s) {
     int64_t cutoff = (cutoff_s + 1) * 1000 - 1, least = INT64_MAX;
     FlatMap *t = s->before;
     Py_ssize_t start = 0;
-    while (t->keys[start] != 0) start++; /* the load factor leaves an eighth empty */
+    while (t->keys[start] != 0) start++; /* the load factor leaves a tenth empty */
     for (Py_ssize_t n = 0; n < t->cap; n++) {
         Py_ssize_t i = start + n < t->cap ? start + n : start + n - t->cap;
         while (t->keys[i] != 0) {
