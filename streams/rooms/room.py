@@ -161,7 +161,12 @@ class RoomState:
         self.buyers = DistinctCount()
         # Sliding windows: sums per second, and distinct users by last-seen second.
         self.sums = SecondSums(
-            SUM_COLUMNS, WINDOW_HORIZON_S, KEPT_WINDOWS, COUNT_COLUMNS, MONEY_COLUMNS
+            SUM_COLUMNS,
+            WINDOW_HORIZON_S,
+            KEPT_WINDOWS,
+            COUNT_COLUMNS,
+            MONEY_COLUMNS,
+            (S_SCORE_SUM,),
         )
         # Spend per second, apart: a few events a minute, folded in Python, so the rows
         # every other event touches (and their checkpoints) keep their width.

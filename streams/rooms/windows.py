@@ -318,6 +318,8 @@ class RecentIds:
 
 _WIDER = {"B": "H", "H": "i"}
 _WIDER_FEN = {"B": "H", "H": "i", "i": "q"}
+_WIDER_SIGNED = {"h": "i", "i": "q"}
+SCORE_SCALE = 10_000  # a settled sum of sentiment scores, in units of 1e-4 (`_ScorePlane`)
 # A double of yuan x 100 this close to a whole number (relative) is that many fen: sums of
 # whole fen in doubles miss by a few units in the last place (0.1 + 0.2).
 WHOLE_FEN_TOLERANCE = 1e-9
@@ -508,6 +510,48 @@ class _MoneyPlane(_Plane):
         self.typecode, self.cast, self.scale = "d", float, 1
 
 
+class _ScorePlane(_Plane):
+    """One column of summed sentiment scores, settled: each frozen contribution rounded
+    to SCORE_SCALE units (1e-4) in the narrowest signed integer type the sums fit. As
+    doubles, the column was the ring's widest (8 bytes a second, 12 MB at 5,000 rooms);
+    a room-second's sum moves by at most half a unit, the hot rows and the session total
+    not at all. Widened to 32 and then 64 bits by a second that needs it."""
+
+    __slots__ = ()
+
+    def __init__(self, column: int) -> None:
+        super().__init__("h", (column,))
+        self.scale = SCORE_SCALE
+
+    def add(self, at: int, values: Sequence[float]) -> Sequence[float]:
+        score = values[0]
+        if score and math.isfinite(score):  # a model's NaN must not stop the fold
+            self._put(at, self.data[at] + round(score * SCORE_SCALE))
+        return (self.data[at] / SCORE_SCALE,)
+
+    def load_rows(self, rows: list[tuple[int, Sequence[float]]]) -> None:
+        column = self.columns[0]
+        for slot, row in rows:
+            if row[column] or self.data[slot]:
+                self.store(slot, (row[column],))
+
+    def store(self, at: int, values: Sequence[float]) -> None:
+        score = values[0]
+        self._put(at, round(score * SCORE_SCALE) if math.isfinite(score) else 0)
+
+    def _put(self, at: int, units: int) -> None:
+        while True:
+            try:
+                self.data[at] = units
+                return
+            except OverflowError:
+                self.widen()
+
+    def widen(self) -> None:
+        self.typecode = _WIDER_SIGNED[self.typecode]
+        self.data = array(self.typecode, self.data)
+
+
 class SecondSums:
     """Per-second sums of a fixed set of counters, summed over any trailing window.
 
@@ -516,8 +560,9 @@ class SecondSums:
     which CPython does fastest. Once settled it is frozen into a ring, second s at row
     s % rows, in planes of one machine type each: the `count_columns` (whole numbers)
     as 8-bit counts, widened to 16 then 32 bits by the first room-second that needs it,
-    each of the `money_columns` (yuan) as whole fen the same way (`_MoneyPlane`), the
-    rest as doubles (6 counts, 2 sums of yuan and a sum of scores take 12-20 bytes a
+    each of the `money_columns` (yuan) as whole fen the same way (`_MoneyPlane`), each
+    of the `score_columns` in signed units of 1e-4 from 16 bits (`_ScorePlane`), the
+    rest as doubles (6 counts, 2 sums of yuan and a sum of scores take ~13 bytes a
     second, where doubles took 72 and a list in a dict ~210). The ring starts at 8 rows
     and doubles as the span of settled seconds grows, up to the horizon, so an idle room
     costs little; rows outside the seconds held are zero.
@@ -549,14 +594,17 @@ class SecondSums:
         windows: tuple[int, ...] = (),
         count_columns: tuple[int, ...] = (),
         money_columns: tuple[int, ...] = (),
+        score_columns: tuple[int, ...] = (),
     ) -> None:
         self.width = width
         self.horizon = horizon_s
         self._hot: dict[int, list[float]] = {}  # second -> row, for seconds not settled
         self._settled: int | None = None  # seconds before this are settled (in the ring)
-        amounts = tuple(i for i in range(width) if i not in (*count_columns, *money_columns))
+        typed = (*count_columns, *money_columns, *score_columns)
+        amounts = tuple(i for i in range(width) if i not in typed)
         planes = [_Plane("B", tuple(count_columns))] if count_columns else []
         planes += [_MoneyPlane(i) for i in money_columns]
+        planes += [_ScorePlane(i) for i in score_columns]
         self._planes = (*planes, _Plane("d", amounts)) if amounts else tuple(planes)
         # A row from its planes' values laid end to end (None: already in column order).
         laid = [i for plane in self._planes for i in plane.columns]

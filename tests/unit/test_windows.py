@@ -1,3 +1,5 @@
+import random
+
 import pytest
 
 from streams.rooms.windows import LastSeen, RecentIds, SecondSums
@@ -260,3 +262,36 @@ def test_rows_loaded_more_than_a_horizon_apart_land_where_they_belong():
     sums.advance(505, 501)
     assert [sums.get(s) for s in (470, 490, 500)] == [[8.0, 2.0], [4.0, 1.0], [1.0, 0.5]]
     assert sums.get(455) is None and sums.sum_since(0) == [13.0, 3.5]
+
+
+def test_settled_score_sums_are_held_in_units_of_a_ten_thousandth_in_two_bytes() -> None:
+    """The sentiment column was the ring's widest as doubles (8 bytes a second); a
+    settled second's score sum now moves by at most half of 1e-4, nothing else does."""
+    score = 8  # the room's column of score sums (streams.rooms.room.S_SCORE_SUM)
+    sums = SecondSums(9, 300, (60, 300), (0, 1), (4, 5), (score,))
+    rng = random.Random(3)
+    exact: dict[int, float] = {}
+    for second in range(1_000, 1_200):
+        sums.advance(second, second - 5)
+        for _ in range(rng.randrange(4)):
+            s = rng.uniform(-1, 1)  # a comment's score, as a model gives it
+            sums.row(second)[score] += s
+            exact[second] = exact.get(second, 0.0) + s
+    sums.advance(1_210, 1_205)  # every second above settled
+    plane = next(p for p in sums._planes if p.columns == (score,))
+    assert plane.typecode == "h" and plane.data.itemsize == 2
+    for second, total in exact.items():
+        if second > 1_210 - 300:
+            assert sums.get(second)[score] == round(total * 10_000) / 10_000
+    held = sums.window_sum(300, 1_210 - 299)[score]
+    assert abs(held - sum(exact.values())) <= 0.5e-4 * len(exact)
+    copy = SecondSums(9, 300, (60, 300), (0, 1), (4, 5), (score,))
+    copy.load(sums.snapshot(), 1_205)
+    copy.advance(1_210, 1_205)
+    restored = copy.window_sum(300, 1_210 - 299)  # summed afresh: equal but for residue
+    assert restored == pytest.approx(sums.window_sum(300, 1_210 - 299), abs=1e-9)
+    sums.row(1_209)  # a hot second: no rounding until it settles
+    sums.row(1_211)[score] += 4.0  # past 32,767 units: the plane widens, keeping the rest
+    sums.advance(1_220, 1_215)
+    assert plane.typecode == "i" and sums.get(1_211)[score] == 4.0
+    assert sums.get(1_100)[score] == round(exact[1_100] * 10_000) / 10_000
