@@ -275,26 +275,21 @@ static int seen_touch(PyObject *seen, PyObject *user, uint64_t key, long long se
     }
     PyObject *windows = slot(seen, seen_off[L_WINDOWS]);
     if (windows == NULL) return -1;
-    if (!PyList_Check(windows)) {
-        PyErr_SetString(PyExc_TypeError, "kept windows are a list");
+    /* array('q'): [length, first second (INT64_MIN: not yet), count] a kept window */
+    Py_buffer view;
+    if (PyObject_GetBuffer(windows, &view, PyBUF_WRITABLE | PyBUF_FORMAT) < 0) return -1;
+    if (view.itemsize != 8 || view.format == NULL || strcmp(view.format, "q") != 0 ||
+        view.len % 24 != 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "kept windows are an array('q') of threes");
         return -1;
     }
-    for (Py_ssize_t w = 0; w < PyList_GET_SIZE(windows); w++) {
-        PyObject *window = PyList_GET_ITEM(windows, w); /* [length, first second, count] */
-        if (!PyList_Check(window) || PyList_GET_SIZE(window) != 3) {
-            PyErr_SetString(PyExc_TypeError, "a kept window is [length, first, count]");
-            return -1;
-        }
-        PyObject *first_obj = PyList_GET_ITEM(window, 1);
-        if (first_obj == Py_None) continue;
-        long long first;
-        if (as_ll(first_obj, &first) < 0) return -1;
-        if (second >= first && (!had || prev < first)) {
-            PyObject *count = PyNumber_Add(PyList_GET_ITEM(window, 2), one);
-            if (count == NULL) return -1;
-            PyList_SetItem(window, 2, count);
-        }
+    int64_t *w = view.buf;
+    for (Py_ssize_t k = 0; k < view.len / 8; k += 3) {
+        if (w[k + 1] == INT64_MIN) continue;
+        if (second >= w[k + 1] && (!had || prev < w[k + 1])) w[k + 2] += 1;
     }
+    PyBuffer_Release(&view);
     if (ring_count(seen, seen_off[L_LIVE], floor_mod(second, span)) < 0) return -1;
     return lower_oldest(seen, seen_off[L_OLDEST], second, second_obj);
 }
