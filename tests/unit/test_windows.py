@@ -121,6 +121,7 @@ def test_kept_windows_equal_a_full_recount_under_disorder_jumps_and_restores():
     length, first, _ = room.recent_viewers._windows[:3]
     assert first == room.watermark_ms // 1000 - length + 1
     assert room.sums._windows[0][1] == room.watermark_ms // 1000 - 60 + 1
+    assert room.sums._windows[0][3].typecode == "d"  # the totals: an array, not floats
 
 
 @pytest.mark.parametrize(
