@@ -32,7 +32,8 @@
  * (insert if absent or at or below a cutoff), __len__, __contains__, ==; take_changes()
  * -> bytes of the entries set since the last call; snapshot() -> bytes of every entry;
  * load(bytes, mode) applies entries (MODE_SET overwrites, MODE_MAX keeps the greater,
- * MODE_ADD keeps what is there); drop_upto(cutoff, absolute) removes the entries whose
+ * MODE_ADD keeps what is there; a load grows a table by half, compact() tightens it
+ * after); drop_upto(cutoff, absolute) removes the entries whose
  * value (or its absolute value) is at or below cutoff, shrinking the table (and
  * narrowing its values if it can), and returns (removed, removed of them >= 0, the least
  * value kept or None); items(), value_range(), count_into(ring), count_nonneg(), nbytes.
@@ -577,6 +578,15 @@ static PyObject *FlatMap_snapshot(FlatMap *t, PyObject *unused) {
     return out;
 }
 
+/* compact() -> bool: rebuild the table as full as inserts keep it (cap_to_grow), if it
+ * is emptier: after a restore's loads, which grow by half. True if it was rebuilt. */
+static PyObject *FlatMap_compact(FlatMap *t, PyObject *Py_UNUSED(ignored)) {
+    Py_ssize_t want = cap_to_grow(t->used);
+    if (want >= t->cap) Py_RETURN_FALSE;
+    if (rebuild_to(t, want) < 0) return NULL;
+    Py_RETURN_TRUE;
+}
+
 /* load(data: bytes-like, mode=MODE_SET): apply packed entries; leaves no change marked. */
 static PyObject *FlatMap_load(FlatMap *t, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs < 1 || nargs > 2) {
@@ -600,7 +610,9 @@ static PyObject *FlatMap_load(FlatMap *t, PyObject *const *args, Py_ssize_t narg
         return NULL;
     }
     Py_ssize_t n = view.len / ENTRY_BYTES;
-    if (OVERFULL(t->used + n, t->cap) && rebuild_to(t, cap_to_grow(t->used + n)) < 0) {
+    /* By half, not as inserts grow: a restore loads a table in many deltas, and a tenth
+     * would rebuild it every few of them; `compact` tightens it after. */
+    if (OVERFULL(t->used + n, t->cap) && rebuild(t, t->used + n) < 0) {
         PyBuffer_Release(&view);
         return NULL;
     }
@@ -1058,6 +1070,7 @@ static PyMethodDef FlatMap_methods[] = {
     {"take_changes", (PyCFunction)FlatMap_take_changes, METH_NOARGS, NULL},
     {"snapshot", (PyCFunction)FlatMap_snapshot, METH_NOARGS, NULL},
     {"load", (PyCFunction)(void (*)(void))FlatMap_load, METH_FASTCALL, NULL},
+    {"compact", (PyCFunction)FlatMap_compact, METH_NOARGS, NULL},
     {"drop_upto", (PyCFunction)(void (*)(void))FlatMap_drop_upto, METH_FASTCALL, NULL},
     {"discard", (PyCFunction)FlatMap_discard, METH_O, NULL},
     {"items", (PyCFunction)FlatMap_items, METH_NOARGS, NULL},

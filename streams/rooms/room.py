@@ -29,7 +29,7 @@ from streams.events import (
 )
 from streams.rooms import _fold
 from streams.rooms.distinct import EXACT_LIMIT, REST_BITS, DistinctCount
-from streams.rooms.flat import ENTRY_BYTES, entry_count
+from streams.rooms.flat import ENTRY_BYTES, FlatMap, entry_count
 from streams.rooms.presence import Presence
 from streams.rooms.products import Products
 from streams.rooms.trend import MinuteMarks
@@ -399,6 +399,25 @@ class RoomState:
         for tracker in self._trackers:
             tracker.expire(second)
         self.presence.after_restore()
+        for table in self._tables():  # loaded growing by half: as full as inserts keep them
+            table.compact()
+
+    def _tables(self) -> Iterator[FlatMap]:
+        """The room's flat tables."""
+        yield self.seen_event_ids.first_seen
+        for index in (
+            self.recent_viewers,
+            self.recent_commenters,
+            self.recent_carters,
+            self.recent_buyers,
+        ):
+            yield index.last
+        yield from (self.presence.at, self.presence.before)
+        for name in self._COUNTS:
+            exact = getattr(self, name).exact
+            if exact is not None:
+                yield exact
+        yield from (self.products.carted, self.products.bought)
 
 
 # The fold in C reads the classes' slots at their offsets and the layout from here.

@@ -357,3 +357,20 @@ def test_the_change_list_stays_under_a_32nd_of_the_slots_and_goes_at_the_take() 
     assert listed_bytes() == 0
     table.set("u1", 7)  # after a take, a short list again
     assert unpack(table.take_changes()) == {hash64("u1"): 7}
+
+
+def test_loads_grow_by_half_and_compact_makes_the_table_as_full_as_inserts_keep_it() -> None:
+    """A restore loads a table in many deltas, and growing by a tenth would rebuild it
+    every few of them. So a load grows by half, and the restore compacts after."""
+    live, loaded = FlatMap(), FlatMap()
+    for i in range(1, 50_001):
+        live.set(f"u{i}", i)
+    blob = live.snapshot()
+    for start in range(0, len(blob), 16 * 1_000):  # 50 deltas of 1,000 entries
+        loaded.load(blob[start : start + 16 * 1_000])
+    assert loaded == live and loaded.nbytes > live.nbytes * 1.2  # grown by half
+    assert loaded.compact() is True and loaded == live
+    assert loaded.nbytes * 8 // 97 == (50_000 * 11 // 9 + 8) & ~7  # 9/11 full
+    assert loaded.compact() is False  # already as full as inserts keep it
+    loaded.set("u50001", 50_001)
+    assert loaded.get("u50001") == 50_001 and loaded.get("u7") == 7
