@@ -54,10 +54,10 @@ MEASURED = Measured(
     # since, and the alert watch's rings as arrays and the distinct counts' lazy sets (4.9 kB
     # on 2026-12-01) (idle: ~21 kB)
     bytes_per_room=38_000,
-    # the dedup index: 600 s of ids (SPEC's 10 minutes) at ~14.1 B an id (10.1 B slots,
-    # 2-byte seconds, in flat tables grown by half; the `memory` harness, 2026-12-07
-    # evening: 97.5 MB for 6.9M ids), plus up to a sixteenth expired and not yet swept
-    bytes_per_event_per_s=8_800,
+    # the dedup index: 600 s of ids (SPEC's 10 minutes) at ~11.8 B an id (10.1 B slots,
+    # 2-byte seconds, in flat tables grown by a tenth at 9/10 full; the `memory` harness,
+    # 2026-12-07 23:45: 78.0 MB for 6.9M ids), plus up to a sixteenth expired, not swept
+    bytes_per_event_per_s=7_500,
     input_bytes_per_event=129,  # make bench: the traffic model's events, arrays of 100
     room_events_bytes_per_event=68,
     # `steady` at 18,300 events/s (2026-11-23): deltas + rolling rebase wrote ~160 B an
