@@ -458,7 +458,21 @@ class _Plane:
         self.data = array(self.typecode, self.data)
 
 
-class _MoneyPlane(_Plane):
+class _OneColumnPlane(_Plane):
+    """A plane of one column held scaled (`store` converts): a restore writes only the
+    rows that change something."""
+
+    __slots__ = ()
+
+    def load_rows(self, rows: list[tuple[int, Sequence[float]]]) -> None:
+        column = self.columns[0]
+        for slot, row in rows:
+            value = row[column]
+            if value or self.data[slot]:  # a zero onto a zero (most refunds) writes nothing
+                self.store(slot, (value,))
+
+
+class _MoneyPlane(_OneColumnPlane):
     """One column of yuan (GMV, refunds, spend), held as whole fen in the narrowest
     integer type they fit: most room-seconds have no refund and many no order, and a
     double took 8 bytes a second for each (~36 MB at 5,000 rooms). Sums of whole fen
@@ -477,13 +491,6 @@ class _MoneyPlane(_Plane):
         if yuan:  # most room-seconds have no refund, and many no order: nothing to write
             self.store(at, (self.data[at] / self.scale + yuan,))
         return (self.data[at] / self.scale,)
-
-    def load_rows(self, rows: list[tuple[int, Sequence[float]]]) -> None:
-        column = self.columns[0]
-        for slot, row in rows:
-            yuan = row[column]
-            if yuan or self.data[slot]:  # a zero onto a zero (most refunds) writes nothing
-                self.store(slot, (yuan,))
 
     def store(self, at: int, values: Sequence[float]) -> None:
         if self.scale == 1:
@@ -517,7 +524,7 @@ class _MoneyPlane(_Plane):
         self.typecode, self.cast, self.scale = "d", float, 1
 
 
-class _ScorePlane(_Plane):
+class _ScorePlane(_OneColumnPlane):
     """One column of summed sentiment scores, settled: each frozen contribution rounded
     to SCORE_SCALE units (1e-4) in the narrowest signed integer type the sums fit. As
     doubles, the column was the ring's widest (8 bytes a second, 12 MB at 5,000 rooms);
@@ -535,12 +542,6 @@ class _ScorePlane(_Plane):
         if score and math.isfinite(score):  # a model's NaN must not stop the fold
             self._put(at, self.data[at] + round(score * SCORE_SCALE))
         return (self.data[at] / SCORE_SCALE,)
-
-    def load_rows(self, rows: list[tuple[int, Sequence[float]]]) -> None:
-        column = self.columns[0]
-        for slot, row in rows:
-            if row[column] or self.data[slot]:
-                self.store(slot, (row[column],))
 
     def store(self, at: int, values: Sequence[float]) -> None:
         score = values[0]
