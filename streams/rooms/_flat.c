@@ -7,11 +7,10 @@
  * id is hashed once (MurmurHash64A of its UTF-8 bytes, seed fixed: stable across
  * processes, so a restored table keeps counting the same users as the same) and lives
  * in one open-addressing table of keys and values at 58-90 % load, 82-90 % once past
- * 128 entries (linear probing:
- * the keys are uniform hashes, and a busy table's probes stay within a cache line or
- * two). A table of any multiple of 8 slots: a key's probe starts at its hash scaled to
- * the table (the high bits of hash x salt x slots, see home_of), so a table grows by
- * half or a tenth, not double (see OVERFULL).
+ * 128 entries (linear probing: the keys are uniform hashes, and a busy table's probes
+ * stay within a cache line or two). A table of any multiple of 8 slots: a key's probe
+ * starts at its hash scaled to the table (the high bits of hash x salt x slots, see
+ * home_of), so a table grows by half or a tenth, not double (see OVERFULL).
  *
  * A slot holds its 8-byte key, its value in the fewest bytes every value so far fits
  * (0: all zero, as a distinct count's set; 2: int16; 4: int32; 8: int64), and a bit for
@@ -33,8 +32,8 @@
  * -> bytes of the entries set since the last call; snapshot() -> bytes of every entry;
  * load(bytes, mode) applies entries (MODE_SET overwrites, MODE_MAX keeps the greater,
  * MODE_ADD keeps what is there; a load grows a table by half, compact() tightens it
- * after); drop_upto(cutoff, absolute) removes the entries whose
- * value (or its absolute value) is at or below cutoff, shrinking the table (and
+ * after); drop_upto(cutoff, absolute) removes the entries whose value (or its absolute
+ * value) is at or below cutoff, shrinking the table (and
  * narrowing its values if it can), and returns (removed, removed of them >= 0, the least
  * value kept or None); items(), value_range(), count_into(ring), count_nonneg(), nbytes.
  * Keys are str (hashed here) or int (a hash already). Not thread-safe; the GIL is held.
