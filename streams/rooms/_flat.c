@@ -53,7 +53,8 @@
  * 58 %), or by a tenth past GROW_SLOWLY_FROM entries (cap_to_grow). Until 2026-12-07
  * it grew at 3/4 and doubled (37-75 %): the `memory` harness's tables held 215 MB at
  * 7/8 and doubling, 248 MB at 3/4, at the same fold speed. That evening, by an eighth
- * at 7/8: 27 MB less again; by a tenth at 9/10: 6 MB less still, the fold no slower
+ * at 7/8: 27 MB less again; by a tenth at 9/10: 6 MB less still. The rebuilds cost the
+ * fold while tables grow: `make bench`'s core fold ~15-20 % slower than by half at 9/10
  * (docs/measurements.md). */
 #define OVERFULL(used, cap) ((used) * 10 > (cap) * 9)
 
@@ -284,7 +285,7 @@ static Py_ssize_t cap_for(Py_ssize_t n) {
 /* Slots for a full table of n entries to grow into: by half while small, by a tenth
  * (n at 9/11 full) from GROW_SLOWLY_FROM entries, so a big table runs 82-90 % full
  * rather than 58-90 %. The rebuilds that costs (each entry moved ~10 times as a table
- * grows, not ~2) did not show in the fold's CPU: docs/measurements.md. */
+ * grows, not ~2) are paid while tables grow: see OVERFULL. */
 #define GROW_SLOWLY_FROM 128
 static Py_ssize_t cap_to_grow(Py_ssize_t n) {
     if (n < GROW_SLOWLY_FROM) return cap_for(n);
