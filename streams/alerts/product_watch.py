@@ -14,7 +14,7 @@ Steps of 10 s, not seconds: a product sells a few times a minute where a room se
 few times a second, so finer steps add cost (20 products x 5,000 rooms) and no speed.
 At most `max_products` products of a room are watched, and only those whose carts, at
 the room's orders per cart, promise at least half the orders a step its detector needs
-to judge (`min_success_rate`): a detector is ~1.2 kB, and most products of most rooms
+to judge (`min_success_rate`): a detector is ~0.4 kB, and most products of most rooms
 sell too little to be judged. A product that sells more than the weakest watched one
 (and is not firing) takes its place when the room is full.
 """
@@ -113,23 +113,22 @@ class ProductWatch:
         if len(detectors) >= self.max_products:
             weakest = min(
                 (p for p, d in detectors.items() if not d.firing),
-                key=lambda p: (detectors[p].exposures.mean, p),
+                key=lambda p: (detectors[p].exposure_mean, p),
                 default=None,
             )
-            if weakest is None or detectors[weakest].exposures.mean >= carts:
+            if weakest is None or detectors[weakest].exposure_mean >= carts:
                 return
             del detectors[weakest], self.silent[weakest]
         detector = detectors[product_id] = ConditionalDrop(**self.detector_args)
         self.silent[product_id] = 0
         if self.room_carts.mean > 0:  # PRIOR_STEPS steps of the room's orders per cart
             for _ in range(PRIOR_STEPS):
-                detector.exposures.update(carts)
-                detector.successes.update(carts * self.room_orders.mean / self.room_carts.mean)
+                detector.prime(carts, carts * self.room_orders.mean / self.room_carts.mean)
 
     def figures(self, product_id: str) -> tuple[float, float, int]:
         """(usual orders per cart, recent carts per step, steps without an order)."""
         d = self.detectors[product_id]
-        return d.baseline, d.recent_exposures.mean, self.silent[product_id]
+        return d.baseline, d.recent_exposure_mean, self.silent[product_id]
 
     # -- checkpoints -----------------------------------------------------------------------
 

@@ -4,10 +4,10 @@ Each detector is fed one step (a second, or any bucket) at a time and says when 
 starts and stops firing; `streams.alerts` binds them to the series of a live room.
 """
 
+from streams.anomaly.conditional_drop import ConditionalDrop
 from streams.anomaly.detectors import (
     FIRED,
     RESOLVED,
-    ConditionalDrop,
     CountThreshold,
     LevelDrop,
     RateDrop,

@@ -307,10 +307,10 @@ def test_a_conditional_drop_saved_before_its_exposure_level_still_loads() -> Non
     restored = ConditionalDrop()
     restored.load_state(saved)
     assert restored.to_state()[:10] == saved[:10]
-    got, wanted = restored.recent.total(0), restored.recent.total(1)
-    assert got == old.recent.total(0)  # whole numbers: summed exactly
-    assert abs(wanted - old.recent.total(1)) < 1e-9  # fractions: in all but the last bits
-    assert restored.exposure_level.mean == 0.0  # learnt again, as before
+    (got, wanted), (old_got, old_wanted) = restored.resolve_totals(), old.resolve_totals()
+    assert got == old_got  # whole numbers: summed exactly
+    assert abs(wanted - old_wanted) < 1e-9  # fractions: in all but the last bits
+    assert restored.to_state()[13] == [0.0, 0]  # the level: learnt again, as before
 
 
 def test_count_threshold_share_keeps_a_busy_series_usual_trickle_quiet() -> None:
