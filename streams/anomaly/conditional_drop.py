@@ -236,7 +236,10 @@ class ConditionalDrop:
     def step(self, exposures: float, successes: float) -> int | None:
         s, k = self.s, self.settings
         steps = s[STEPS] = s[STEPS] + 1.0
-        recent_exposures = self._mean(s, RECENT_MEAN, k.recent_decay, exposures)
+        # Ewma.update of the recent exposures, inline as the two below (the hot path).
+        weight = s[RECENT_WEIGHT] = s[RECENT_WEIGHT] * k.recent_decay + 1.0
+        mean = s[RECENT_MEAN]
+        recent_exposures = s[RECENT_MEAN] = mean + (exposures - mean) / weight
         # The hold window (one column): its total, then the step in its slot.
         at = WINDOWS + int(s[HELD_POS])
         s[HELD_TOTAL] += exposures - s[at]
@@ -275,8 +278,13 @@ class ConditionalDrop:
         if s[CUSUM] == 0.0:
             self._learn_noise(s, successes, expected)
         if not (k.freeze_above and s[CUSUM] > k.freeze_above):
-            self._mean(s, SUCCESS_MEAN, k.rate_decay, successes)
-            self._mean(s, EXPOSURE_MEAN, k.rate_decay, exposures)
+            decay = k.rate_decay
+            weight = s[SUCCESS_WEIGHT] = s[SUCCESS_WEIGHT] * decay + 1.0
+            mean = s[SUCCESS_MEAN]
+            s[SUCCESS_MEAN] = mean + (successes - mean) / weight
+            weight = s[EXPOSURE_WEIGHT] = s[EXPOSURE_WEIGHT] * decay + 1.0
+            mean = s[EXPOSURE_MEAN]
+            s[EXPOSURE_MEAN] = mean + (exposures - mean) / weight
         self._learn_level(s, min(exposures, 1.5 * usual + 1.0) if usual else exposures)
         needed = k.evidence * (k.warmup_factor if steps < k.warmup_steps else 1.0)
         if self._held(s, judged and s[CUSUM] >= needed, k.fire_after):
