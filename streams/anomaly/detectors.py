@@ -407,7 +407,7 @@ class RatioSurge(Detector):
         self.trials = Ewma(half_life)
         self.hits = Ewma(half_life)
         self.cusum = BinomialCusum()
-        self.window_sums = Window(window, columns=2)  # trials, hits
+        self.window_sums = Window(window, columns=2, counts=True)  # trials, hits
 
     def p0(self) -> float:
         n = self.trials.mean * self.trials.weight
@@ -483,7 +483,7 @@ class CountThreshold(Detector):
         super().__init__(0, 0, 1.0)
         self.min_hits, self.min_share = min_hits, min_share
         self.clear_after, self.cooldown = clear_after, cooldown
-        self.window_sums = Window(window, columns=2)  # hits, total
+        self.window_sums = Window(window, columns=2, counts=True)  # hits, total
         self.cooldown_until = -1
 
     def step(self, hits: float, total: float = 0.0) -> int | None:

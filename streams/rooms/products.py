@@ -419,7 +419,7 @@ class ListedProduct(Figures):
     cart_adds_5m: int
     orders_5m: int
     gmv_yuan_5m: float
-    orders_per_minute: list[int]
+    orders_per_minute: tuple[int, ...]  # a tuple: ~60 bytes less than a list of 10 (~30,000 listed)
 
 
 @dataclass(slots=True)
@@ -472,10 +472,10 @@ def product_list(
                 cart_adds_5m=int(sum(r[M_CARTS] for r in recent)),
                 orders_5m=int(sum(r[M_ORDERS] for r in recent)),
                 gmv_yuan_5m=sum(r[M_GMV] for r in recent),
-                orders_per_minute=[
+                orders_per_minute=tuple(
                     int(m["minutes"].get(str(now_minute - k), NO_SALES)[M_ORDERS])
                     for k in range(KEPT_MINUTES - 1, -1, -1)
-                ],
+                ),
             )
         )
     session = sorted(rows, key=lambda r: (-r.gmv_yuan, r.product_id))[:top]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import orjson
+
 from streams.anomaly import (
     FIRED,
     RESOLVED,
@@ -14,6 +16,7 @@ from streams.anomaly import (
     RateSpike,
     RatioSurge,
 )
+from streams.anomaly.stats import Window
 from streams.traffic.model import poisson
 from tests.unit.helpers import everything
 
@@ -356,3 +359,18 @@ def test_window_sums_the_last_steps_and_survives_its_state() -> None:
     old = Window(3)
     old.load_state([[1, 2.5, 0], 1])
     assert old.total() == 3.5 and old.recent(1) == 1.0
+
+
+def test_a_window_of_counts_holds_4_byte_floats_and_the_same_sums() -> None:
+    rng = random.Random(17)
+    counts, doubles = Window(60, columns=2, counts=True), Window(60, columns=2)
+    for _ in range(500):
+        step = (rng.randint(0, 20_000), rng.randint(0, 300))
+        counts.push(*step)
+        doubles.push(*step)
+        assert counts.to_state() == doubles.to_state()
+    assert counts.total(0) > 60 * 5_000  # sums far past a float32's 7 digits of fractions
+    assert counts.ring.itemsize == 4 and len(counts.ring) == len(doubles.ring)
+    restored = Window(60, columns=2, counts=True)
+    restored.load_state(orjson.loads(orjson.dumps(doubles.to_state())))
+    assert restored.ring.typecode == "f" and restored.to_state() == doubles.to_state()

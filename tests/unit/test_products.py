@@ -60,7 +60,7 @@ def test_the_product_list_from_the_fold_in_c_and_in_python():
     assert recent["p2"]["orders_5m"] == 0 and recent["p2"]["cart_adds_5m"] > 0  # stalled
     assert recent["p1"]["orders_5m"] > 0 and len(session["p1"]["orders_per_minute"]) == 10
     counts = [recent["p1"]["orders_5m"], recent["p1"]["cart_adds_5m"]]
-    assert all(type(n) is int for n in counts + session["p1"]["orders_per_minute"])  # not 3.0
+    assert all(type(n) is int for n in counts + list(session["p1"]["orders_per_minute"]))  # not 3.0
 
 
 def test_the_list_restores_from_checkpoints_exactly():
@@ -215,7 +215,9 @@ def test_a_listed_product_is_written_as_the_object_a_dict_was():
     ]
     assert list(listed["5m"][0]) == ["product_id", "cart_adds_5m", "orders_5m", "gmv_yuan_5m"]
     row = snapshot(room)["products"]["session"][0]
-    assert listed["session"][0] == {name: row[name] for name in listed["session"][0]}
+    read = {name: row[name] for name in listed["session"][0]}
+    assert type(read["orders_per_minute"]) is tuple  # written as the list's JSON array
+    assert listed["session"][0] == {**read, "orders_per_minute": list(read["orders_per_minute"])}
     assert [(r["product_id"], r["gmv_yuan"]) for r in listed["session"]] == [
         ("p2", 990.0),
         ("p1", 300.0),
