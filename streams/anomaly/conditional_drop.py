@@ -36,7 +36,7 @@ from functools import cache
 from typing import Any
 
 from streams.anomaly.detectors import FIRED, RESOLVED
-from streams.anomaly.stats import decay_for
+from streams.anomaly.stats import decay_for, saved_level_steps, saved_window_totals
 
 # Where each number sits in a detector's array; the two windows follow at WINDOWS.
 (
@@ -372,9 +372,7 @@ class ConditionalDrop:
         s[NOISE_LAST] = _NONE if last is None else last
         if len(state) > 13:
             level, n = state[13]
-            if isinstance(n, bool):  # written before the level's warm start: True = started
-                n = k.level_warm_after if n else 0
-            s[LEVEL], s[LEVEL_STEPS] = level, n
+            s[LEVEL], s[LEVEL_STEPS] = level, saved_level_steps(n, k.level_warm_after)
         if len(state) > 14:
             s[THRESHOLD] = state[14]
 
@@ -388,8 +386,4 @@ class ConditionalDrop:
             self.s[at : at + size * columns] = _ZERO * (size * columns)
             return 0, [0.0] * columns
         self.s[at : at + size * columns] = array("d", steps)
-        # The running totals as saved: summed afresh, a column of fractions differs from
-        # them in the last bits, and a restored detector would judge a boundary otherwise.
-        if len(saved) > 2:
-            return pos, list(saved[2])
-        return pos, [sum(steps[i::columns]) for i in range(columns)]
+        return pos, saved_window_totals(saved, columns)

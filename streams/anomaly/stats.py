@@ -85,10 +85,15 @@ class TrackingLevel(fields("TrackingLevel", down="d", mean="d", n="q", up="d", w
         return [self.mean, self.n]
 
     def load_state(self, state: list[Any]) -> None:
-        mean, n = state
-        if isinstance(n, bool):  # written before the warm start: True = started
-            n = self.warm_after if n else 0
-        self.mean, self.n = mean, n
+        self.mean, self.n = state[0], saved_level_steps(state[1], self.warm_after)
+
+
+def saved_level_steps(n: int | bool, warm_after: int) -> int:
+    """A saved TrackingLevel's steps; one written before its warm start saved whether it
+    had started (True: as warm as can be)."""
+    if isinstance(n, bool):
+        return warm_after if n else 0
+    return n
 
 
 class DecayingPeak(fields("DecayingPeak", decay="d", peak="d")):
@@ -200,9 +205,10 @@ class BinomialCusum(fields("BinomialCusum", score="d")):
 class Window:
     """Sum of the last `size` steps of a few columns (a ring; O(size) memory, O(1) update).
 
-    The ring is an array of doubles: 8 bytes a step and column, where a list of floats
-    held a 24-byte float object besides each 8-byte pointer (a room's detectors keep
-    ~170 steps: ~5 kB a room, 25 MB at 5,000 rooms, once the windows have filled). The
+    The ring is an array of doubles (4-byte floats for `counts`): 8 bytes a step and
+    column, where a list of floats held a 24-byte float object besides each 8-byte
+    pointer (a room's detectors keep ~170 steps: ~5 kB a room, 25 MB at 5,000 rooms,
+    once the windows have filled). The
     columns' running totals follow the ring in the same array (a list of them and their
     float objects took ~110 bytes more a window, and a room and its watched products
     keep ~15)."""
@@ -260,8 +266,15 @@ class Window:
 
     def load_state(self, state: list[Any]) -> None:
         steps, self.pos = state[0], state[1]
-        if len(state) > 2:
-            totals = list(state[2])
-        else:  # saved before 2026-12-02
-            totals = [sum(steps[i :: self.columns]) for i in range(self.columns)]
+        totals = saved_window_totals(state, self.columns)
         self.ring = array(self.ring.typecode, [*steps, *totals])
+
+
+def saved_window_totals(state: list[Any], columns: int) -> list[float]:
+    """A saved Window's running totals, as saved: summed afresh, a column of fractions
+    differs from them in the last bits, and a restored detector would judge a boundary
+    otherwise. A window saved before 2026-12-02 has none: its steps are summed."""
+    if len(state) > 2:
+        return list(state[2])
+    steps = state[0]
+    return [sum(steps[i::columns]) for i in range(columns)]
